@@ -1,0 +1,1 @@
+"""Helpers shared by tests, benches and the demo: real services on free loopback ports."""

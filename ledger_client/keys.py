@@ -1,0 +1,90 @@
+"""Ed25519 key files and the hex encoding used for keys and signatures in bundles.
+
+Private keys are PKCS#8 PEM files with mode 0600; loading refuses a file that group or
+others can read, because a leaked device key lets anyone forge the whole record.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import KeyFileError
+
+
+def public_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def public_from_hex(text: str) -> Ed25519PublicKey:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise KeyFileError(f"public key is not hex: {text[:20]!r}") from exc
+    if len(raw) != 32:
+        raise KeyFileError(f"public key is {len(raw)} bytes, want 32")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def verify_sig(pub: Ed25519PublicKey, sig_hex: str, message: bytes) -> bool:
+    try:
+        sig = bytes.fromhex(sig_hex)
+    except (ValueError, TypeError):
+        return False
+    if len(sig) != 64:
+        return False
+    try:
+        pub.verify(sig, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey | None = None, *, overwrite: bool = False) -> Ed25519PrivateKey:
+    """Create a 0600 key file atomically; never widen permissions even for a moment."""
+    key = key or Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return key
+
+
+def check_private_permissions(path: Path) -> None:
+    st = Path(path).stat()
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise KeyFileError(
+            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets group/others read the key; "
+            f"run: chmod 600 {path}"
+        )
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    path = Path(path)
+    if not path.exists():
+        raise KeyFileError(f"{path}: no such key file (create one with `traceseal keygen`)")
+    check_private_permissions(path)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: not a PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: {type(key).__name__} is not an Ed25519 key")
+    return key

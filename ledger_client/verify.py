@@ -1,0 +1,349 @@
+"""Verify a ``traceseal-bundle/1`` with no access to the gateway: a numbered checklist.
+
+Steps (docs/proof-format.md §Verification):
+
+1. format         the bundle parses; the gateway key is well formed (and equals the pinned key)
+2. record-sigs    every record's Ed25519 signature by the gateway key
+3. header-sigs    every block header's signature by the gateway key
+4. inclusion      every record's RFC 9162 inclusion proof leads to its block's root
+5. chain          headers are consecutive: block numbers, prev-hash links, sequence ranges
+6. anchors        every anchor is valid on its ledger and names a header in the bundle
+7. coverage       every record's block is at or before an anchored block (via the chain)
+8. anchor-time    records and headers claim no time after the anchor that covers them
+9. selection      the records are what the selection says (sensor, range, lot) and the
+                  blocks cover the whole selected range, so gaps show
+
+Every step runs even after an earlier one fails, so one report shows everything wrong;
+the bundle verifies only when every step passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .canonical import canonical, header_hash, header_message, record_message
+from .errors import ProofError, VerificationError
+from .keys import public_from_hex, verify_sig
+from .merkle import hash_leaf, verify_inclusion
+
+FORMAT = "traceseal-bundle/1"
+ZERO_HASH = "00" * 32
+
+STEPS = [
+    (1, "format"), (2, "record-sigs"), (3, "header-sigs"), (4, "inclusion"), (5, "chain"),
+    (6, "anchors"), (7, "coverage"), (8, "anchor-time"), (9, "selection"),
+]
+
+# kind -> checker(anchor, header_hash, step=...) -> ledger time in Unix ms
+AnchorChecker = Callable[..., int]
+
+
+@dataclass
+class StepResult:
+    step: int
+    name: str
+    checked: int = 0
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "name": self.name, "ok": self.ok, "checked": self.checked,
+                "failures": self.failures, "notes": self.notes}
+
+
+@dataclass
+class Report:
+    steps: list[StepResult]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps)
+
+    @property
+    def first_failure(self) -> StepResult | None:
+        return next((s for s in self.steps if not s.ok), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "steps": [s.as_dict() for s in self.steps], "summary": self.summary}
+
+
+def _local_checker(**opts: Any) -> AnchorChecker:
+    from .local import verify_local_anchor
+
+    def check(anchor: dict[str, Any], hh: bytes, *, step: int) -> int:
+        return verify_local_anchor(anchor, hh, step=step, pinned_key=opts.get("ledger_key"),
+                                   ledger_file=opts.get("ledger_file"))
+    return check
+
+
+def default_checkers(*, ledger_key: str | None = None, ledger_file: Any = None, rpc_url: str | None = None,
+                     chain_id: int | None = None, sender: str | None = None,
+                     min_confirmations: int | None = None) -> dict[str, AnchorChecker]:
+    checkers: dict[str, AnchorChecker] = {"local": _local_checker(ledger_key=ledger_key, ledger_file=ledger_file)}
+
+    def evm(anchor: dict[str, Any], hh: bytes, *, step: int) -> int:
+        from .evm import verify_evm_anchor  # imported lazily: only EVM bundles need it
+
+        return verify_evm_anchor(anchor, hh, step=step, rpc_url=rpc_url, expected_chain_id=chain_id,
+                                 expected_sender=sender, min_confirmations=min_confirmations)
+    checkers["evm"] = evm
+    return checkers
+
+
+def _hex32(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is {type(value).__name__}, want hex string")
+    raw = bytes.fromhex(value)
+    if len(raw) != 32:
+        raise ValueError(f"{what} is {len(raw)} bytes, want 32")
+    return raw
+
+
+def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
+                  checkers: dict[str, AnchorChecker] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Report:
+    """Check every step; ``gateway_key`` pins the key instead of trusting the bundle's."""
+    checkers = checkers if checkers is not None else default_checkers()
+    res = {n: StepResult(n, name) for n, name in STEPS}
+    report = Report([res[n] for n, _ in STEPS])
+
+    # (1) format ------------------------------------------------------------------
+    s1 = res[1]
+    try:
+        if not isinstance(bundle, dict):
+            raise ValueError(f"bundle is {type(bundle).__name__}, want object")
+        if bundle.get("format") != FORMAT:
+            raise ValueError(f"format {bundle.get('format')!r}, want {FORMAT!r}")
+        gw = bundle["gateway"]
+        gw_id, key_hex = gw["id"], gw["public_key"]
+        pub = public_from_hex(key_hex)
+        blocks = list(bundle["blocks"])
+        records = list(bundle["records"])
+        anchors = list(bundle.get("anchors", []))
+        selection = bundle.get("selection", {})
+        s1.checked = 1
+    except Exception as exc:  # anything malformed is a step-1 failure, never a crash
+        s1.failures.append(f"malformed bundle: {exc!s}")
+        for s in report.steps[1:]:
+            s.failures.append("not checked: bundle format is invalid")
+        return report
+    if gateway_key is not None and gateway_key.lower() != key_hex.lower():
+        s1.failures.append(f"gateway key {key_hex[:16]}… is not the pinned key {gateway_key[:16]}…")
+    elif gateway_key is None:
+        s1.notes.append("gateway key taken from the bundle; pin it with --gateway-key to trust no one")
+
+    total = len(records) + len(blocks)
+    done = 0
+
+    # headers: parse once --------------------------------------------------------------
+    headers: dict[int, dict[str, Any]] = {}
+    hashes: dict[int, bytes] = {}
+    order: list[int] = []
+    s3 = res[3]
+    for i, b in enumerate(blocks):
+        try:
+            h = b["header"]
+            n = h["block"]
+            data = canonical(h)
+        except Exception as exc:
+            s3.failures.append(f"blocks[{i}]: malformed header: {exc}")
+            continue
+        s3.checked += 1
+        if h.get("gateway") != gw_id:
+            s3.failures.append(f"block {n}: gateway {h.get('gateway')!r}, want {gw_id!r}")
+        if not verify_sig(pub, b.get("sig", ""), header_message(data)):
+            s3.failures.append(f"block {n}: header signature does not verify")
+        if n in headers:
+            s3.failures.append(f"block {n} appears twice")
+        headers[n] = h
+        hashes[n] = header_hash(data)
+        order.append(n)
+        done += 1
+        if progress:
+            progress(done, total)
+
+    # (2) record signatures and (4) inclusion --------------------------------------------
+    s2, s4 = res[2], res[4]
+    rec_blocks: list[tuple[int, int, dict[str, Any]]] = []  # (seq, block, record)
+    for i, entry in enumerate(records):
+        try:
+            rec = entry["record"]
+            seq = rec["seq"]
+            data = canonical(rec)
+        except Exception as exc:
+            s2.failures.append(f"records[{i}]: malformed record: {exc}")
+            continue
+        s2.checked += 1
+        if rec.get("gateway") != gw_id:
+            s2.failures.append(f"record seq {seq}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
+        if not verify_sig(pub, entry.get("sig", ""), record_message(data)):
+            s2.failures.append(f"record seq {seq}: signature does not verify")
+        bn = entry.get("block")
+        h = headers.get(bn) if isinstance(bn, int) else None
+        s4.checked += 1
+        if h is None:
+            s4.failures.append(f"record seq {seq}: its block {bn!r} is not in the bundle")
+        else:
+            try:
+                index = seq - h["first_seq"]
+                if not h["first_seq"] <= seq <= h["last_seq"]:
+                    raise ProofError(f"seq {seq} outside block {bn} range {h['first_seq']}..{h['last_seq']}")
+                if entry.get("index") != index:
+                    raise ProofError(f"leaf index {entry.get('index')!r}, want {index}")
+                proof = [_hex32(p, "proof hash") for p in entry.get("proof", [])]
+                verify_inclusion(index, h["size"], hash_leaf(data), proof, _hex32(h["root"], "root"))
+                rec_blocks.append((seq, bn, rec))
+            except (ProofError, ValueError, KeyError, TypeError) as exc:
+                s4.failures.append(f"record seq {seq} in block {bn}: {exc}")
+        done += 1
+        if progress:
+            progress(done, total)
+
+    # (5) chain continuity -------------------------------------------------------------
+    s5 = res[5]
+    order.sort()
+    for prev_n, n in zip(order, order[1:]):
+        s5.checked += 1
+        a, b = headers[prev_n], headers[n]
+        if n != prev_n + 1:
+            s5.failures.append(f"block {prev_n} is followed by block {n}: blocks {prev_n + 1}..{n - 1} are missing")
+            continue
+        if b.get("prev") != hashes[prev_n].hex():
+            s5.failures.append(f"block {n}: prev {str(b.get('prev'))[:16]}… does not match hash of block {prev_n} {hashes[prev_n].hex()[:16]}…")
+        if b.get("first_seq") != a.get("last_seq", -2) + 1:
+            s5.failures.append(f"block {n}: first_seq {b.get('first_seq')}, want {a.get('last_seq', -2) + 1} (records missing between blocks)")
+    for n in order:
+        h = headers[n]
+        try:
+            if h["size"] != h["last_seq"] - h["first_seq"] + 1 or h["size"] < 1:
+                s5.failures.append(f"block {n}: size {h['size']} does not match seq range {h['first_seq']}..{h['last_seq']}")
+        except (KeyError, TypeError) as exc:
+            s5.failures.append(f"block {n}: malformed header field {exc}")
+    if order and order[0] == 0 and headers[0].get("prev") != ZERO_HASH:
+        s5.failures.append("block 0: prev must be all zeros")
+
+    # (6) anchors ---------------------------------------------------------------------
+    s6 = res[6]
+    by_hash = {h: n for n, h in hashes.items()}
+    anchored: dict[int, int] = {}  # block -> earliest anchor time
+    if not anchors:
+        s6.failures.append("no anchors in the bundle")
+    for i, a in enumerate(anchors):
+        s6.checked += 1
+        kind = a.get("kind") if isinstance(a, dict) else None
+        hh_hex = a.get("header_hash") if isinstance(a, dict) else None
+        if hh_hex is None and isinstance(a, dict) and isinstance(a.get("entry"), dict):
+            hh_hex = a["entry"].get("header_hash")
+        try:
+            hh = _hex32(hh_hex, "anchor header hash")
+        except (ValueError, TypeError) as exc:
+            s6.failures.append(f"anchors[{i}]: {exc}")
+            continue
+        if hh not in by_hash:
+            s6.failures.append(f"anchors[{i}] ({kind}): header hash {hh.hex()[:16]}… matches no block in the bundle")
+            continue
+        checker = checkers.get(kind) if isinstance(kind, str) else None
+        if checker is None:
+            s6.failures.append(f"anchors[{i}]: unknown ledger kind {kind!r}")
+            continue
+        try:
+            t = checker(a, hh, step=6)
+        except VerificationError as exc:
+            s6.failures.append(f"anchors[{i}] ({kind}) for block {by_hash[hh]}: {exc.message}")
+            continue
+        except Exception as exc:  # a checker's I/O failure is a failed step, not a crash
+            s6.failures.append(f"anchors[{i}] ({kind}): could not check: {exc}")
+            continue
+        bn = by_hash[hh]
+        anchored[bn] = min(t, anchored.get(bn, t))
+        s6.notes.append(f"block {bn} anchored on {kind} at {t} ms")
+
+    # (7) coverage and (8) anchor time --------------------------------------------------
+    s7, s8 = res[7], res[8]
+    # the earliest anchor at or after each block, walking back through the contiguous chain
+    cover: dict[int, int] = {}
+    best: int | None = None
+    for n in sorted(order, reverse=True):
+        if n + 1 not in headers and n != order[-1]:
+            best = None  # a gap breaks the chain: later anchors prove nothing about earlier blocks
+        if n in anchored:
+            best = anchored[n] if best is None else min(best, anchored[n])
+        if best is not None:
+            cover[n] = best
+    for bn in order:
+        s7.checked += 1
+        if bn not in cover and (s5.ok or bn in anchored):
+            s7.failures.append(f"block {bn} is not covered by any anchor in the bundle")
+        elif bn not in cover:
+            s7.failures.append(f"block {bn} is not covered: the header chain to an anchor is broken")
+    for bn in order:
+        h, t = headers[bn], cover.get(bn)
+        if t is None:
+            continue
+        s8.checked += 1
+        for key in ("last_time_ms", "sealed_ms"):
+            v = h.get(key)
+            if h.get("clock_synced") and isinstance(v, int) and v > t:
+                s8.failures.append(f"block {bn}: {key} {v} is after its anchor time {t}: the header claims a future time")
+    for seq, bn, rec in rec_blocks:
+        t = cover.get(bn)
+        if t is None:
+            continue
+        s8.checked += 1
+        rt = rec.get("time_ms")
+        if rec.get("clock_synced") and isinstance(rt, int) and rt > t:
+            s8.failures.append(f"record seq {seq}: time {rt} is after its anchor time {t}")
+
+    # (9) selection -----------------------------------------------------------------
+    s9 = res[9]
+    _check_selection(selection, rec_blocks, headers, order, s9)
+
+    report.summary = {
+        "gateway": gw_id, "public_key": key_hex, "records": len(records), "blocks": len(order),
+        "block_range": [order[0], order[-1]] if order else None,
+        "anchors": len(anchors), "anchored_blocks": sorted(anchored),
+        "anchor_time_ms": {str(b): t for b, t in sorted(anchored.items())},
+        "selection": selection,
+    }
+    return report
+
+
+def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], headers: dict[int, dict[str, Any]],
+                     order: list[int], s9: StepResult) -> None:
+    if not isinstance(sel, dict) or "type" not in sel:
+        s9.failures.append(f"selection {sel!r} has no type")
+        return
+    kind = sel["type"]
+    s9.checked = len(recs)
+    if kind == "record":
+        if [r[0] for r in recs] != [sel.get("seq")]:
+            s9.failures.append(f"selection is record seq {sel.get('seq')}, bundle has seqs {[r[0] for r in recs][:5]}")
+        return
+    if kind == "range":
+        lo, hi, sensor = sel.get("from_ms"), sel.get("to_ms"), sel.get("sensor")
+        for seq, _, rec in recs:
+            if sensor is not None and rec.get("sensor") != sensor:
+                s9.failures.append(f"record seq {seq}: sensor {rec.get('sensor')!r} is not the selected {sensor!r}")
+            t = rec.get("time_ms")
+            if isinstance(lo, int) and isinstance(hi, int) and isinstance(t, int) and not lo <= t <= hi:
+                s9.failures.append(f"record seq {seq}: time {t} outside selected range {lo}..{hi}")
+        if not order:
+            s9.failures.append("range bundle has no blocks")
+            return
+        first, last = headers[order[0]], headers[order[-1]]
+        if isinstance(lo, int) and order[0] != 0 and first.get("first_time_ms", lo) > lo:
+            s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, after the range start {lo}: earlier blocks are missing")
+        if isinstance(hi, int) and last.get("last_time_ms", hi) < hi and not sel.get("open_end"):
+            s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the range end {hi}: later blocks are missing")
+        return
+    if kind in ("lot", "route", "records"):
+        s9.notes.append(f"{kind} selection: {sel.get('id', '')}")
+        return
+    s9.failures.append(f"unknown selection type {kind!r}")
