@@ -1,0 +1,243 @@
+"""TOML configuration (stdlib tomllib), validated once at start.
+
+Every error names the key and the problem ("mqtt.port: must be an integer in 1..65535,
+got 'x'"), and unknown keys are errors too: a typo such as ``max_recods`` silently
+falling back to a default is how a station ends up sealing once a day instead of once a
+minute. Relative paths are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    id: str
+    public_key: str | None  # hex Ed25519; None = third-party device admitted by allow-list only
+    kind: str = "temperature"
+    adapter: str = "traceseal"
+    unit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = ""
+    topics: tuple[str, ...] = ("traceseal/sensors/+/reading",)
+    username: str | None = None
+    password_file: Path | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    receive_maximum: int = 100
+    keepalive: int = 30
+    session_expiry_s: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: Path = Path("journal.sqlite")
+    synchronous: str = "FULL"
+    batch_max: int = 500
+    batch_wait_ms: int = 5
+    quarantine_max_rows: int = 100_000
+    quarantine_raw_bytes: int = 1024
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    max_records: int = 1000
+    max_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    kind: str = "local"
+    path: Path = Path("ledger.sqlite")
+    key_file: Path = Path("ledger.key")
+    poll_s: float = 1.0
+    evm: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    max_message_bytes: int = 16384
+    temperature_min_mc: int = -100_000
+    temperature_max_mc: int = 125_000
+    max_clock_skew_s: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    gateway_id: str
+    key_file: Path
+    data_dir: Path
+    mqtt: MqttConfig
+    journal: JournalConfig
+    blocks: BlockConfig
+    ledger: LedgerConfig
+    admission: AdmissionConfig
+    sensors: dict[str, SensorConfig]
+    source: Path | None = None
+
+
+_SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include"}
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used so leftovers are reported."""
+
+    def __init__(self, data: Any, path: str, base: Path) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"must be a table, got {type(data).__name__}")
+        self.data, self.path, self.base, self.used = data, path, base, set()
+
+    def _key(self, k: str) -> str:
+        return f"{self.path}.{k}" if self.path else k
+
+    def get(self, k: str, typ: type | tuple[type, ...], default: Any = ..., *, check: Any = None, why: str = "") -> Any:
+        self.used.add(k)
+        if k not in self.data:
+            if default is ...:
+                raise ConfigError(self._key(k), "is required")
+            return default
+        v = self.data[k]
+        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+            names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+            raise ConfigError(self._key(k), f"must be {names}, got {type(v).__name__} {v!r}")
+        if check is not None and not check(v):
+            raise ConfigError(self._key(k), f"{why}, got {v!r}")
+        return v
+
+    def path_(self, k: str, default: Any = ...) -> Path | None:
+        v = self.get(k, str, default)
+        if v is None or isinstance(v, Path):
+            return v
+        p = Path(v)
+        return p if p.is_absolute() else (self.base / p)
+
+    def done(self) -> None:
+        extra = set(self.data) - self.used
+        for k in sorted(extra):
+            near = difflib.get_close_matches(k, sorted(self.used), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(self._key(k), f"unknown key{hint}")
+
+
+def _pos(v: int) -> bool:
+    return v > 0
+
+
+def load(path: Path | str) -> Config:
+    path = Path(path).resolve()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "no such config file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    return parse(raw, path.parent, source=path)
+
+
+def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Config:
+    raw = dict(raw)
+    sensors_raw = list(raw.get("sensors", []))
+    for inc in raw.get("include", []):
+        p = Path(inc) if Path(inc).is_absolute() else base / inc
+        try:
+            sensors_raw += tomllib.loads(p.read_text()).get("sensors", [])
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("include", f"cannot read {p}: {exc}") from exc
+    for k in raw:
+        if k not in _SECTIONS:
+            near = difflib.get_close_matches(k, sorted(_SECTIONS), n=1)
+            raise ConfigError(k, "unknown section" + (f"; did you mean {near[0]!r}?" if near else ""))
+
+    g = _Table(raw.get("gateway", {}), "gateway", base)
+    gw_id = g.get("id", str, check=lambda s: 0 < len(s) <= 64 and s.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+                  why="must be 1-64 letters, digits, '-', '_' or '.'")
+    data_dir = g.path_("data_dir", str(base))
+    key_file = g.path_("key_file", str(data_dir / "gateway.key"))
+    g.done()
+
+    m = _Table(raw.get("mqtt", {}), "mqtt", base)
+    mqtt = MqttConfig(
+        host=m.get("host", str, "127.0.0.1"),
+        port=m.get("port", int, 1883, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
+        client_id=m.get("client_id", str, f"traceseal-{gw_id}"),
+        topics=tuple(m.get("topics", list, ["traceseal/sensors/+/reading"])),
+        username=m.get("username", str, None),
+        password_file=m.path_("password_file", None),
+        tls_ca=m.path_("tls_ca", None), tls_cert=m.path_("tls_cert", None), tls_key=m.path_("tls_key", None),
+        receive_maximum=m.get("receive_maximum", int, 100, check=lambda v: 1 <= v <= 65535, why="must be in 1..65535"),
+        keepalive=m.get("keepalive", int, 30, check=_pos, why="must be positive"),
+        session_expiry_s=m.get("session_expiry_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
+    )
+    m.done()
+
+    j = _Table(raw.get("journal", {}), "journal", base)
+    journal = JournalConfig(
+        path=j.path_("path", str(data_dir / "journal.sqlite")),
+        synchronous=j.get("synchronous", str, "FULL", check=lambda s: s.upper() in ("FULL", "EXTRA"),
+                          why="must be FULL or EXTRA (NORMAL can lose acknowledged readings on power loss)"),
+        batch_max=j.get("batch_max", int, 500, check=_pos, why="must be positive"),
+        batch_wait_ms=j.get("batch_wait_ms", int, 5, check=lambda v: 0 <= v <= 1000, why="must be in 0..1000"),
+        quarantine_max_rows=j.get("quarantine_max_rows", int, 100_000, check=_pos, why="must be positive"),
+        quarantine_raw_bytes=j.get("quarantine_raw_bytes", int, 1024, check=_pos, why="must be positive"),
+    )
+    j.done()
+
+    b = _Table(raw.get("blocks", {}), "blocks", base)
+    blocks = BlockConfig(
+        max_records=b.get("max_records", int, 1000, check=lambda v: 1 <= v <= 1_000_000, why="must be in 1..1000000"),
+        max_seconds=b.get("max_seconds", int, 60, check=_pos, why="must be positive"),
+    )
+    b.done()
+
+    lg = _Table(raw.get("ledger", {}), "ledger", base)
+    kind = lg.get("kind", str, "local", check=lambda k: k in ("local", "evm"), why="must be 'local' or 'evm'")
+    ledger = LedgerConfig(
+        kind=kind,
+        path=lg.path_("path", str(data_dir / "ledger.sqlite")),
+        key_file=lg.path_("key_file", str(data_dir / "ledger.key")),
+        poll_s=float(lg.get("poll_s", (int, float), 1.0, check=lambda v: v > 0, why="must be positive")),
+        evm=dict(lg.get("evm", dict, {})),
+    )
+    if kind == "evm" and not ledger.evm.get("rpc_url"):
+        raise ConfigError("ledger.evm.rpc_url", "is required when ledger.kind = 'evm'")
+    lg.done()
+
+    a = _Table(raw.get("admission", {}), "admission", base)
+    admission = AdmissionConfig(
+        max_message_bytes=a.get("max_message_bytes", int, 16384, check=lambda v: 64 <= v <= 1 << 20,
+                                why="must be in 64..1048576"),
+        temperature_min_mc=a.get("temperature_min_mc", int, -100_000),
+        temperature_max_mc=a.get("temperature_max_mc", int, 125_000),
+        max_clock_skew_s=a.get("max_clock_skew_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
+    )
+    a.done()
+
+    sensors: dict[str, SensorConfig] = {}
+    for i, s in enumerate(sensors_raw):
+        t = _Table(s, f"sensors[{i}]", base)
+        sid = t.get("id", str, check=lambda v: 0 < len(v) <= 64, why="must be 1-64 characters")
+        pk = t.get("public_key", str, None,
+                   check=lambda v: len(v) == 64 and all(c in "0123456789abcdefABCDEF" for c in v),
+                   why="must be 64 hex characters (a raw Ed25519 public key)")
+        adapter = t.get("adapter", str, "traceseal")
+        if adapter == "traceseal" and pk is None:
+            raise ConfigError(f"sensors[{i}].public_key", "is required for traceseal firmware sensors")
+        if sid in sensors:
+            raise ConfigError(f"sensors[{i}].id", f"duplicate sensor id {sid!r}")
+        sensors[sid] = SensorConfig(id=sid, public_key=pk, kind=t.get("kind", str, "temperature"),
+                                    adapter=adapter, unit_id=t.get("unit", str, None))
+        t.done()
+    return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source)

@@ -1,0 +1,117 @@
+"""Export ``traceseal-bundle/1`` bundles from a journal: a record, a sensor's range, any seqs.
+
+A bundle is self-contained: the gateway key, the records with signatures and inclusion
+proofs, every block header from the first record's block up to the block that an anchor
+covers (contiguous, so a missing block shows as a break), and that anchor. Proofs are
+computed per block once (``inclusion_proofs``), not per record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ledger_client.merkle import hash_leaf, inclusion_proofs
+
+from .errors import GatewayError
+from .journal import Journal
+
+FORMAT = "traceseal-bundle/1"
+
+
+class ExportError(GatewayError):
+    pass
+
+
+def _identity(journal: Journal) -> tuple[str, str]:
+    gw, key = journal.meta("gateway_id"), journal.meta("public_key")
+    if gw is None or key is None:
+        raise ExportError(f"{journal.path}: journal has no gateway identity yet (has the gateway run?)")
+    return gw, key
+
+
+def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any], *,
+                 extra_blocks: tuple[int, int] | None = None, allow_unanchored: bool = False,
+                 now_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    gw, key = _identity(journal)
+    by_block: dict[int, list[int]] = defaultdict(list)
+    for seq in sorted(set(seqs)):
+        b = journal.block_of_seq(seq)
+        if b is None:
+            if journal.db.execute("SELECT 1 FROM records WHERE seq=?", (seq,)).fetchone() is None:
+                raise ExportError(f"no record with seq {seq}")
+            raise ExportError(f"record seq {seq} is not sealed into a block yet; try again after the next block is cut")
+        by_block[b.block].append(seq)
+    blocks_needed = set(by_block)
+    if extra_blocks is not None:
+        blocks_needed |= {extra_blocks[0], extra_blocks[1]}
+    if not blocks_needed:
+        raise ExportError("nothing to export: the selection matches no sealed record or block")
+    lo, hi = min(blocks_needed), max(blocks_needed)
+    covering = journal.anchor_covering(hi)
+    anchors: list[dict[str, Any]] = []
+    if covering is None:
+        if not allow_unanchored:
+            raise ExportError(f"block {hi} is not anchored yet (`traceseal status` shows the anchor backlog); "
+                              "wait, or pass --unanchored to export without an anchor")
+    else:
+        hi = covering[0]
+        anchors.append(covering[1])
+    blocks_out, records_out = [], []
+    total = sum(len(v) for v in by_block.values())
+    done = 0
+    for b in journal.blocks_between(lo, hi):
+        blocks_out.append({"header": json.loads(b.header), "sig": bytes(b.sig).hex()})
+        wanted = by_block.get(b.block)
+        if not wanted:
+            continue
+        rows = journal.records_range(b.first_seq, b.last_seq)
+        proofs = inclusion_proofs([hash_leaf(bytes(r.body)) for r in rows])
+        for seq in wanted:
+            i = seq - b.first_seq
+            r = rows[i]
+            records_out.append({"record": json.loads(r.body), "sig": bytes(r.sig).hex(), "block": b.block,
+                                "index": i, "proof": [p.hex() for p in proofs[i]]})
+            done += 1
+            if progress:
+                progress(done, total)
+    bundle: dict[str, Any] = {
+        "format": FORMAT,
+        "gateway": {"id": gw, "public_key": key},
+        "selection": selection,
+        "blocks": blocks_out,
+        "records": records_out,
+        "anchors": anchors,
+    }
+    if now_ms is not None:
+        bundle["exported_ms"] = now_ms
+    return bundle
+
+
+def export_record(journal: Journal, seq: int, **kw: Any) -> dict[str, Any]:
+    return build_bundle(journal, [seq], {"type": "record", "seq": seq}, **kw)
+
+
+def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: Any) -> dict[str, Any]:
+    """Every record of ``sensor`` in [from_ms, to_ms] in anchored blocks, plus every block in between."""
+    if to_ms < from_ms:
+        raise ExportError(f"range end {to_ms} is before its start {from_ms}")
+    latest = journal.latest_anchor()
+    allow = kw.get("allow_unanchored", False)
+    last = journal.last_block()
+    if last is None:
+        raise ExportError("no sealed blocks yet")
+    top_block = last.block if allow or latest is None else latest[0]
+    top = journal.block(top_block)
+    assert top is not None
+    seqs = journal.sensor_seqs(sensor, from_ms, to_ms, top.last_seq)
+    span = journal.blocks_overlapping(from_ms, to_ms)
+    before = journal.block_before(from_ms)
+    lo = before if before is not None else (span[0] if span else 0)
+    hi = min(span[1], top_block) if span else lo
+    selection: dict[str, Any] = {"type": "range", "sensor": sensor, "from_ms": from_ms, "to_ms": to_ms}
+    if top.header_obj["last_time_ms"] < to_ms:
+        selection["open_end"] = True  # the range reaches past the last anchored block
+    return build_bundle(journal, seqs, selection, extra_blocks=(min(lo, top_block), hi), **kw)

@@ -1,0 +1,21 @@
+"""Build the configured ledger backend (the only place that knows every kind)."""
+
+from __future__ import annotations
+
+from ledger_client.keys import load_private_key
+from ledger_client.ledger import Ledger
+from ledger_client.local import LocalLedger
+
+from .clock import Clock
+from .config import LedgerConfig
+from .errors import ConfigError
+
+
+def make_ledger(cfg: LedgerConfig, clock: Clock) -> Ledger:
+    if cfg.kind == "local":
+        return LocalLedger(cfg.path, load_private_key(cfg.key_file), clock_ms=clock.now_ms)
+    if cfg.kind == "evm":
+        from ledger_client.evm import EvmLedger
+
+        return EvmLedger.from_config(cfg.evm)  # type: ignore[no-any-return]
+    raise ConfigError("ledger.kind", f"unknown ledger kind {cfg.kind!r}")

@@ -1,0 +1,165 @@
+"""The running gateway: wires transports, the ingest pipeline, block sealing and anchoring.
+
+Threads: transports (paho's loop) only enqueue; ONE writer thread owns the ingest path
+(parse, admit, seal, journal commit, ack, block sealing) so sequence numbers and sensor
+counters need no locks; the anchor thread owns the ledger. Each thread has its own
+SQLite connection (WAL lets them run side by side).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from typing import Any
+
+from ledger_client.keys import load_private_key, public_hex
+from ledger_client.ledger import Ledger
+
+from .anchoring import Anchorer
+from .blocks import BlockSealer
+from .clock import Clock, SystemClock
+from .config import Config
+from .errors import JournalError
+from .journal import Journal
+from .ledgers import make_ledger
+from .pipeline import Inbound, Pipeline
+from .seal import Sealer
+
+log = logging.getLogger("traceseal.gateway")
+
+
+class Gateway:
+    def __init__(self, cfg: Config, *, clock: Clock | None = None, ledger: Ledger | None = None,
+                 with_mqtt: bool = True) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.key = load_private_key(cfg.key_file)  # refuses keys readable by others
+        self.public_key = public_hex(self.key)
+        self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
+                               quarantine_raw_bytes=cfg.journal.quarantine_raw_bytes,
+                               quarantine_max_rows=cfg.journal.quarantine_max_rows)
+        self.journal.bind_identity(cfg.gateway_id, self.public_key)
+        self.sealer = Sealer(cfg.gateway_id, self.key, self.journal.next_seq())
+        self.pipeline = Pipeline(cfg, self.journal, self.sealer, self.clock)
+        self.blocks = BlockSealer(self.journal, self.key, cfg.gateway_id, self.clock,
+                                  cfg.blocks.max_records, cfg.blocks.max_seconds)
+        self.ledger = ledger or make_ledger(cfg.ledger, self.clock)
+        self.anchor_journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous)
+        self.anchorer = Anchorer(self.anchor_journal, self.ledger, self.clock, cfg.gateway_id,
+                                 poll_s=cfg.ledger.poll_s)
+        self.inbox: queue.Queue[Inbound] = queue.Queue()
+        self.stop_event = threading.Event()
+        self.journal_ok = True
+        self.threads: list[threading.Thread] = []
+        self.mqtt = None
+        if with_mqtt:
+            from .transports.mqtt import MqttTransport
+
+            self.mqtt = MqttTransport(cfg.mqtt, self.inbox.put)
+        self._notify: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self.threads = [
+            threading.Thread(target=self._writer, name="writer", daemon=True),
+            threading.Thread(target=self.anchorer.run, args=(self.stop_event,), name="anchor", daemon=True),
+        ]
+        for t in self.threads:
+            t.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        log.info("gateway %s started (key %s…, journal %s, ledger %s)", self.cfg.gateway_id,
+                 self.public_key[:16], self.cfg.journal.path, self.ledger.kind)
+
+    def stop(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()  # stop intake first; what is queued but unacked is redelivered later
+        self.stop_event.set()
+        self.anchorer.wake()
+        for t in self.threads:
+            t.join(timeout=10)
+        self.ledger.close()
+        self.journal.close()
+        self.anchor_journal.close()
+
+    def run_forever(self) -> None:
+        """Foreground service with SIGTERM/SIGINT handling and systemd notify."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        try:
+            import sdnotify
+
+            self._notify = sdnotify.SystemdNotifier()
+        except ImportError:  # pragma: no cover - sdnotify is a dependency
+            self._notify = None
+        self.start()
+        if self._notify:
+            self._notify.notify("READY=1")
+        try:
+            while not self.stop_event.wait(1.0):
+                pass
+        finally:
+            if self._notify:
+                self._notify.notify("STOPPING=1")
+            self.stop()
+
+    # -- the writer thread -----------------------------------------------------------
+    def _drain(self) -> list[Inbound]:
+        try:
+            first = self.inbox.get(timeout=0.25)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.cfg.journal.batch_wait_ms / 1000
+        while len(batch) < self.cfg.journal.batch_max:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.0005)
+        return batch
+
+    def _writer(self) -> None:
+        pending: list[Inbound] = []
+        failures = 0
+        last_watchdog = 0.0
+        while not self.stop_event.is_set():
+            if not pending:
+                pending = self._drain()
+            try:
+                if pending:
+                    self.pipeline.process(pending)
+                    for m in pending:  # durable now: acknowledge, in arrival order
+                        if m.ack is not None:
+                            m.ack()
+                    pending = []
+                self.blocks.maybe_seal()
+                if not self.journal_ok:
+                    log.warning("journal writable again; resuming acknowledgements")
+                self.journal_ok, failures = True, 0
+            except JournalError as exc:
+                # Disk full or I/O error: keep the batch, do NOT ack; the broker holds the rest.
+                failures += 1
+                if self.journal_ok:
+                    log.error("journal cannot commit (%s); acknowledgements stopped", exc)
+                self.journal_ok = False
+                self.stop_event.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
+            except Exception:  # the writer must survive anything; the batch stays un-acked
+                log.exception("unexpected error in writer; batch kept for retry")
+                self.stop_event.wait(1.0)
+            now = time.monotonic()
+            if self._notify and now - last_watchdog > 5:
+                self._notify.notify("WATCHDOG=1")
+                last_watchdog = now
+
+    def status(self) -> dict[str, Any]:
+        s = self.journal.stats()
+        s.update({"gateway": self.cfg.gateway_id, "public_key": self.public_key, "journal_ok": self.journal_ok,
+                  "broker_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
+                  "ledger": {"kind": self.ledger.kind, **self.anchorer.status()},
+                  "clock_synced": self.clock.synced(), "inbox": self.inbox.qsize()})
+        return s

@@ -1,0 +1,73 @@
+"""A throwaway station on disk: gateway and ledger keys, enrolled sensors, a config file.
+
+Shared by the tests, the benches and the demo so all three run the gateway exactly as a
+user would configure it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger_client.keys import public_hex, write_private_key
+
+
+@dataclass
+class Station:
+    root: Path
+    config_path: Path
+    gateway_id: str
+    topic_prefix: str
+    sensor_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+
+    def topic(self, sensor: str) -> str:
+        return f"{self.topic_prefix}/{sensor}/reading"
+
+
+def make_station(root: Path, port: int, *, sensors: int = 3, gateway_id: str = "station-01",
+                 max_records: int = 1000, max_seconds: int = 60, extra_toml: str = "",
+                 topic_prefix: str | None = None) -> Station:
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = topic_prefix or f"ts-{uuid.uuid4().hex[:8]}/sensors"  # unique topics per test
+    keys = {}
+    sensor_tables = []
+    for i in range(1, sensors + 1):
+        sid = f"probe-{i}"
+        key = write_private_key(root / "sensors" / f"{sid}.key")
+        keys[sid] = key
+        sensor_tables.append(f'[[sensors]]\nid = "{sid}"\npublic_key = "{public_hex(key)}"\nkind = "temperature"\n')
+    write_private_key(root / "gateway.key")
+    write_private_key(root / "ledger.key")
+    cfg = textwrap.dedent(f"""\
+        [gateway]
+        id = "{gateway_id}"
+        key_file = "gateway.key"
+        data_dir = "data"
+
+        [mqtt]
+        host = "127.0.0.1"
+        port = {port}
+        client_id = "traceseal-{gateway_id}-{uuid.uuid4().hex[:6]}"
+        topics = ["{prefix}/+/reading"]
+
+        [journal]
+        path = "data/journal.sqlite"
+
+        [blocks]
+        max_records = {max_records}
+        max_seconds = {max_seconds}
+
+        [ledger]
+        kind = "local"
+        path = "data/ledger.sqlite"
+        key_file = "ledger.key"
+        poll_s = 0.2
+        """) + extra_toml + "\n" + "\n".join(sensor_tables)
+    path = root / "traceseal.toml"
+    path.write_text(cfg)
+    (root / "data").mkdir(exist_ok=True)
+    return Station(root, path, gateway_id, prefix, keys)

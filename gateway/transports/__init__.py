@@ -1,0 +1,1 @@
+"""Transports move bytes and never parse: MQTT, serial, 1-wire."""

@@ -1,0 +1,79 @@
+"""MQTT 5 transport (paho-mqtt 2.x): QoS 1, persistent session, ack only after commit.
+
+- ``manual_ack=True``: paho does not PUBACK when ``on_message`` returns; the pipeline calls
+  the message's ``ack`` after the journal COMMIT that holds it, in arrival order (MQTT 5
+  §4.6 wants PUBACKs in the order the PUBLISHes arrived).
+- ``clean_start=False`` + a long Session Expiry + a fixed client id: while the gateway is
+  down the broker queues QoS 1 messages for it (see systemd/mosquitto-traceseal.conf for
+  the broker limits this relies on; Mosquitto's default drops past 1,000).
+- Receive Maximum bounds un-acknowledged messages in flight, and so the memory the
+  gateway can hold and the size of a group commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ..config import MqttConfig
+from ..pipeline import Inbound
+
+log = logging.getLogger("traceseal.mqtt")
+
+
+class MqttTransport:
+    def __init__(self, cfg: MqttConfig, deliver: Callable[[Inbound], None]) -> None:
+        self.cfg = cfg
+        self.deliver = deliver
+        self.connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                                  protocol=mqtt.MQTTv5, manual_ack=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if cfg.username is not None:
+            password = cfg.password_file.read_text().strip() if cfg.password_file else None
+            self.client.username_pw_set(cfg.username, password)
+        if cfg.tls_ca is not None:
+            self.client.tls_set(ca_certs=str(cfg.tls_ca), certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
+                                keyfile=str(cfg.tls_key) if cfg.tls_key else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.session_expiry_s
+        props.ReceiveMaximum = self.cfg.receive_maximum
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
+                                  clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%d refused connection: %s", self.cfg.host, self.cfg.port, reason)
+            return
+        log.info("connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port, flags.session_present)
+        # Re-subscribe even with a present session: harmless, and it repairs a session the
+        # broker lost (restart without persistence).
+        client.subscribe([(t, 1) for t in self.cfg.topics])
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
+                       reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+        self.connected.clear()
+        log.warning("disconnected from broker: %s; paho reconnects with backoff", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        mid, qos = msg.mid, msg.qos
+        ack = (lambda: client.ack(mid, qos)) if qos > 0 else None
+        self.deliver(Inbound("mqtt", msg.topic, bytes(msg.payload), dup=bool(msg.dup), ack=ack))

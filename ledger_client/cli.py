@@ -1,0 +1,85 @@
+"""``traceseal verify`` (also ``python -m ledger_client verify``): the auditor's command.
+
+Exit status: 0 every step passed; 1 a step failed; 2 the bundle could not be read or the
+arguments are wrong. Human output by default, the full report with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .verify import Report, default_checkers, verify_bundle
+
+
+def add_verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, help="bundle JSON file (- for stdin)")
+    p.add_argument("--json", action="store_true", help="print the machine-readable report")
+    p.add_argument("--gateway-key", help="pin the gateway public key (hex) instead of trusting the bundle")
+    p.add_argument("--ledger-key", help="pin the local ledger's public key (hex)")
+    p.add_argument("--ledger-file", type=Path, help="a copy of the local ledger file to look the anchor up in")
+    p.add_argument("--rpc", help="EVM JSON-RPC URL of a node YOU choose, to check EVM anchors")
+    p.add_argument("--chain-id", type=int, help="expected EVM chain id")
+    p.add_argument("--sender", help="expected EVM sender address of anchors")
+    p.add_argument("--confirmations", type=int, help="required confirmations (default: the anchor's own)")
+
+
+def _fmt_time(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(report: Report) -> str:
+    lines = []
+    for s in report.steps:
+        mark = "PASS" if s.ok else "FAIL"
+        lines.append(f"[{s.step}] {s.name:<12} {mark}  ({s.checked} checked)")
+        for f in s.failures[:20]:
+            lines.append(f"      ✗ {f}")
+        if len(s.failures) > 20:
+            lines.append(f"      … and {len(s.failures) - 20} more")
+        for n in s.notes[:5]:
+            lines.append(f"      · {n}")
+    sm = report.summary
+    if sm:
+        lines.append(f"gateway {sm.get('gateway')} key {str(sm.get('public_key'))[:16]}…  "
+                     f"{sm.get('records')} records in blocks {sm.get('block_range')}")
+        for b, t in sm.get("anchor_time_ms", {}).items():
+            lines.append(f"block {b} anchored at {_fmt_time(t)} — every record above existed before then")
+    first = report.first_failure
+    lines.append("RESULT: VERIFIED" if report.ok else f"RESULT: FAILED at step {first.step} ({first.name})" if first else "")
+    return "\n".join(lines)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if str(args.bundle) == "-" else args.bundle.read_text()
+        bundle: Any = json.loads(text)
+    except (OSError, ValueError) as exc:
+        print(f"traceseal verify: cannot read bundle {args.bundle}: {exc}", file=sys.stderr)
+        return 2
+    checkers = default_checkers(ledger_key=args.ledger_key, ledger_file=args.ledger_file, rpc_url=args.rpc,
+                                chain_id=args.chain_id, sender=args.sender, min_confirmations=args.confirmations)
+    progress = None
+    n = len(bundle.get("records", [])) if isinstance(bundle, dict) else 0
+    if n > 5000 and sys.stderr.isatty() and not args.json:
+        def progress(done: int, total: int) -> None:
+            if done % 2000 == 0 or done == total:
+                print(f"\rverifying {done}/{total}", end="", file=sys.stderr, flush=True)
+    report = verify_bundle(bundle, gateway_key=args.gateway_key, checkers=checkers, progress=progress)
+    if progress:
+        print(file=sys.stderr)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ledger_client")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    add_verify_args(sub.add_parser("verify", help="verify a traceseal bundle"))
+    args = p.parse_args(argv)
+    return run_verify(args)
