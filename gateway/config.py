@@ -50,6 +50,7 @@ class JournalConfig:
     batch_wait_ms: int = 5
     quarantine_max_rows: int = 100_000
     quarantine_raw_bytes: int = 1024
+    busy_timeout_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         batch_wait_ms=j.get("batch_wait_ms", int, 5, check=lambda v: 0 <= v <= 1000, why="must be in 0..1000"),
         quarantine_max_rows=j.get("quarantine_max_rows", int, 100_000, check=_pos, why="must be positive"),
         quarantine_raw_bytes=j.get("quarantine_raw_bytes", int, 1024, check=_pos, why="must be positive"),
+        busy_timeout_ms=j.get("busy_timeout_ms", int, 10_000, check=_pos, why="must be positive"),
     )
     j.done()
 

@@ -136,7 +136,8 @@ class Journal:
     """One connection; the gateway opens one per thread (SQLite connections are not shared)."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL", readonly: bool = False,
-                 quarantine_raw_bytes: int = 1024, quarantine_max_rows: int = 100_000) -> None:
+                 quarantine_raw_bytes: int = 1024, quarantine_max_rows: int = 100_000,
+                 busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
         self.quarantine_raw_bytes = quarantine_raw_bytes
         self.quarantine_max_rows = quarantine_max_rows
@@ -151,7 +152,7 @@ class Journal:
                 self.db.execute(f"PRAGMA synchronous={synchronous}")
                 self.db.executescript(_SCHEMA)
                 self._set_meta_default("schema_version", str(SCHEMA_VERSION))
-            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         except sqlite3.Error as exc:
             raise JournalError(f"{self.path}: cannot open journal: {exc}") from exc
 

@@ -40,7 +40,8 @@ class Gateway:
         self.public_key = public_hex(self.key)
         self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
                                quarantine_raw_bytes=cfg.journal.quarantine_raw_bytes,
-                               quarantine_max_rows=cfg.journal.quarantine_max_rows)
+                               quarantine_max_rows=cfg.journal.quarantine_max_rows,
+                               busy_timeout_ms=cfg.journal.busy_timeout_ms)
         self.journal.bind_identity(cfg.gateway_id, self.public_key)
         self.sealer = Sealer(cfg.gateway_id, self.key, self.journal.next_seq())
         self.pipeline = Pipeline(cfg, self.journal, self.sealer, self.clock)

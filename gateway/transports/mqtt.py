@@ -44,6 +44,7 @@ class MqttTransport:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -66,6 +67,14 @@ class MqttTransport:
         # Re-subscribe even with a present session: harmless, and it repairs a session the
         # broker lost (restart without persistence).
         client.subscribe([(t, 1) for t in self.cfg.topics])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list[mqtt.ReasonCode],
+                      properties: Properties | None) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:  # e.g. an ACL that forbids the topic: say so, loudly
+            log.error("broker refused subscriptions %s: %s", list(self.cfg.topics), failed)
+            return
+        log.info("subscribed to %s", ", ".join(self.cfg.topics))
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
