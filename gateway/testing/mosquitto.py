@@ -8,6 +8,7 @@ exercise the broker as deployed, not Mosquitto's lossy defaults.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -46,6 +47,9 @@ class Mosquitto:
     def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [
+            # As root, Mosquitto drops to user "mosquitto", which cannot write our temp dir:
+            # persistence and logs would silently fail. Stay the invoking user.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             f"max_queued_messages {self.max_queued}",
