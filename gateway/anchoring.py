@@ -15,6 +15,7 @@ ingest path is untouched: readings keep being journaled and sealed.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import threading
@@ -52,6 +53,12 @@ class Anchorer:
         """Called after an urgent block is sealed: anchor now rather than at the next poll."""
         self._wake.set()
 
+    def _prepare(self, header_hash: bytes, block: int, now: int, replaces: dict[str, Any] | None = None) -> dict[str, Any]:
+        if replaces is not None and "replaces" in inspect.signature(self.ledger.prepare).parameters:
+            return self.ledger.prepare(header_hash, gateway=self.gateway_id, block=block, now_ms=now,
+                                       replaces=replaces)  # type: ignore[call-arg]
+        return self.ledger.prepare(header_hash, gateway=self.gateway_id, block=block, now_ms=now)
+
     def step(self) -> str:
         """One round; returns what happened (for tests and logs). Raises LedgerUnavailable."""
         now = self.clock.now_ms()
@@ -60,12 +67,21 @@ class Anchorer:
             last = self.journal.last_block()
             if last is None or last.block <= self.journal.covered_block():
                 return "idle"
-            sub = self.ledger.prepare(bytes(last.hash), gateway=self.gateway_id, block=last.block, now_ms=now)
+            sub = self._prepare(bytes(last.hash), last.block, now)
             self.journal.add_outbox(last.block, bytes(last.hash), self.ledger.kind, sub, now)
             open_rows = self.journal.open_outbox()
         oid, block, hh, kind, sub, state, _ = open_rows[-1]
         for stale in open_rows[:-1]:  # an older open row is superseded by the newest anchor
             self.journal.update_outbox(stale[0], state="dropped", now_ms=now, reason="superseded")
+        last = self.journal.last_block()
+        if state == "prepared" and last is not None and last.block > block:
+            # Never confirmed as sent (the ledger was down): anchor the newest header instead,
+            # so a backlog of any length costs one anchor. The ledger gets the old submission
+            # so it can reuse what must not be spent twice (an EVM nonce).
+            new = self._prepare(bytes(last.hash), last.block, now, replaces=sub)
+            self.journal.update_outbox(oid, state="dropped", now_ms=now, reason="superseded before submission")
+            oid = self.journal.add_outbox(last.block, bytes(last.hash), self.ledger.kind, new, now)
+            block, hh, sub = last.block, bytes(last.hash), new
         if state == "prepared":
             sub = self.ledger.submit(sub)
             self.journal.update_outbox(oid, state="submitted", now_ms=now, submission=sub, attempt=True)
