@@ -97,6 +97,12 @@ def default_checkers(*, ledger_key: str | None = None, ledger_file: Any = None, 
     return checkers
 
 
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
 def _hex32(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise ValueError(f"{what} is {type(value).__name__}, want hex string")
@@ -171,7 +177,8 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
 
     # (2) record signatures and (4) inclusion --------------------------------------------
     s2, s4 = res[2], res[4]
-    rec_blocks: list[tuple[int, int, dict[str, Any]]] = []  # (seq, block, record)
+    rec_blocks: list[tuple[int, int, dict[str, Any]]] = []  # (seq, block, record) with a valid proof
+    parsed: list[tuple[int, int, dict[str, Any]]] = []  # every readable record, for the selection step
     for i, entry in enumerate(records):
         try:
             rec = entry["record"]
@@ -181,6 +188,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s2.failures.append(f"records[{i}]: malformed record: {exc}")
             continue
         s2.checked += 1
+        parsed.append((seq, entry.get("block"), rec))
         if rec.get("gateway") != gw_id:
             s2.failures.append(f"record seq {seq}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
         if not verify_sig(pub, entry.get("sig", ""), record_message(data)):
@@ -263,7 +271,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             continue
         bn = by_hash[hh]
         anchored[bn] = min(t, anchored.get(bn, t))
-        s6.notes.append(f"block {bn} anchored on {kind} at {t} ms")
+        s6.notes.append(f"block {bn} anchored on {kind} at {_iso(t)}")
 
     # (7) coverage and (8) anchor time --------------------------------------------------
     s7, s8 = res[7], res[8]
@@ -303,7 +311,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
 
     # (9) selection -----------------------------------------------------------------
     s9 = res[9]
-    _check_selection(selection, rec_blocks, headers, order, s9)
+    _check_selection(selection, parsed, headers, order, s9)
 
     report.summary = {
         "gateway": gw_id, "public_key": key_hex, "records": len(records), "blocks": len(order),

@@ -1,0 +1,708 @@
+"""Anchor block-header hashes on any Ethereum JSON-RPC chain, and verify such anchors.
+
+Anchor transaction (normative: docs/proof-format.md §Anchors, kind ``evm``)
+------------------------------------------------------------------------------
+A plain transaction, value 0, signed offline with the gateway's *Ethereum* key (a
+secp256k1 key in its own 0600 file, separate from the Ed25519 record-signing key), whose
+input is exactly 36 bytes::
+
+    input = b"TSL1" (0x54534c31) || header_hash (32 bytes, SHA-256 of the canonical header)
+
+The recipient defaults to the sender itself (a self-send), configurable with ``to``:
+
+- an externally owned account has no code, so nothing executes and the transaction
+  cannot revert for reasons outside our control (a shared "sink" address could turn out
+  to hold code on some chain, or be a precompile);
+- the anchor history of a gateway is then simply its own transactions: an auditor pins one
+  address (``--sender``) and every anchor both comes from and goes to it;
+- no third-party address to allow-list on permissioned chains (Besu account permissioning),
+  and nothing that links unrelated traceseal deployments to each other on a public chain.
+
+Gas is estimated once at start with an all-0xff payload (the most expensive calldata of
+that length; EIP-7623's calldata floor makes 21000 + 16/byte too low — such a transaction
+is accepted then silently dropped) and multiplied by ``gas_margin``. Fees are EIP-1559
+(``maxFeePerGas = 2 × baseFee + tip``) when the latest block has a ``baseFeePerGas``,
+legacy ``gasPrice`` otherwise.
+
+Submission (what the caller's durable outbox stores, JSON)
+-----------------------------------------------------------
+``prepare`` signs the transaction and returns everything needed to send it again
+byte-for-byte: ``nonce``, ``raw`` (signed transaction hex), ``tx`` (its hash), fees, gas,
+the header hash, plus ``replaces`` (hashes of earlier transactions with the same nonce
+that this one replaced by a fee bump: any of them landing counts as the anchor).
+
+Nonces and the crash story
+--------------------------
+The durable outbox, not this object, is the source of truth. ``start()`` reads
+``eth_getTransactionCount(sender, "pending")``; afterwards the next nonce is
+``max(chain pending count, highest nonce this process has seen sent + 1)``. ``prepare``
+*reserves nothing*: the nonce only advances when ``submit`` succeeds (or when the caller
+shows us a persisted submission with ``observe``/``start(known=...)``). So two prepares
+without a submit between them get the same nonce and at most one of them can ever land,
+and no nonce gap (a transaction that would wait forever behind a missing nonce) can be
+created by a prepared-but-never-sent submission.
+
+- Crash after ``prepare`` was persisted but before the send: on restart the node's
+  pending count has not moved; the caller resubmits the persisted bytes, which take that
+  nonce — one anchor.
+- Crash between send and receipt: the caller resubmits the same raw transaction. The node
+  answers "already known"/"already imported" (still in its pool) or "nonce too low" (it
+  was mined); we then check that *our* transaction hash is known or mined, and count that
+  as success. The same signed bytes can only ever be included once, so this never makes a
+  second anchor. ``lookup`` then finds the receipt by hash.
+- Crash between a fee-bump replacement's send and its persistence (the caller should
+  persist ``AnchorStatus.replacement`` before submitting it): the outbox still holds the
+  original; if the replacement is mined, the original's nonce is "used by another
+  transaction" and ``lookup`` reports ``dropped``, so the caller re-anchors once more. An
+  extra anchor, never a lost one.
+- ``dropped`` (reorged out, evicted, rejected, or its nonce used by another transaction)
+  re-reads the chain's pending count, so the next ``prepare`` reuses a freed nonce instead
+  of leaving a gap.
+
+``prepare`` never touches the network once ``start()`` has run; if the caller never called
+``start()``, the first ``prepare`` (or ``submit``/``lookup``) runs it — reads only, it may
+raise ``LedgerUnavailable``. The constructor itself never touches the network, so the
+gateway starts (and raises alarms) with the node down.
+
+This module never imports ``gateway`` and needs only ``requests`` to verify anchors;
+``eth-account`` (imported lazily) is needed only to sign.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .errors import KeyFileError, LedgerError, LedgerUnavailable, VerificationError
+from .ledger import AnchorStatus
+
+TAG = b"TSL1"
+TAG_HEX = "0x" + TAG.hex()  # 0x54534c31
+INPUT_LEN = len(TAG) + 32
+SUBMISSION_VERSION = 1
+DEFAULT_CONFIRMATIONS = 1
+DEFAULT_STUCK_AFTER_S = 120.0
+DEFAULT_GAS_MARGIN = 1.25
+FEE_BUMP_NUM, FEE_BUMP_DEN = 9, 8  # +12.5 %: above geth's 10 % and Besu's/Nethermind's rules
+
+# Substrings (lower case) of node errors from geth, Besu, Nethermind, Erigon and anvil.
+_ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown",
+                  "already in pool", "already exists")
+_NONCE_USED = ("nonce too low", "nonce is too low", "oldnonce", "old nonce", "nonce has already been used")
+_UNDERPRICED = ("underpriced", "fee cap less than block base fee", "max fee per gas less than block base fee",
+                "gas price too low", "feetoolow", "fee too low", "gas price below")
+
+
+def anchor_input(header_hash: bytes) -> bytes:
+    """The 36-byte transaction input for ``header_hash``: ``b"TSL1" || header_hash``."""
+    if not isinstance(header_hash, (bytes, bytearray)) or len(header_hash) != 32:
+        raise ValueError(f"header hash must be 32 bytes, got {len(header_hash) if isinstance(header_hash, (bytes, bytearray)) else type(header_hash).__name__}")
+    return TAG + bytes(header_hash)
+
+
+def backoff_s(attempt: int, rand: Callable[[], float] | random.Random, *, base: float = 1.0,
+              cap: float = 300.0) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, …) while the node is unreachable.
+
+    Full jitter: uniform in ``[0, min(cap, base·2^(attempt-1))]``, so a fleet of gateways
+    that lost the same node do not come back in lock-step. ``rand`` is a random source —
+    ``random.Random`` or a callable returning floats in [0, 1) — and the function is
+    otherwise pure.
+    """
+    if attempt < 1:
+        return 0.0
+    u = rand.random() if isinstance(rand, random.Random) else rand()
+    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 62))
+    return max(0.0, min(1.0, u)) * ceiling
+
+
+# -- JSON-RPC -------------------------------------------------------------------------------
+
+class RpcError(LedgerError):
+    """The node answered with a JSON-RPC error object; ``.message`` is the node's text."""
+
+    def __init__(self, method: str, code: Any, message: str, data: Any = None) -> None:
+        super().__init__(f"{method}: {message} (JSON-RPC error {code})")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class JsonRpc:
+    """Minimal JSON-RPC 2.0 over HTTP with a timeout on every call."""
+
+    def __init__(self, url: str, *, session: requests.Session | None = None, timeout_s: float = 10.0,
+                 connect_timeout_s: float = 3.0) -> None:
+        self.url = url
+        self.session = session if session is not None else requests.Session()
+        self._own_session = session is None
+        self.timeout = (connect_timeout_s, timeout_s)
+        self._id = 0
+        self._lock = threading.Lock()
+
+    def call(self, method: str, *params: Any) -> Any:
+        with self._lock:
+            self._id += 1
+            rid = self._id
+        body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}
+        try:
+            resp = self.session.post(self.url, json=body, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise LedgerUnavailable(f"{self.url} unreachable ({method}): {type(exc).__name__}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise LedgerError(f"{self.url} ({method}): {type(exc).__name__}: {exc}") from exc
+        try:
+            reply = resp.json()
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            if resp.status_code in (429, 502, 503, 504):
+                raise LedgerUnavailable(f"{self.url} ({method}): HTTP {resp.status_code}")
+            raise LedgerError(f"{self.url} ({method}): HTTP {resp.status_code}, not a JSON-RPC reply: "
+                              f"{resp.text[:200]!r}")
+        err = reply.get("error")
+        if err is not None:
+            if isinstance(err, dict):
+                raise RpcError(method, err.get("code"), str(err.get("message", "")), err.get("data"))
+            raise RpcError(method, None, str(err))
+        if "result" not in reply:
+            raise LedgerError(f"{self.url} ({method}): JSON-RPC reply without result: {str(reply)[:200]}")
+        return reply["result"]
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 16) if value.lower().startswith("0x") else int(value)
+        except ValueError:
+            pass
+    raise LedgerError(f"{what}: not a quantity: {value!r}")
+
+
+def _hex(value: Any) -> str:
+    return value.lower() if isinstance(value, str) else ""
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+def generate_eth_key(path: Path | str, *, overwrite: bool = False) -> str:
+    """Write a new secp256k1 key (hex, one line) to a 0600 file; return its 0x address."""
+    from eth_account import Account
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    acct = Account.create()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, ("0x" + bytes(acct.key).hex() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return str(acct.address)
+
+
+def load_eth_key(path: Path | str) -> Any:
+    """The ``LocalAccount`` in a key file; refuses a file group or others can read."""
+    from eth_account import Account
+
+    path = Path(path)
+    if not path.exists():
+        raise KeyFileError(f"{path}: no such Ethereum key file (create one with generate_eth_key)")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyFileError(f"{path}: mode {mode:04o} lets group/others read the Ethereum key; run: chmod 600 {path}")
+    text = path.read_text().strip()
+    try:
+        return Account.from_key(text)
+    except Exception as exc:  # eth-keys raises several types for bad input
+        raise KeyFileError(f"{path}: not a hex secp256k1 private key ({type(exc).__name__})") from exc
+
+
+# -- the ledger ----------------------------------------------------------------------------
+
+class EvmLedger:
+    """``Ledger`` backend for any Ethereum JSON-RPC node (anvil, Besu, Quorum, geth)."""
+
+    kind = "evm"
+
+    def __init__(self, rpc_url: str, *, chain_id: int, key_file: Path | str | None = None,
+                 private_key: str | bytes | None = None, to: str | None = None,
+                 confirmations: int = DEFAULT_CONFIRMATIONS, stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
+                 gas_limit: int | None = None, gas_margin: float = DEFAULT_GAS_MARGIN,
+                 fee_mode: str = "auto", priority_fee_wei: int | None = None, max_fee_cap_wei: int | None = None,
+                 timeout_s: float = 10.0, connect_timeout_s: float = 3.0,
+                 session: requests.Session | None = None) -> None:
+        if (key_file is None) == (private_key is None):
+            raise LedgerError("EvmLedger needs exactly one of key_file or private_key")
+        if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id <= 0:
+            raise LedgerError(f"chain_id must be a positive integer, got {chain_id!r}")
+        if confirmations < 1:
+            raise LedgerError(f"confirmations must be at least 1, got {confirmations}")
+        if fee_mode not in ("auto", "eip1559", "legacy"):
+            raise LedgerError(f"fee_mode must be auto, eip1559 or legacy, got {fee_mode!r}")
+        if gas_margin < 1.0:
+            raise LedgerError(f"gas_margin must be >= 1.0, got {gas_margin}")
+        if key_file is not None:
+            self._account = load_eth_key(key_file)
+        else:
+            from eth_account import Account
+
+            try:
+                self._account = Account.from_key(private_key)
+            except Exception as exc:
+                raise KeyFileError(f"private_key is not a secp256k1 key ({type(exc).__name__})") from exc
+        self.address = str(self._account.address).lower()
+        self.to = (to or self.address).lower()
+        if not (self.to.startswith("0x") and len(self.to) == 42):
+            raise LedgerError(f"recipient {to!r} is not a 0x-prefixed 20-byte address")
+        self.rpc_url = rpc_url
+        self.chain_id = chain_id
+        self.confirmations = int(confirmations)
+        self.stuck_after_ms = int(stuck_after_s * 1000)
+        self.gas_margin = gas_margin
+        self.fee_mode = fee_mode
+        self.priority_fee_wei = priority_fee_wei
+        self.max_fee_cap_wei = max_fee_cap_wei
+        self.rpc = JsonRpc(rpc_url, session=session, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
+        self._configured_gas = gas_limit
+        self.gas_limit: int | None = gas_limit
+        self.gas_estimate: int | None = None
+        self._fees: dict[str, int] | None = None  # {"max_fee_per_gas","max_priority_fee_per_gas"} or {"gas_price"}
+        self._next_nonce: int | None = None
+        self._highest_sent = -1
+        self._first_pending_ms: dict[str, int] = {}
+        self._started = False
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], *, base_dir: Path | None = None,
+                    session: requests.Session | None = None) -> "EvmLedger":
+        """Build from the ``[ledger.evm]`` table; see the module docstring for the keys."""
+        known = {"rpc_url", "chain_id", "key_file", "to", "confirmations", "stuck_after_s", "gas_limit",
+                 "gas_margin", "fee_mode", "priority_fee_gwei", "max_fee_gwei", "timeout_s", "connect_timeout_s"}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise LedgerError(f"ledger.evm: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for req in ("rpc_url", "chain_id", "key_file"):
+            if req not in cfg:
+                raise LedgerError(f"ledger.evm.{req} is required")
+        key_file = Path(cfg["key_file"])
+        if base_dir is not None and not key_file.is_absolute():
+            key_file = Path(base_dir) / key_file
+
+        def gwei(name: str) -> int | None:
+            v = cfg.get(name)
+            return None if v is None else int(round(float(v) * 1e9))
+
+        return cls(
+            str(cfg["rpc_url"]), chain_id=int(cfg["chain_id"]), key_file=key_file, to=cfg.get("to"),
+            confirmations=int(cfg.get("confirmations", DEFAULT_CONFIRMATIONS)),
+            stuck_after_s=float(cfg.get("stuck_after_s", DEFAULT_STUCK_AFTER_S)),
+            gas_limit=None if cfg.get("gas_limit") is None else int(cfg["gas_limit"]),
+            gas_margin=float(cfg.get("gas_margin", DEFAULT_GAS_MARGIN)),
+            fee_mode=str(cfg.get("fee_mode", "auto")), priority_fee_wei=gwei("priority_fee_gwei"),
+            max_fee_cap_wei=gwei("max_fee_gwei"), timeout_s=float(cfg.get("timeout_s", 10.0)),
+            connect_timeout_s=float(cfg.get("connect_timeout_s", 3.0)), session=session,
+        )
+
+    # -- start / nonce -------------------------------------------------------------------
+    def start(self, known: Iterable[dict[str, Any]] = ()) -> "EvmLedger":
+        """Check the chain id, sync the nonce, read fees, estimate gas. Reads only.
+
+        ``known``: submissions from the caller's outbox (sent or not); their nonces count as
+        used so a fresh ``prepare`` never collides with a persisted one.
+        """
+        with self._lock:
+            got = _int(self.rpc.call("eth_chainId"), "eth_chainId")
+            if got != self.chain_id:
+                raise LedgerError(f"node {self.rpc_url} is on chain id {got}, but chain id {self.chain_id} is "
+                                  f"configured: refusing to anchor on the wrong chain")
+            for sub in known:
+                self.observe(sub)
+            self._sync_nonce(keep_known=True)
+            self._refresh_fees()
+            if self._configured_gas is None:
+                self.gas_estimate = self._estimate_gas()
+                self.gas_limit = math.ceil(self.gas_estimate * self.gas_margin)
+            self._started = True
+        return self
+
+    def observe(self, submission: dict[str, Any]) -> None:
+        """Tell the ledger about a persisted submission (its nonce is taken)."""
+        nonce = submission.get("nonce")
+        if isinstance(nonce, int) and submission.get("from", self.address).lower() == self.address:
+            with self._lock:
+                self._highest_sent = max(self._highest_sent, nonce)
+                if self._next_nonce is not None:
+                    self._next_nonce = max(self._next_nonce, nonce + 1)
+
+    @property
+    def next_nonce(self) -> int | None:
+        return self._next_nonce
+
+    def _pending_count(self) -> int:
+        return _int(self.rpc.call("eth_getTransactionCount", self.address, "pending"), "pending nonce")
+
+    def _sync_nonce(self, *, keep_known: bool) -> None:
+        chain = self._pending_count()
+        self._next_nonce = max(chain, self._highest_sent + 1) if keep_known else chain
+        if not keep_known:
+            self._highest_sent = chain - 1
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self.start()
+
+    # -- fees / gas ------------------------------------------------------------------------
+    def _current_fees(self) -> dict[str, int]:
+        latest = self.rpc.call("eth_getBlockByNumber", "latest", False)
+        base = latest.get("baseFeePerGas") if isinstance(latest, dict) else None
+        if self.fee_mode == "eip1559" and base is None:
+            raise LedgerError(f"fee_mode eip1559, but the latest block of chain {self.chain_id} has no baseFeePerGas")
+        if base is not None and self.fee_mode != "legacy":
+            base_fee = _int(base, "baseFeePerGas")
+            tip = self.priority_fee_wei
+            if tip is None:
+                try:
+                    tip = _int(self.rpc.call("eth_maxPriorityFeePerGas"), "eth_maxPriorityFeePerGas")
+                except RpcError:  # not offered by every node: derive it from the legacy price
+                    tip = max(0, _int(self.rpc.call("eth_gasPrice"), "eth_gasPrice") - base_fee)
+            max_fee = 2 * base_fee + tip
+            if self.max_fee_cap_wei is not None:
+                max_fee = min(max_fee, self.max_fee_cap_wei)
+                tip = min(tip, max_fee)
+            return {"max_fee_per_gas": max_fee, "max_priority_fee_per_gas": tip}
+        price = _int(self.rpc.call("eth_gasPrice"), "eth_gasPrice")
+        if self.max_fee_cap_wei is not None:
+            price = min(price, self.max_fee_cap_wei)
+        return {"gas_price": price}
+
+    def _refresh_fees(self) -> None:
+        self._fees = self._current_fees()
+
+    def _estimate_gas(self) -> int:
+        probe = {"from": self.address, "to": self.to, "value": "0x0", "data": TAG_HEX + "ff" * 32}
+        try:
+            return _int(self.rpc.call("eth_estimateGas", probe), "eth_estimateGas")
+        except RpcError as exc:
+            raise LedgerError(f"cannot estimate gas for an anchor from {self.address} to {self.to} on chain "
+                              f"{self.chain_id}: {exc.message} (set ledger.evm.gas_limit to skip the estimate)") from exc
+
+    # -- signing -------------------------------------------------------------------------
+    def _sign(self, *, nonce: int, data: bytes, gas: int, fees: dict[str, int]) -> tuple[str, str]:
+        tx: dict[str, Any] = {"chainId": self.chain_id, "nonce": nonce, "to": _checksum(self.to), "value": 0,
+                              "data": "0x" + data.hex(), "gas": gas}
+        if "gas_price" in fees:
+            tx["gasPrice"] = fees["gas_price"]
+        else:
+            tx["type"] = 2
+            tx["maxFeePerGas"] = fees["max_fee_per_gas"]
+            tx["maxPriorityFeePerGas"] = fees["max_priority_fee_per_gas"]
+        signed = self._account.sign_transaction(tx)
+        return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
+
+    # -- Ledger protocol --------------------------------------------------------------------
+    def prepare(self, header_hash: bytes, *, gateway: str, block: int, now_ms: int) -> dict[str, Any]:
+        """Sign an anchor for ``header_hash`` with the next nonce. No network once started."""
+        data = anchor_input(header_hash)
+        with self._lock:
+            self._ensure_started()
+            assert self._next_nonce is not None and self._fees is not None and self.gas_limit is not None
+            nonce, fees, gas = self._next_nonce, dict(self._fees), self.gas_limit
+            raw, txh = self._sign(nonce=nonce, data=data, gas=gas, fees=fees)
+        return {
+            "kind": self.kind, "v": SUBMISSION_VERSION, "chain_id": self.chain_id,
+            "from": self.address, "to": self.to, "nonce": nonce, "gas": gas, **fees,
+            "input": "0x" + data.hex(), "header_hash": bytes(header_hash).hex(),
+            "gateway": gateway, "block": block, "prepared_ms": now_ms,
+            "raw": raw, "tx": txh, "replaces": [],
+        }
+
+    def submit(self, submission: dict[str, Any]) -> dict[str, Any]:
+        """Send the persisted raw transaction; idempotent. Raises LedgerUnavailable/LedgerError."""
+        self._check_submission(submission)
+        with self._lock:
+            self._ensure_started()
+        sub = dict(submission)
+        sub.pop("rejected", None)
+        try:
+            got = self.rpc.call("eth_sendRawTransaction", sub["raw"])
+            if _hex(got) != sub["tx"].lower():
+                raise LedgerError(f"node returned hash {got} for our transaction {sub['tx']}")
+        except RpcError as exc:
+            msg = exc.message.lower()
+            if any(s in msg for s in _ALREADY_KNOWN):
+                pass  # the node has exactly these bytes already: the crash-retry case
+            elif any(s in msg for s in _NONCE_USED) or any(s in msg for s in _UNDERPRICED):
+                if not self._any_known(sub):
+                    # The nonce is taken by (or in the pool for) another transaction, or the fee is
+                    # below what the node takes now: lookup() will report this as dropped.
+                    sub["rejected"] = exc.message
+                    return sub
+            else:
+                raise
+        self.observe(sub)
+        return sub
+
+    def lookup(self, submission: dict[str, Any], *, now_ms: int) -> AnchorStatus:
+        self._check_submission(submission)
+        with self._lock:
+            self._ensure_started()
+        hashes = [submission["tx"], *submission.get("replaces", [])]
+        for h in hashes:
+            rc = self.rpc.call("eth_getTransactionReceipt", h)
+            if rc:
+                return self._landed(submission, rc)
+        # No receipt for any of our transactions with this nonce.
+        known = None
+        for h in hashes:
+            known = self.rpc.call("eth_getTransactionByHash", h)
+            if known:
+                break
+        nonce = int(submission["nonce"])
+        if not known:
+            for h in hashes:  # mined between the two reads?
+                rc = self.rpc.call("eth_getTransactionReceipt", h)
+                if rc:
+                    return self._landed(submission, rc)
+            mined_count = _int(self.rpc.call("eth_getTransactionCount", self.address, "latest"), "nonce")
+            if submission.get("rejected"):
+                reason = f"node rejected the transaction: {submission['rejected']}"
+            elif mined_count > nonce:
+                reason = f"nonce {nonce} was used by another transaction (account nonce is now {mined_count})"
+            else:
+                reason = "transaction unknown to the node (evicted from its pool or reorged out)"
+            return self._dropped(hashes, reason)
+        if known.get("blockHash"):
+            return AnchorStatus("pending", reason="mined; receipt not yet available")
+        pending_count = self._pending_count()
+        if pending_count <= nonce:
+            return self._dropped(hashes, f"nonce gap: the node's next nonce is {pending_count}, this transaction "
+                                         f"has {nonce} and can never be mined")
+        first = self._first_pending_ms.setdefault(submission["tx"], now_ms)
+        waited = now_ms - first
+        if waited < self.stuck_after_ms:
+            return AnchorStatus("pending", reason=f"in the node's pool for {waited} ms")
+        replacement = self._replacement(submission, now_ms)
+        if replacement is None:
+            return AnchorStatus("pending", reason=f"stuck for {waited} ms; fee cap "
+                                                  f"{self.max_fee_cap_wei} wei reached, not bumping")
+        return AnchorStatus("pending", reason=f"stuck for {waited} ms; replacing with higher fees",
+                            replacement=replacement)
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    # -- helpers --------------------------------------------------------------------------
+    def _check_submission(self, sub: dict[str, Any]) -> None:
+        if not isinstance(sub, dict) or sub.get("kind") != self.kind:
+            raise LedgerError(f"not an evm submission: kind {sub.get('kind') if isinstance(sub, dict) else sub!r}")
+        if sub.get("chain_id") != self.chain_id:
+            raise LedgerError(f"submission is for chain id {sub.get('chain_id')}, this ledger is chain id {self.chain_id}")
+        for k in ("raw", "tx", "nonce"):
+            if k not in sub:
+                raise LedgerError(f"evm submission lacks {k!r}")
+
+    def _any_known(self, sub: dict[str, Any]) -> bool:
+        for h in [sub["tx"], *sub.get("replaces", [])]:
+            if self.rpc.call("eth_getTransactionReceipt", h) or self.rpc.call("eth_getTransactionByHash", h):
+                return True
+        return False
+
+    def _dropped(self, hashes: list[str], reason: str) -> AnchorStatus:
+        with self._lock:
+            for h in hashes:
+                self._first_pending_ms.pop(h, None)
+            self._sync_nonce(keep_known=False)  # a freed nonce must be reused, or later anchors wait forever
+            self._refresh_fees()
+        return AnchorStatus("dropped", reason=reason)
+
+    def _landed(self, sub: dict[str, Any], rc: dict[str, Any]) -> AnchorStatus:
+        self.observe(sub)
+        for h in [sub["tx"], *sub.get("replaces", [])]:
+            self._first_pending_ms.pop(h, None)
+        txh = _hex(rc.get("transactionHash"))
+        number = _int(rc.get("blockNumber"), "receipt blockNumber")
+        if _int(rc.get("status"), "receipt status") != 1:
+            return AnchorStatus("failed", reason=f"transaction {txh} reverted (receipt status 0) in block {number}, "
+                                                 f"gas used {_int(rc.get('gasUsed', 0), 'gasUsed')} of {sub.get('gas')}",
+                                extra={"tx": txh, "block_number": number})
+        latest = _int(self.rpc.call("eth_blockNumber"), "eth_blockNumber")
+        confs = latest - number + 1
+        if confs < self.confirmations:
+            return AnchorStatus("pending", reason=f"{confs} of {self.confirmations} confirmations",
+                                extra={"tx": txh, "block_number": number, "confirmations": confs})
+        block_hash = _hex(rc.get("blockHash"))
+        # Read the transaction by block hash and index: getTransactionByHash may still say
+        # "pending" for a few ms after the receipt exists (anvil).
+        tx = self.rpc.call("eth_getTransactionByBlockHashAndIndex", block_hash, rc.get("transactionIndex"))
+        blk = self.rpc.call("eth_getBlockByHash", block_hash, False)
+        if not tx or not blk or _hex(tx.get("hash")) != txh:
+            return AnchorStatus("pending", reason=f"block {block_hash} changed while reading it (reorg?)")
+        time_ms = _int(blk.get("timestamp"), "block timestamp") * 1000
+        anchor = {
+            "kind": self.kind, "chain_id": self.chain_id, "tx": txh, "block_number": number,
+            "block_hash": block_hash, "from": _hex(tx.get("from")), "to": _hex(tx.get("to")),
+            "input": _hex(tx.get("input")), "header_hash": sub["header_hash"], "time_ms": time_ms,
+            "confirmations_required": self.confirmations,
+        }
+        return AnchorStatus("confirmed", anchor=anchor, time_ms=time_ms,
+                            extra={"confirmations": confs, "gas_used": _int(rc.get("gasUsed", 0), "gasUsed")})
+
+    def _replacement(self, sub: dict[str, Any], now_ms: int) -> dict[str, Any] | None:
+        """The same transaction (nonce, input, gas) with fees bumped by at least 12.5 %."""
+        cur = self._current_fees()
+        with self._lock:
+            self._fees = dict(cur)
+
+        def bump(old: int) -> int:
+            return max(old + 1, -(-old * FEE_BUMP_NUM // FEE_BUMP_DEN))
+
+        if "gas_price" in sub:
+            fees = {"gas_price": max(bump(int(sub["gas_price"])), cur.get("gas_price", 0))}
+            top = fees["gas_price"]
+        else:
+            tip = max(bump(int(sub["max_priority_fee_per_gas"])), cur.get("max_priority_fee_per_gas", 0))
+            fee = max(bump(int(sub["max_fee_per_gas"])), cur.get("max_fee_per_gas", 0), tip)
+            fees = {"max_fee_per_gas": fee, "max_priority_fee_per_gas": tip}
+            top = fee
+        if self.max_fee_cap_wei is not None and top > self.max_fee_cap_wei:
+            return None
+        data = bytes.fromhex(sub["input"][2:])
+        raw, txh = self._sign(nonce=int(sub["nonce"]), data=data, gas=int(sub["gas"]), fees=fees)
+        new = {k: v for k, v in sub.items() if k not in ("gas_price", "max_fee_per_gas", "max_priority_fee_per_gas",
+                                                           "rejected")}
+        new.update(fees)
+        new.update({"raw": raw, "tx": txh, "prepared_ms": now_ms,
+                    "replaces": [sub["tx"], *sub.get("replaces", [])]})
+        return new
+
+
+def _checksum(addr: str) -> str:
+    from eth_utils import to_checksum_address  # installed with eth-account
+
+    return str(to_checksum_address(addr))
+
+
+# -- verification ---------------------------------------------------------------------------
+
+def verify_evm_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int, rpc_url: str | None = None,
+                      expected_chain_id: int | None = None, expected_sender: str | None = None,
+                      min_confirmations: int | None = None, session: requests.Session | None = None,
+                      expected_recipient: str | None = None, timeout_s: float = 10.0) -> int:
+    """Check an ``evm`` anchor against a node the auditor chooses; return the block time (Unix ms).
+
+    Every fact is read from the node, never taken from the anchor object: the anchor only
+    says where to look (chain id, transaction hash). Checks, each with its own message:
+    chain id (node = anchor, and = ``expected_chain_id``), header hash named, transaction
+    exists (receipt), receipt status 1, the transaction at the receipt's block and index is
+    this one, sender (= anchor's, and = ``expected_sender``), recipient (= anchor's, and =
+    ``expected_recipient``), input = ``b"TSL1" || header_hash``, confirmations ≥ required
+    (``min_confirmations`` if given, else the anchor's ``confirmations_required``), and
+    the time from the block's timestamp. The anchor's ``block_number``/``block_hash`` and
+    ``time_ms`` are hints only (a shallow reorg may move the transaction to another block).
+    """
+    name = "anchor"
+
+    def fail(msg: str) -> VerificationError:
+        return VerificationError(step, name, msg)
+
+    if not isinstance(anchor, dict):
+        raise fail(f"evm anchor is {type(anchor).__name__}, want an object")
+    for k in ("chain_id", "tx"):
+        if k not in anchor:
+            raise fail(f"evm anchor lacks field {k!r}")
+    chain_id, txh = anchor["chain_id"], anchor["tx"]
+    if not isinstance(chain_id, int) or isinstance(chain_id, bool):
+        raise fail(f"evm anchor chain_id {chain_id!r} is not an integer")
+    if not (isinstance(txh, str) and txh.startswith("0x") and len(txh) == 66):
+        raise fail(f"evm anchor tx {txh!r} is not a 0x-prefixed 32-byte hash")
+    txh = txh.lower()
+    if rpc_url is None:
+        raise fail(f"EVM anchor (chain {chain_id}, tx {txh}) cannot be checked without --rpc: give the URL of a "
+                   f"node of chain {chain_id} that you trust")
+    if expected_chain_id is not None and chain_id != expected_chain_id:
+        raise fail(f"anchor is on chain id {chain_id}, want chain id {expected_chain_id} (--chain-id)")
+    named = anchor.get("header_hash")
+    if named is not None and str(named).lower() != header_hash.hex():
+        raise fail(f"anchor names header hash {named}, want {header_hash.hex()}")
+
+    rpc = JsonRpc(rpc_url, session=session, timeout_s=timeout_s)
+    try:
+        def call(method: str, *params: Any) -> Any:
+            try:
+                return rpc.call(method, *params)
+            except LedgerUnavailable as exc:
+                raise fail(f"cannot reach the node at {rpc_url}: {exc}") from exc
+            except LedgerError as exc:
+                raise fail(f"node at {rpc_url} failed {method}: {exc}") from exc
+
+        def q(value: Any, what: str) -> int:
+            try:
+                return _int(value, what)
+            except LedgerError as exc:
+                raise fail(f"node at {rpc_url} returned a malformed {what}: {value!r}") from exc
+
+        node_chain = q(call("eth_chainId"), "chain id")
+        if node_chain != chain_id:
+            raise fail(f"node at {rpc_url} is on chain id {node_chain}, but the anchor is on chain id {chain_id}")
+        rc = call("eth_getTransactionReceipt", txh)
+        if not rc:
+            raise fail(f"transaction {txh} not found on chain id {chain_id} (no receipt: never mined, dropped or "
+                       f"reorged out)")
+        number = q(rc.get("blockNumber"), "receipt block number")
+        status = q(rc.get("status"), "receipt status")
+        if status != 1:
+            raise fail(f"transaction {txh} failed: receipt status {status} in block {number}, want 1")
+        block_hash = _hex(rc.get("blockHash"))
+        tx = call("eth_getTransactionByBlockHashAndIndex", block_hash, rc.get("transactionIndex"))
+        if not tx or _hex(tx.get("hash")) != txh:
+            raise fail(f"block {block_hash} at index {rc.get('transactionIndex')} holds "
+                       f"{_hex(tx.get('hash')) if tx else 'nothing'}, not transaction {txh}")
+        sender, recipient = _hex(tx.get("from")), _hex(tx.get("to"))
+        if anchor.get("from") is not None and str(anchor["from"]).lower() != sender:
+            raise fail(f"anchor names sender {anchor['from']}, but the chain says transaction {txh} is from {sender}")
+        if expected_sender is not None and sender != expected_sender.lower():
+            raise fail(f"transaction {txh} is from {sender}, want {expected_sender.lower()} (--sender)")
+        if anchor.get("to") is not None and str(anchor["to"]).lower() != recipient:
+            raise fail(f"anchor names recipient {anchor['to']}, but the chain says transaction {txh} goes to "
+                       f"{recipient or 'contract creation'}")
+        if expected_recipient is not None and recipient != expected_recipient.lower():
+            raise fail(f"transaction {txh} goes to {recipient}, want {expected_recipient.lower()}")
+        got_input = _hex(tx.get("input"))
+        want_input = TAG_HEX + header_hash.hex()
+        if got_input != want_input:
+            raise fail(f"transaction {txh} input is {got_input}, want {want_input} (tag {TAG.decode()} + header hash)")
+        required = min_confirmations if min_confirmations is not None else anchor.get("confirmations_required", 1)
+        if not isinstance(required, int) or required < 1:
+            raise fail(f"confirmations required {required!r} is not a positive integer")
+        latest = q(call("eth_blockNumber"), "block number")
+        confs = latest - number + 1
+        if confs < required:
+            raise fail(f"transaction {txh} has {confs} confirmation(s) (block {number}, latest {latest}), "
+                       f"want at least {required}")
+        blk = call("eth_getBlockByHash", block_hash, False)
+        if not blk:
+            raise fail(f"block {block_hash} of transaction {txh} not found on the node")
+        return q(blk.get("timestamp"), "block timestamp") * 1000
+    finally:
+        rpc.close()
