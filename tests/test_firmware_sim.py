@@ -5,13 +5,8 @@ the simulator, then compare with the simulator's own stats."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import signal
-import socket
 import stat
-import subprocess
 import threading
 import time
 import tomllib
@@ -50,11 +45,11 @@ from firmware_sim.message import build_message, door, temperature
 from firmware_sim.publisher import BrokerConfig, MqttLink, run
 from firmware_sim.scenarios import ScenarioTiming, schedule_for
 from firmware_sim.stats import KINDS, Stats
+from gateway.testing.mosquitto import Mosquitto, free_port
 from ledger_client.canonical import SENSOR_DOMAIN, canonical
 from ledger_client.errors import EncodingError
 from ledger_client.keys import public_from_hex, public_hex, verify_sig
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 DAY_MS = 24 * HOUR_MS
 STEP_MS = 5 * MINUTE_MS
@@ -64,61 +59,22 @@ STEP_MS = 5 * MINUTE_MS
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
-def start_mosquitto(
-    tmp_path: Path, *, port: int | None = None, persistence: bool = False
-) -> tuple[subprocess.Popen[bytes], int]:
-    """A real Mosquitto on a loopback port, config and log in ``tmp_path``.
-
-    ``max_queued_messages 0``: the default (1000) silently drops QoS 1 messages for a slow
-    subscriber (FACTS.md), which would make exact counts flaky.
-    """
-    for _ in range(5):
-        p = port or _free_port()
-        conf = tmp_path / f"mosquitto-{p}.conf"
-        lines = [
-            f"listener {p} 127.0.0.1",
-            "allow_anonymous true",
-            "max_queued_messages 0",
-            f"persistence {'true' if persistence else 'false'}",
-        ]
-        if persistence:
-            lines.append(f"persistence_location {tmp_path}/")
-        if os.geteuid() == 0:
-            lines.append("user root")  # else it drops to 'mosquitto' and cannot write tmp_path
-        conf.write_text("\n".join(lines) + "\n")
-        log = open(tmp_path / f"mosquitto-{p}.log", "ab")
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
-                return proc, p
-            except OSError:
-                time.sleep(0.02)
-        stop_mosquitto(proc)
-        if port is not None:
-            break  # a fixed port that does not come up will not on a retry either
-    raise RuntimeError(f"mosquitto did not start; see logs in {tmp_path}")
+def start_mosquitto(tmp_path: Path, *, port: int | None = None, persistence: bool = False,
+                    anonymous: bool = True) -> tuple[Mosquitto, int]:
+    """The shared harness (gateway.testing.mosquitto), here as (broker, port)."""
+    m = Mosquitto(tmp_path / "mosquitto", port=port, persistence=persistence, anonymous=anonymous).start()
+    return m, m.port
 
 
-def stop_mosquitto(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # lets it save its persistence file
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def stop_mosquitto(m: Mosquitto) -> None:
+    m.stop()
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Any:
+def mosquitto_port(tmp_path: Path) -> Any:
     proc, port = start_mosquitto(tmp_path)
     yield port
     stop_mosquitto(proc)
@@ -446,8 +402,8 @@ def test_fleet_fault_counts_and_counters(tmp_path: Path) -> None:
         assert ctrs == sorted(set(ctrs))
     assert {m.sensor for m in msgs if m.kind == "unknown"} == {UNKNOWN_SENSOR}
     # Turning faults on does not change the good series.
-    plain_dir = tmp_path / "plain"
-    enroll(plain_dir, ids)
+    plain_dir = tmp_path / "plain"  # fresh counters, same keys
+    plain_dir.mkdir()
     plain = Fleet(load_keys(tmp_path, ids), plain_dir,
                   FleetConfig(start_ms=0, step_ms=60_000, seed=11))
     plain_vals = [json.loads(m.payload)["readings"] for k in range(100)
@@ -479,16 +435,16 @@ def test_probes_without_keys_say_how_to_enroll(tmp_path: Path, capsys: Any) -> N
     assert "run: python -m firmware_sim enroll --sensors 2" in capsys.readouterr().err
 
 
-def test_publish_exact_counts_through_mosquitto(tmp_path: Path, broker: int) -> None:
+def test_publish_exact_counts_through_mosquitto(tmp_path: Path, mosquitto_port: int) -> None:
     keys, toml = tmp_path / "keys", tmp_path / "sensors.toml"
     main(["enroll", "--sensors", "3", "--key-dir", str(keys), "--out", str(toml)])
     enrolled = {s["id"]: s["public_key"] for s in tomllib.loads(toml.read_text())["sensors"]}
     prefix = f"test/{uuid.uuid4().hex}"
-    sub = Collector(broker, f"{prefix}/#")
+    sub = Collector(mosquitto_port, f"{prefix}/#")
     try:
         stats_file = tmp_path / "stats.json"
         rc = main([
-            "probes", "--port", str(broker), "--key-dir", str(keys), "--sensors", "3",
+            "probes", "--port", str(mosquitto_port), "--key-dir", str(keys), "--sensors", "3",
             "--topic-prefix", prefix, "--rate", "500", "--count", "40", "--speed", "150000",
             "--start-ms", "1700000000000", "--scenario", "door", "--seed", "4",
             "--fault", "garbage=0.1,badsig=0.1,replay=0.1,unknown=0.1,malformed=0.1,huge=0.03",
@@ -570,3 +526,14 @@ def test_publish_to_a_closed_port_fails_with_the_address() -> None:
     port = _free_port()
     with pytest.raises(PublishError, match=f"cannot connect to MQTT broker 127.0.0.1:{port}"):
         MqttLink(BrokerConfig(port=port)).connect()
+
+
+def test_broker_refusal_is_reported_without_waiting_for_the_timeout(tmp_path: Path) -> None:
+    proc, port = start_mosquitto(tmp_path, anonymous=False)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PublishError, match=f"127.0.0.1:{port} refused us: Not authorized"):
+            MqttLink(BrokerConfig(port=port, connect_timeout_s=10)).connect()
+        assert time.monotonic() - started < 5
+    finally:
+        stop_mosquitto(proc)

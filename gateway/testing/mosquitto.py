@@ -34,11 +34,12 @@ class Mosquitto:
     """``with Mosquitto(tmpdir) as m: m.port`` — stopped (and its files kept) on exit."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, persistence: bool = True,
-                 max_queued_messages: int = 0, extra: str = "") -> None:
+                 max_queued_messages: int = 0, anonymous: bool = True, extra: str = "") -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.persistence = persistence
         self.max_queued = max_queued_messages
+        self.anonymous = anonymous
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = self.workdir / "mosquitto.conf"
@@ -51,7 +52,7 @@ class Mosquitto:
             # persistence and logs would silently fail. Stay the invoking user.
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
             f"max_queued_messages {self.max_queued}",
             "max_queued_bytes 0",
             "max_inflight_messages 0",

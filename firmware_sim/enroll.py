@@ -1,0 +1,99 @@
+"""Create (or reuse) probe keys and write the ``[[sensors]]`` allow-list the gateway includes.
+
+Idempotent on purpose: re-running enroll after adding probes must not rotate the keys of
+the probes already installed, or the gateway would reject them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger_client.errors import KeyFileError
+from ledger_client.keys import load_private_key, public_hex, write_private_key
+
+from .errors import SimConfigError
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # also safe as an MQTT topic level
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    sensor: str
+    public_key: str  # 64 hex chars, raw Ed25519
+    created: bool  # False when an existing key was reused
+
+
+def sensor_ids(prefix: str, count: int) -> list[str]:
+    """``probe-1`` ... ``probe-N``: the ids both enroll and probes derive from the same flags."""
+    if count < 1:
+        raise SimConfigError(f"need at least one sensor, got {count}")
+    ids = [f"{prefix}-{i}" for i in range(1, count + 1)]
+    bad = [s for s in ids if not _ID_RE.match(s)]
+    if bad:
+        raise SimConfigError(f"sensor id {bad[0]!r}: use letters, digits, '.', '_' or '-'")
+    return ids
+
+
+def key_path(key_dir: Path, sensor: str) -> Path:
+    return Path(key_dir) / f"{sensor}.key"
+
+
+def enroll(key_dir: Path, ids: list[str]) -> list[Enrolled]:
+    """Make sure every sensor in ``ids`` has a 0600 key in ``key_dir``; reuse existing ones."""
+    key_dir = Path(key_dir)
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out = []
+    for sensor in ids:
+        path = key_path(key_dir, sensor)
+        created = not path.exists()
+        key = write_private_key(path) if created else _load(path)
+        out.append(Enrolled(sensor, public_hex(key), created))
+    return out
+
+
+def _load(path: Path) -> Ed25519PrivateKey:
+    try:
+        return load_private_key(path)
+    except KeyFileError as exc:
+        raise SimConfigError(str(exc)) from exc
+
+
+def load_keys(key_dir: Path, ids: list[str]) -> list[tuple[str, Ed25519PrivateKey]]:
+    """Keys of ``ids``, in order; a missing one is an error that says how to create it."""
+    missing = [s for s in ids if not key_path(key_dir, s).exists()]
+    if missing:
+        raise SimConfigError(
+            f"{len(missing)} of {len(ids)} sensor keys missing in {key_dir} (first: "
+            f"{missing[0]}); run: python -m firmware_sim enroll --sensors {len(ids)} "
+            f"--key-dir {key_dir} --out sensors.toml"
+        )
+    return [(s, _load(key_path(key_dir, s))) for s in ids]
+
+
+def sensors_toml(entries: list[Enrolled], kind: str = "temperature") -> str:
+    """The TOML fragment: one ``[[sensors]]`` table per probe (ids are validated, no quoting
+    issues)."""
+    lines = ["# traceseal sensor allow-list, written by `python -m firmware_sim enroll`", ""]
+    for e in entries:
+        lines += [
+            "[[sensors]]",
+            f'id = "{e.sensor}"',
+            f'public_key = "{e.public_key}"',
+            f'kind = "{kind}"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file so a gateway reading the file never sees half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
