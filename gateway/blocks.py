@@ -53,6 +53,7 @@ class BlockSealer:
         if not rows or rows[0].seq != first or rows[-1].seq != last_seq or len(rows) != last_seq - first + 1:
             raise RuntimeError(f"journal seq range {first}..{last_seq} is not dense")
         n = 0 if last is None else last.block + 1
+        sealed_ms = self.clock.now_ms()
         header = {
             "v": 1,
             "gateway": self.gateway_id,
@@ -64,12 +65,11 @@ class BlockSealer:
             "prev": ZERO_HASH if last is None else bytes(last.hash).hex(),
             "first_time_ms": min(r.time_ms for r in rows),
             "last_time_ms": max(r.time_ms for r in rows),
-            "sealed_ms": self.clock.now_ms(),
+            "sealed_ms": sealed_ms,
             "clock_synced": self.clock.synced(),
             "key": self._pub,
         }
         data = canonical(header)
-        row = BlockRow(n, first, last_seq, data, self._key.sign(header_message(data)), header_hash(data),
-                       header["sealed_ms"])
+        row = BlockRow(n, first, last_seq, data, self._key.sign(header_message(data)), header_hash(data), sealed_ms)
         self.journal.insert_block(row, urgent=urgent)
         return row

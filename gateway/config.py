@@ -99,7 +99,8 @@ class _Table:
     def __init__(self, data: Any, path: str, base: Path) -> None:
         if not isinstance(data, dict):
             raise ConfigError(path, f"must be a table, got {type(data).__name__}")
-        self.data, self.path, self.base, self.used = data, path, base, set()
+        self.data, self.path, self.base = data, path, base
+        self.used: set[str] = set()
 
     def _key(self, k: str) -> str:
         return f"{self.path}.{k}" if self.path else k
@@ -124,6 +125,11 @@ class _Table:
             return v
         p = Path(v)
         return p if p.is_absolute() else (self.base / p)
+
+    def req_path(self, k: str, default: str) -> Path:
+        p = self.path_(k, default)
+        assert p is not None
+        return p
 
     def done(self) -> None:
         extra = set(self.data) - self.used
@@ -165,8 +171,8 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     g = _Table(raw.get("gateway", {}), "gateway", base)
     gw_id = g.get("id", str, check=lambda s: 0 < len(s) <= 64 and s.replace("-", "").replace("_", "").replace(".", "").isalnum(),
                   why="must be 1-64 letters, digits, '-', '_' or '.'")
-    data_dir = g.path_("data_dir", str(base))
-    key_file = g.path_("key_file", str(data_dir / "gateway.key"))
+    data_dir = g.req_path("data_dir", str(base))
+    key_file = g.req_path("key_file", str(data_dir / "gateway.key"))
     g.done()
 
     m = _Table(raw.get("mqtt", {}), "mqtt", base)
@@ -186,7 +192,7 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
 
     j = _Table(raw.get("journal", {}), "journal", base)
     journal = JournalConfig(
-        path=j.path_("path", str(data_dir / "journal.sqlite")),
+        path=j.req_path("path", str(data_dir / "journal.sqlite")),
         synchronous=j.get("synchronous", str, "FULL", check=lambda s: s.upper() in ("FULL", "EXTRA"),
                           why="must be FULL or EXTRA (NORMAL can lose acknowledged readings on power loss)"),
         batch_max=j.get("batch_max", int, 500, check=_pos, why="must be positive"),
@@ -208,8 +214,8 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     kind = lg.get("kind", str, "local", check=lambda k: k in ("local", "evm"), why="must be 'local' or 'evm'")
     ledger = LedgerConfig(
         kind=kind,
-        path=lg.path_("path", str(data_dir / "ledger.sqlite")),
-        key_file=lg.path_("key_file", str(data_dir / "ledger.key")),
+        path=lg.req_path("path", str(data_dir / "ledger.sqlite")),
+        key_file=lg.req_path("key_file", str(data_dir / "ledger.key")),
         poll_s=float(lg.get("poll_s", (int, float), 1.0, check=lambda v: v > 0, why="must be positive")),
         evm=dict(lg.get("evm", dict, {})),
     )

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .verify import Report, default_checkers, verify_bundle
@@ -64,12 +65,13 @@ def run_verify(args: argparse.Namespace) -> int:
         return 2
     checkers = default_checkers(ledger_key=args.ledger_key, ledger_file=args.ledger_file, rpc_url=args.rpc,
                                 chain_id=args.chain_id, sender=args.sender, min_confirmations=args.confirmations)
-    progress = None
+    progress: Callable[[int, int], None] | None = None
     n = len(bundle.get("records", [])) if isinstance(bundle, dict) else 0
     if n > 5000 and sys.stderr.isatty() and not args.json:
-        def progress(done: int, total: int) -> None:
+        def show(done: int, total: int) -> None:
             if done % 2000 == 0 or done == total:
                 print(f"\rverifying {done}/{total}", end="", file=sys.stderr, flush=True)
+        progress = show
     report = verify_bundle(bundle, gateway_key=args.gateway_key, checkers=checkers, progress=progress)
     if progress:
         print(file=sys.stderr)

@@ -113,7 +113,8 @@ class LocalLedger:
 
     # -- helpers -----------------------------------------------------------
     def _find(self, header_hash: bytes) -> tuple[bytes, bytes] | None:
-        return self._db.execute("SELECT entry, sig FROM entries WHERE header_hash=?", (header_hash,)).fetchone()
+        row: tuple[bytes, bytes] | None = self._db.execute("SELECT entry, sig FROM entries WHERE header_hash=?", (header_hash,)).fetchone()
+        return row
 
     def check_chain(self) -> int:
         """Walk every entry: signatures and prev-hash chain. Returns the entry count."""

@@ -292,22 +292,22 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
         elif bn not in cover:
             s7.failures.append(f"block {bn} is not covered: the header chain to an anchor is broken")
     for bn in order:
-        h, t = headers[bn], cover.get(bn)
-        if t is None:
+        h, at = headers[bn], cover.get(bn)
+        if at is None:
             continue
         s8.checked += 1
         for key in ("last_time_ms", "sealed_ms"):
             v = h.get(key)
-            if h.get("clock_synced") and isinstance(v, int) and v > t:
-                s8.failures.append(f"block {bn}: {key} {v} is after its anchor time {t}: the header claims a future time")
+            if h.get("clock_synced") and isinstance(v, int) and v > at:
+                s8.failures.append(f"block {bn}: {key} {v} is after its anchor time {at}: the header claims a future time")
     for seq, bn, rec in rec_blocks:
-        t = cover.get(bn)
-        if t is None:
+        rt_anchor = cover.get(bn)
+        if rt_anchor is None:
             continue
         s8.checked += 1
         rt = rec.get("time_ms")
-        if rec.get("clock_synced") and isinstance(rt, int) and rt > t:
-            s8.failures.append(f"record seq {seq}: time {rt} is after its anchor time {t}")
+        if rec.get("clock_synced") and isinstance(rt, int) and rt > rt_anchor:
+            s8.failures.append(f"record seq {seq}: time {rt} is after its anchor time {rt_anchor}")
 
     # (9) selection -----------------------------------------------------------------
     s9 = res[9]

@@ -84,5 +84,8 @@ class MqttTransport:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         mid, qos = msg.mid, msg.qos
-        ack = (lambda: client.ack(mid, qos)) if qos > 0 else None
-        self.deliver(Inbound("mqtt", msg.topic, bytes(msg.payload), dup=bool(msg.dup), ack=ack))
+
+        def ack() -> None:
+            client.ack(mid, qos)
+
+        self.deliver(Inbound("mqtt", msg.topic, bytes(msg.payload), dup=bool(msg.dup), ack=ack if qos > 0 else None))
