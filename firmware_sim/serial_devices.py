@@ -146,8 +146,15 @@ def _mt_value(weight: Decimal, decimals: int) -> str:
 class MtSicsScale(PtyDevice):
     """A Mettler Toledo balance speaking MT-SICS level 0/1 (S, SI, Z, T, TAC, I4, @)."""
 
-    def __init__(self, port: str, *, unit: str = "g", decimals: int = 2, serial_no: str = "B123456789",
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        *,
+        unit: str = "g",
+        decimals: int = 2,
+        serial_no: str = "B123456789",
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(port, rng=rng)
         self.unit = unit
         self.decimals = decimals
@@ -226,9 +233,19 @@ class AdScale(PtyDevice):
     balance's stability detector does.
     """
 
-    def __init__(self, port: str, *, unit: str = "kg", decimals: int = 3, style: str = "balance",
-                 period_s: float = 0.1, settle_lines: int = 4, stable_after: int = 2,
-                 drift_per_line: Decimal = Decimal(0), rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        *,
+        unit: str = "kg",
+        decimals: int = 3,
+        style: str = "balance",
+        period_s: float = 0.1,
+        settle_lines: int = 4,
+        stable_after: int = 2,
+        drift_per_line: Decimal = Decimal(0),
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(port, rng=rng)
         self.unit, self.decimals, self.style = unit, decimals, style
         self.tick_s = period_s
@@ -288,3 +305,54 @@ class RfidReader(PtyDevice):
     def read(self, epc_hex: str, *, repeat: int = 1) -> None:
         for _ in range(repeat):
             self.send_line(epc_hex.upper())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m firmware_sim.serial_devices DIR``: all four devices at DIR/<name> for a demo.
+
+    The scale is loaded and unloaded, the scanner scans a vaccine pack and the reader reads
+    a waste bin every few seconds, until Ctrl-C.
+    """
+    import argparse
+    import signal
+
+    p = argparse.ArgumentParser(prog="firmware_sim.serial_devices", description=main.__doc__)
+    p.add_argument("dir", help="directory for the by-id style links")
+    p.add_argument("--period", type=float, default=3.0, help="seconds between events")
+    args = p.parse_args(argv)
+    os.makedirs(args.dir, exist_ok=True)
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # so the links are removed on SIGTERM too
+
+    signal.signal(signal.SIGTERM, _terminate)
+    devices: list[PtyDevice] = [
+        MtSicsScale(os.path.join(args.dir, "mtsics")),
+        AdScale(os.path.join(args.dir, "ad"), period_s=0.5),
+        BarcodeScanner(os.path.join(args.dir, "scanner")),
+        RfidReader(os.path.join(args.dir, "rfid")),
+    ]
+    for d in devices:
+        d.start()
+        print(f"{type(d).__name__}: {d.port}", flush=True)
+    scale, ad, scanner, reader = devices
+    assert isinstance(scale, MtSicsScale) and isinstance(ad, AdScale)
+    assert isinstance(scanner, BarcodeScanner) and isinstance(reader, RfidReader)
+    try:
+        loaded = False
+        while True:
+            loaded = not loaded
+            scale.set_weight("1234.5" if loaded else "0.00")
+            ad.place(Decimal("12.345") if loaded else Decimal(0))
+            scanner.scan("01034531200000111719112510ABCD1234\x1d2110EW354EWER")
+            reader.read("33B4257BF40C0E4000000190")
+            time.sleep(args.period)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for d in devices:
+            d.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

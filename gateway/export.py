@@ -109,9 +109,12 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     seqs = journal.sensor_seqs(sensor, from_ms, to_ms, top.last_seq)
     span = journal.blocks_overlapping(from_ms, to_ms)
     before = journal.block_before(from_ms)
+    after = journal.block_after(to_ms)
     lo = before if before is not None else (span[0] if span else 0)
     hi = min(span[1], top_block) if span else lo
     selection: dict[str, Any] = {"type": "range", "sensor": sensor, "from_ms": from_ms, "to_ms": to_ms}
-    if top.header_obj["last_time_ms"] < to_ms:
+    if after is not None and after <= top_block:
+        hi = max(hi, after)  # the block after the range shows nothing was sealed in between
+    elif top.header_obj["last_time_ms"] < to_ms:
         selection["open_end"] = True  # the range reaches past the last anchored block
     return build_bundle(journal, seqs, selection, extra_blocks=(min(lo, top_block), hi), **kw)

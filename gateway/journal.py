@@ -303,6 +303,11 @@ class Journal:
                               (from_ms, to_ms)).fetchone()
         return None if row[0] is None else (row[0], row[1])
 
+    def block_after(self, t_ms: int) -> int | None:
+        """The first block that starts after ``t_ms`` (so a range bundle shows what followed it)."""
+        row = self.db.execute("SELECT MIN(block) FROM blocks WHERE first_time_ms > ?", (t_ms,)).fetchone()
+        return row[0]
+
     def block_before(self, t_ms: int) -> int | None:
         """The last block that starts before ``t_ms`` (so a range bundle shows what preceded it)."""
         row = self.db.execute("SELECT MAX(block) FROM blocks WHERE first_time_ms < ?", (t_ms,)).fetchone()

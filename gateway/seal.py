@@ -17,6 +17,9 @@ from .journal import RecordRow
 from .observation import Observation
 
 
+_RESERVED = frozenset({"v", "gateway", "seq", "time_ms", "clock_synced"})
+
+
 class Sealer:
     def __init__(self, gateway_id: str, key: Ed25519PrivateKey, next_seq: int) -> None:
         self.gateway_id = gateway_id
@@ -25,6 +28,9 @@ class Sealer:
 
     def seal(self, body: dict[str, Any], *, time_ms: int, synced: bool, digest: bytes | None = None) -> RecordRow:
         """Assign the next sequence number, canonicalise and sign. ``body`` holds the type-specific fields."""
+        clash = _RESERVED & body.keys()
+        if clash:
+            raise ValueError(f"record body may not set {sorted(clash)}: the sealer owns them")
         seq = self.next_seq
         rec = {"v": 1, "gateway": self.gateway_id, "seq": seq, "time_ms": time_ms, "clock_synced": synced, **body}
         data = canonical(rec)

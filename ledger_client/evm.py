@@ -24,6 +24,27 @@ is accepted then silently dropped) and multiplied by ``gas_margin``. Fees are EI
 (``maxFeePerGas = 2 × baseFee + tip``) when the latest block has a ``baseFeePerGas``,
 legacy ``gasPrice`` otherwise.
 
+Configuration (``[ledger.evm]``, read by ``EvmLedger.from_config``)
+--------------------------------------------------------------------
+=================== ======== ===================================================================
+key                 default  meaning
+=================== ======== ===================================================================
+rpc_url             required JSON-RPC URL of the node (http/https)
+chain_id            required checked against ``eth_chainId`` at start; mismatch refuses to run
+key_file            required secp256k1 key, hex on one line, mode 0600 (``generate_eth_key``)
+to                  sender   anchor recipient address
+confirmations       1        blocks (incl. its own) before ``confirmed``; 1 suits BFT chains
+                             (Besu/Quorum QBFT/IBFT finality); use ≥ 12 or more on PoW/PoS chains
+stuck_after_s       120      a transaction still in the pool this long is replaced (+12.5 % fees)
+gas_limit           estimate fixed gas limit (skips the all-0xff ``eth_estimateGas`` at start)
+gas_margin          1.25     gas limit = estimate × margin
+fee_mode            auto     ``auto`` (EIP-1559 if the chain has a base fee), ``eip1559``, ``legacy``
+priority_fee_gwei   node     tip; default ``eth_maxPriorityFeePerGas``
+max_fee_gwei        none     ceiling for maxFeePerGas/gasPrice; bumps stop there
+timeout_s           10       read timeout of every JSON-RPC call
+connect_timeout_s   3        connect timeout of every JSON-RPC call
+=================== ======== ===================================================================
+
 Submission (what the caller's durable outbox stores, JSON)
 -----------------------------------------------------------
 ``prepare`` signs the transaction and returns everything needed to send it again
@@ -153,7 +174,7 @@ class JsonRpc:
         with self._lock:
             self._id += 1
             rid = self._id
-        body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}
         try:
             resp = self.session.post(self.url, json=body, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -295,7 +316,7 @@ class EvmLedger:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], *, base_dir: Path | None = None,
-                    session: requests.Session | None = None) -> "EvmLedger":
+                    session: requests.Session | None = None) -> EvmLedger:
         """Build from the ``[ledger.evm]`` table; see the module docstring for the keys."""
         known = {"rpc_url", "chain_id", "key_file", "to", "confirmations", "stuck_after_s", "gas_limit",
                  "gas_margin", "fee_mode", "priority_fee_gwei", "max_fee_gwei", "timeout_s", "connect_timeout_s"}
@@ -311,7 +332,7 @@ class EvmLedger:
 
         def gwei(name: str) -> int | None:
             v = cfg.get(name)
-            return None if v is None else int(round(float(v) * 1e9))
+            return None if v is None else round(float(v) * 1e9)
 
         return cls(
             str(cfg["rpc_url"]), chain_id=int(cfg["chain_id"]), key_file=key_file, to=cfg.get("to"),
@@ -325,7 +346,7 @@ class EvmLedger:
         )
 
     # -- start / nonce -------------------------------------------------------------------
-    def start(self, known: Iterable[dict[str, Any]] = ()) -> "EvmLedger":
+    def start(self, known: Iterable[dict[str, Any]] = ()) -> EvmLedger:
         """Check the chain id, sync the nonce, read fees, estimate gas. Reads only.
 
         ``known``: submissions from the caller's outbox (sent or not); their nonces count as
@@ -399,6 +420,19 @@ class EvmLedger:
     def _refresh_fees(self) -> None:
         self._fees = self._current_fees()
 
+    def _follow_base_fee(self, head: Any) -> None:
+        """Keep the cached EIP-1559 fee cap at 2 × the latest base fee + tip, for free (no extra call)."""
+        with self._lock:
+            fees = self._fees
+            base = head.get("baseFeePerGas") if isinstance(head, dict) else None
+            if fees is None or "max_priority_fee_per_gas" not in fees or base is None:
+                return
+            tip = fees["max_priority_fee_per_gas"]
+            max_fee = 2 * _int(base, "baseFeePerGas") + tip
+            if self.max_fee_cap_wei is not None:
+                max_fee = min(max_fee, self.max_fee_cap_wei)
+            self._fees = {"max_fee_per_gas": max(max_fee, tip), "max_priority_fee_per_gas": tip}
+
     def _estimate_gas(self) -> int:
         probe = {"from": self.address, "to": self.to, "value": "0x0", "data": TAG_HEX + "ff" * 32}
         try:
@@ -464,6 +498,17 @@ class EvmLedger:
         return sub
 
     def lookup(self, submission: dict[str, Any], *, now_ms: int) -> AnchorStatus:
+        """Where the anchor stands. Raises LedgerUnavailable.
+
+        - a receipt for ``tx`` or any hash in ``replaces``: status 0 → ``failed``; fewer than
+          ``confirmations`` blocks → ``pending``; else ``confirmed`` with the anchor object;
+        - no receipt, transaction in the node's pool → ``pending``; once this object has seen
+          it pending for ``stuck_after_s`` (by the caller's ``now_ms``; kept in memory, so a
+          restart restarts the wait) ``replacement`` holds the same nonce with fees +12.5 %:
+          the caller should persist it, then submit it;
+        - no receipt and unknown to the node, or stuck behind a nonce gap → ``dropped``
+          (and the next nonce is re-read from the chain).
+        """
         self._check_submission(submission)
         with self._lock:
             self._ensure_started()
@@ -479,12 +524,13 @@ class EvmLedger:
             if known:
                 break
         nonce = int(submission["nonce"])
+        sender = str(submission.get("from", self.address))  # signed by an earlier key? ask about that one
         if not known:
             for h in hashes:  # mined between the two reads?
                 rc = self.rpc.call("eth_getTransactionReceipt", h)
                 if rc:
                     return self._landed(submission, rc)
-            mined_count = _int(self.rpc.call("eth_getTransactionCount", self.address, "latest"), "nonce")
+            mined_count = _int(self.rpc.call("eth_getTransactionCount", sender, "latest"), "nonce")
             if submission.get("rejected"):
                 reason = f"node rejected the transaction: {submission['rejected']}"
             elif mined_count > nonce:
@@ -494,7 +540,7 @@ class EvmLedger:
             return self._dropped(hashes, reason)
         if known.get("blockHash"):
             return AnchorStatus("pending", reason="mined; receipt not yet available")
-        pending_count = self._pending_count()
+        pending_count = _int(self.rpc.call("eth_getTransactionCount", sender, "pending"), "pending nonce")
         if pending_count <= nonce:
             return self._dropped(hashes, f"nonce gap: the node's next nonce is {pending_count}, this transaction "
                                          f"has {nonce} and can never be mined")
@@ -546,7 +592,9 @@ class EvmLedger:
             return AnchorStatus("failed", reason=f"transaction {txh} reverted (receipt status 0) in block {number}, "
                                                  f"gas used {_int(rc.get('gasUsed', 0), 'gasUsed')} of {sub.get('gas')}",
                                 extra={"tx": txh, "block_number": number})
-        latest = _int(self.rpc.call("eth_blockNumber"), "eth_blockNumber")
+        head = self.rpc.call("eth_getBlockByNumber", "latest", False)
+        latest = _int(head.get("number") if isinstance(head, dict) else None, "latest block number")
+        self._follow_base_fee(head)
         confs = latest - number + 1
         if confs < self.confirmations:
             return AnchorStatus("pending", reason=f"{confs} of {self.confirmations} confirmations",
@@ -598,7 +646,7 @@ class EvmLedger:
 
 
 def _checksum(addr: str) -> str:
-    from eth_utils import to_checksum_address  # installed with eth-account
+    from eth_utils.address import to_checksum_address  # installed with eth-account
 
     return str(to_checksum_address(addr))
 

@@ -7,6 +7,7 @@ others can read, because a leaked device key lets anyone forge the whole record.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -32,13 +33,14 @@ def public_from_hex(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+_SIG_HEX = re.compile(r"[0-9a-f]{128}")
+
+
 def verify_sig(pub: Ed25519PublicKey, sig_hex: str, message: bytes) -> bool:
-    try:
-        sig = bytes.fromhex(sig_hex)
-    except (ValueError, TypeError):
+    """Strict: exactly 128 lowercase hex characters (no whitespace, no other spellings)."""
+    if not isinstance(sig_hex, str) or not _SIG_HEX.fullmatch(sig_hex):
         return False
-    if len(sig) != 64:
-        return False
+    sig = bytes.fromhex(sig_hex)
     try:
         pub.verify(sig, message)
     except InvalidSignature:

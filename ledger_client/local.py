@@ -140,7 +140,7 @@ def verify_local_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int
         time_ms = entry["time_ms"]
     except (KeyError, TypeError) as exc:
         raise VerificationError(step, name, f"local anchor lacks field {exc}") from exc
-    if pinned_key is not None and key != pinned_key:
+    if pinned_key is not None and str(key).lower() != pinned_key.lower():
         raise VerificationError(step, name, f"ledger key {key[:16]}… is not the pinned key {pinned_key[:16]}…")
     if entry.get("header_hash") != header_hash.hex():
         raise VerificationError(step, name, f"anchor names header hash {str(entry.get('header_hash'))[:16]}…, want {header_hash.hex()[:16]}…")

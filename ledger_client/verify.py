@@ -162,6 +162,10 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s3.failures.append(f"blocks[{i}]: malformed header: {exc}")
             continue
         s3.checked += 1
+        if type(h.get("v")) is not int or h.get("v") != 1:
+            s3.failures.append(f"block {n}: header version {h.get('v')!r}, want 1")
+        if str(h.get("key", "")).lower() != key_hex.lower():
+            s3.failures.append(f"block {n}: signed by key {str(h.get('key'))[:16]}…, not the gateway key {key_hex[:16]}…")
         if h.get("gateway") != gw_id:
             s3.failures.append(f"block {n}: gateway {h.get('gateway')!r}, want {gw_id!r}")
         if not verify_sig(pub, b.get("sig", ""), header_message(data)):
@@ -189,6 +193,8 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             continue
         s2.checked += 1
         parsed.append((seq, entry.get("block"), rec))
+        if type(rec.get("v")) is not int or rec.get("v") != 1:
+            s2.failures.append(f"record seq {seq}: version {rec.get('v')!r}, want 1")
         if rec.get("gateway") != gw_id:
             s2.failures.append(f"record seq {seq}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
         if not verify_sig(pub, entry.get("sig", ""), record_message(data)):
@@ -234,8 +240,11 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
                 s5.failures.append(f"block {n}: size {h['size']} does not match seq range {h['first_seq']}..{h['last_seq']}")
         except (KeyError, TypeError) as exc:
             s5.failures.append(f"block {n}: malformed header field {exc}")
-    if order and order[0] == 0 and headers[0].get("prev") != ZERO_HASH:
-        s5.failures.append("block 0: prev must be all zeros")
+    if order and order[0] == 0:
+        if headers[0].get("prev") != ZERO_HASH:
+            s5.failures.append("block 0: prev must be all zeros")
+        if headers[0].get("first_seq") != 0:
+            s5.failures.append(f"block 0: first_seq {headers[0].get('first_seq')}, want 0 (records before it are missing)")
 
     # (6) anchors ---------------------------------------------------------------------
     s6 = res[6]
@@ -270,6 +279,11 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s6.failures.append(f"anchors[{i}] ({kind}): could not check: {exc}")
             continue
         bn = by_hash[hh]
+        entry = a.get("entry") if kind == "local" else None
+        if isinstance(entry, dict) and (entry.get("gateway") != gw_id or entry.get("block") != bn):
+            s6.failures.append(f"anchors[{i}] (local): entry names gateway {entry.get('gateway')!r} block "
+                               f"{entry.get('block')!r}, want {gw_id!r} block {bn}")
+            continue
         anchored[bn] = min(t, anchored.get(bn, t))
         s6.notes.append(f"block {bn} anchored on {kind} at {_iso(t)}")
 
@@ -348,8 +362,12 @@ def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], head
         first, last = headers[order[0]], headers[order[-1]]
         if isinstance(lo, int) and order[0] != 0 and first.get("first_time_ms", lo) > lo:
             s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, after the range start {lo}: earlier blocks are missing")
-        if isinstance(hi, int) and last.get("last_time_ms", hi) < hi and not sel.get("open_end"):
-            s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the range end {hi}: later blocks are missing")
+        if isinstance(hi, int) and last.get("last_time_ms", hi) < hi:
+            if sel.get("open_end"):
+                s9.notes.append(f"open end: the exporter says nothing after block {order[-1]} "
+                                f"({last.get('last_time_ms')}) was anchored at export time; this claim is not signed")
+            else:
+                s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the range end {hi}: later blocks are missing")
         return
     if kind in ("lot", "route", "records"):
         s9.notes.append(f"{kind} selection: {sel.get('id', '')}")

@@ -184,9 +184,8 @@ def test_verify_against_another_chain_fails_at_chain_id(node: Anvil, tmp_path: P
     led = ledger_for(node).start()
     h = hh("x")
     _, st = anchor_once(led, h)
-    with Anvil(chain_id=4242, workdir=tmp_path / "other") as other:
-        with pytest.raises(VerificationError) as ei:
-            verify_evm_anchor(st.anchor, h, step=6, rpc_url=other.url)
+    with Anvil(chain_id=4242, workdir=tmp_path / "other") as other, pytest.raises(VerificationError) as ei:
+        verify_evm_anchor(st.anchor, h, step=6, rpc_url=other.url)
     assert "is on chain id 4242, but the anchor is on chain id 31337" in ei.value.message
     with pytest.raises(VerificationError, match=r"anchor is on chain id 31337, want chain id 4242 \(--chain-id\)"):
         verify_evm_anchor(st.anchor, h, step=6, rpc_url=node.url, expected_chain_id=4242)
@@ -287,10 +286,9 @@ def test_node_outage_then_one_anchor_for_the_backlog(node: Anvil) -> None:
     outbox: list[dict[str, Any]] = []  # the caller's durable outbox (JSON rows)
     sealed = [hh("block 0")]
     node.stop()
-    failures = 0
     delays = []
     rng = random.Random(1)
-    for n in range(1, 6):  # five blocks sealed while the node is down
+    for failures, n in enumerate(range(1, 6), start=1):  # five blocks sealed while the node is down
         sealed.append(hh(f"block {n}"))
         if not outbox:  # no open row: prepare for the newest header, persist BEFORE sending
             outbox.append(persist(led.prepare(sealed[-1], gateway="gw", block=n, now_ms=n)))
@@ -298,7 +296,6 @@ def test_node_outage_then_one_anchor_for_the_backlog(node: Anvil) -> None:
             led.submit(outbox[-1])
         with pytest.raises(LedgerUnavailable):
             led.lookup(outbox[-1], now_ms=n)
-        failures += 1
         delays.append(backoff_s(failures, rng, base=0.5, cap=30))
     assert len(outbox) == 1 and outbox[0]["block"] == 1
     assert all(0 <= d <= 30 for d in delays)

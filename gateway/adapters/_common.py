@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..errors import ParseError
 from .units import UnitError, check_decimal
 
 MAX_JSON_BYTES = 64 * 1024  # far above any device payload; bounds the work per message
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FieldProblem(Exception):
@@ -64,7 +64,9 @@ def load_json_object(adapter: str, raw: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise ParseError(adapter, "malformed-json", str(exc)[:120]) from exc
     if not isinstance(msg, dict):
-        raise ParseError(adapter, "malformed-json", f"top level is {type(msg).__name__}, want object")
+        raise ParseError(
+            adapter, "malformed-json", f"top level is {type(msg).__name__}, want object"
+        )
     return msg
 
 
@@ -106,7 +108,9 @@ def iso_time_ms(adapter: str, value: Any, field: str) -> tuple[int | None, str]:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ParseError(adapter, "bad-time", f"{value!r} is not an ISO 8601 time", field=field) from exc
+        raise ParseError(
+            adapter, "bad-time", f"{value!r} is not an ISO 8601 time", field=field
+        ) from exc
     if dt.tzinfo is None or dt.utcoffset() is None:
         return None, value
     delta = dt - _EPOCH  # integer arithmetic: no float on the way to ms

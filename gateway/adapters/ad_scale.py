@@ -37,7 +37,9 @@ MODES = {"GS": "gross", "NT": "net", "TR": "tare"}
 COMPARATORS = {"LO", "OK", "HI", "--"}
 COUNT_UNITS = {"PC", "PCS", "pcs", "pc"}
 
-_DATA = re.compile(r"^(?P<sign>[+\- ]?) *(?P<num>\d+(?:\.\d*)?|\.\d+) *,? *(?P<unit>[A-Za-z%]{1,4}) *$")
+_DATA = re.compile(
+    r"^(?P<sign>[+\- ]?) *(?P<num>\d+(?:\.\d*)?|\.\d+) *,? *(?P<unit>[A-Za-z%]{1,4}) *$"
+)
 
 
 def _fail(code: str, message: str, field: str | None = None) -> ParseError:
@@ -62,12 +64,17 @@ def parse(port: str, raw: bytes) -> list[Observation]:
     """One A&D-format line from ``port`` → one observation, or ParseError."""
     text = _decode(raw)
     if len(text) < 4 or text[2] != ",":
-        raise _fail("bad-header", f"{text!r} does not start with a 2-letter header and ','", "header")
+        raise _fail(
+            "bad-header", f"{text!r} does not start with a 2-letter header and ','", "header"
+        )
     header, rest = text[:2], text[3:]
     if header == "OL":
         under = rest.lstrip()[:1] == "-" or (rest[2:3] == "," and rest[3:].lstrip()[:1] == "-")
-        raise _fail("underload" if under else "overload",
-                    f"{text!r}: out of weighing range ({'under' if under else 'over'})", "header")
+        raise _fail(
+            "underload" if under else "overload",
+            f"{text!r}: out of weighing range ({'under' if under else 'over'})",
+            "header",
+        )
     if header == "LO":
         raise _fail("out-of-range", f"{text!r}: indicator reports out of range", "header")
     if header not in STABILITY:
@@ -96,6 +103,8 @@ def parse(port: str, raw: bytes) -> list[Observation]:
             return [Observation(sensor, "count", int(value), "pcs", NAME, attrs=attrs)]
         grams = mass_to_grams(value, unit)
     except UnitError as exc:
-        raise _fail(exc.code, exc.message, "unit" if exc.code == "unsupported-unit" else "value") from exc
+        raise _fail(
+            exc.code, exc.message, "unit" if exc.code == "unsupported-unit" else "value"
+        ) from exc
     kind = "tare" if attrs.get("mode") == "tare" else "weight"
     return [Observation(sensor, kind, grams, "g", NAME, attrs=attrs)]

@@ -96,10 +96,16 @@ def _w1_slave(lines: list[str]) -> tuple[int, dict[str, str]]:
         raise _fail("crc-failed", f"kernel reports crc={crc_text:02x} NO", "crc")
     computed = crc8_maxim(pad[:8])
     if computed != pad[8] or crc_text != pad[8]:
-        raise _fail("crc-failed", f"CRC-8 of bytes 0-7 is {computed:02x}, byte 8 is {pad[8]:02x}, "
-                    f"kernel printed {crc_text:02x}", "crc")
+        raise _fail(
+            "crc-failed",
+            f"CRC-8 of bytes 0-7 is {computed:02x}, byte 8 is {pad[8]:02x}, "
+            f"kernel printed {crc_text:02x}",
+            "crc",
+        )
     if pad == bytes(9):
-        raise _fail("all-zero-read", "all scratchpad bytes are 00 (bus stuck low); t=0 is not a reading")
+        raise _fail(
+            "all-zero-read", "all scratchpad bytes are 00 (bus stuck low); t=0 is not a reading"
+        )
     register = int.from_bytes(pad[0:2], "little")
     if register == 0x07FF and pad[6] == 0x0C:
         raise _fail("conversion-failed", "register 0x07FF with byte 6 = 0x0c", "t")

@@ -25,8 +25,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from epcpy import hex_to_tag_encodable
+from epcpy.epc_schemes.grai import GRAI
+from epcpy.epc_schemes.sgtin import SGTIN
+from epcpy.epc_schemes.sscc import SSCC
 from epcpy.utils.common import ConvertException
+from epcpy.utils.parsers import hex_to_tag_encodable
 
 from ..errors import ParseError
 from ..observation import Observation
@@ -36,9 +39,11 @@ BADGE = "badge"
 
 # EPC header → tag URI scheme name
 SCHEMES = {
-    0x30: "sgtin-96", 0x36: "sgtin-198",
+    0x30: "sgtin-96",
+    0x36: "sgtin-198",
     0x31: "sscc-96",
-    0x33: "grai-96", 0x37: "grai-170",
+    0x33: "grai-96",
+    0x37: "grai-170",
 }
 # EPC bank lengths in hex digits: 96-bit tags, and the long forms padded to 16-bit words.
 HEX_LENGTHS = {24, 44, 52}
@@ -66,16 +71,22 @@ def _text(adapter: str, raw: bytes, limit: int) -> str:
 
 def decode_epc(hex_text: str) -> dict[str, Any]:
     """The identity fields of one EPC as strings, or ParseError."""
-    h = hex_text[2:] if hex_text.startswith("0X") else hex_text
+    h = hex_text.removeprefix("0X")
     if not _HEX.match(h):
         raise _fail(NAME, "not-hex", f"{hex_text[:40]!r} is not hexadecimal", "epc")
     if len(h) not in HEX_LENGTHS:
-        raise _fail(NAME, "bad-length", f"{len(h)} hex digits, want one of {sorted(HEX_LENGTHS)}", "epc")
+        raise _fail(
+            NAME, "bad-length", f"{len(h)} hex digits, want one of {sorted(HEX_LENGTHS)}", "epc"
+        )
     header = int(h[:2], 16)
     scheme = SCHEMES.get(header)
     if scheme is None:
-        raise _fail(NAME, "unsupported-scheme", f"EPC header 0x{header:02X} is not SGTIN, SSCC or GRAI",
-                    "header")
+        raise _fail(
+            NAME,
+            "unsupported-scheme",
+            f"EPC header 0x{header:02X} is not SGTIN, SSCC or GRAI",
+            "header",
+        )
     if len(h) == 24 and not scheme.endswith("-96"):
         raise _fail(NAME, "bad-length", f"{scheme} needs more than 96 bits", "epc")
     bits = int(h[2:4], 16)
@@ -84,22 +95,30 @@ def decode_epc(hex_text: str) -> dict[str, Any]:
         tag = hex_to_tag_encodable(h)
     except (ConvertException, ValueError, IndexError, KeyError) as exc:  # epcpy's decode failures
         raise _fail(NAME, "bad-epc", f"{scheme}: {exc}"[:200], "epc") from exc
+    if not isinstance(tag, (SGTIN, SSCC, GRAI)):  # the header table above rules this out
+        raise _fail(NAME, "unsupported-scheme", f"decoded as {type(tag).__name__}", "header")
     pure = tag.epc_uri  # urn:epc:id:<scheme>:<fields>
     fields = pure.split(":", 4)[4]
+    element_string = tag.gs1_element_string()
     attrs: dict[str, Any] = {
-        "epc": h, "scheme": scheme, "filter": filter_value, "partition": partition,
-        "pure_identity": pure, "tag_uri": f"urn:epc:tag:{scheme}:{filter_value}.{fields}",
-        "element_string": tag.gs1_element_string(),
+        "epc": h,
+        "scheme": scheme,
+        "filter": filter_value,
+        "partition": partition,
+        "pure_identity": pure,
+        "tag_uri": f"urn:epc:tag:{scheme}:{filter_value}.{fields}",
+        "element_string": element_string,
     }
     parts = fields.split(".")
     attrs["company_prefix"] = parts[0]
-    if scheme.startswith("sgtin"):
+    if isinstance(tag, SGTIN):
         attrs.update(indicator_item_ref=parts[1], serial=parts[2], gtin=tag.gs1_key())
-    elif scheme.startswith("sscc"):
+    elif isinstance(tag, SSCC):
         attrs.update(serial_reference=parts[1], sscc=tag.gs1_key())
     else:
         # AI (8003) value: "0" + GRAI-13 + serial, as a printed bin label would carry it.
-        attrs.update(asset_type=parts[1], serial=parts[2], grai=attrs["element_string"][len("(8003)"):])
+        grai = element_string[len("(8003)") :]
+        attrs.update(asset_type=parts[1], serial=parts[2], grai=grai)
     return attrs
 
 
@@ -116,7 +135,9 @@ def parse_badge(reader: str, raw: bytes) -> list[Observation]:
     if not _HEX.match(text):
         raise _fail(BADGE, "not-hex", f"{text[:40]!r} is not a hex UID", "uid")
     if len(text) % 2 or len(text) // 2 not in BADGE_BYTES:
-        raise _fail(BADGE, "bad-length", f"{len(text)} hex digits, want {sorted(BADGE_BYTES)} bytes", "uid")
+        raise _fail(
+            BADGE, "bad-length", f"{len(text)} hex digits, want {sorted(BADGE_BYTES)} bytes", "uid"
+        )
     if text.strip("0") == "" or text.strip("F") == "":
         raise _fail(BADGE, "bad-uid", f"UID {text} is all 00 or FF (no card / read error)", "uid")
     return [Observation(f"{BADGE}:{reader}", "badge", None, "", BADGE, attrs={"uid": text})]

@@ -15,7 +15,8 @@ relative to *today*, so a year ≥ 50 years away flips century; for expiry dates
 the standard's intended reading.
 
 A scanner with FNC1→GS translation off glues ``10 <lot> 17 <date>`` into one lot value;
-that cannot be told from a real lot, so we keep it but add ``attrs["warning"]``.
+that cannot be told from a real lot, so we keep it but add ``attrs["warning"]`` when a
+lot/serial ends in what looks like a date element (11-17 + YYMMDD) absent from the scan.
 """
 
 from __future__ import annotations
@@ -34,14 +35,25 @@ MAX_SCAN = 512
 
 # AI → attrs key for the fields rules read by name; every AI also lands in attrs["ai"].
 FIELD_NAMES = {
-    "00": "sscc", "01": "gtin", "02": "content_gtin", "10": "lot", "21": "serial",
-    "11": "production_date", "12": "due_date", "13": "packaging_date", "15": "best_before",
-    "16": "sell_by", "17": "expiry", "37": "count", "710": "nhrn_de_pzn", "8003": "grai",
+    "00": "sscc",
+    "01": "gtin",
+    "02": "content_gtin",
+    "10": "lot",
+    "21": "serial",
+    "11": "production_date",
+    "12": "due_date",
+    "13": "packaging_date",
+    "15": "best_before",
+    "16": "sell_by",
+    "17": "expiry",
+    "37": "count",
+    "710": "nhrn_de_pzn",
+    "8003": "grai",
 }
 DATE_AIS = {"11", "12", "13", "15", "16", "17"}
 _AI_IN_ERROR = re.compile(r"AI \((\d{2,4})\)")
 _QUOTED = re.compile(r"'([^']*)'")
-_GLUED_EXPIRY = re.compile(r"17(\d{2})(0[1-9]|1[0-2])(\d{2})$")
+_GLUED_DATE = re.compile(r"(1[1-7])\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])$")
 _CONFIG = biip.ParseConfig(separator_chars=("\x1d",))
 
 
@@ -87,7 +99,7 @@ def _no_message(result: Any) -> ParseError:
     if result.gs1_message is not None:
         return _fail("empty-scan", "GS1 symbol with no element strings")
     quoted = _QUOTED.search(error)
-    data = result.value[len(si.value):] if si is not None else result.value
+    data = result.value[len(si.value) :] if si is not None else result.value
     if error and (gs1_symbol or "date/time" in error or (quoted and quoted.group(1) != data)):
         return _classify(error)
     if result.gtin_error and "check digit" in result.gtin_error:
@@ -106,8 +118,11 @@ def _check_element(es: Any) -> None:
         if len(digits) == 13 and digits.isdigit():
             want = gs1_standard_check_digit(digits[:12])
             if int(digits[12]) != want:
-                raise _fail("bad-check-digit", f"GRAI {es.value[:14]}: check digit {digits[12]}, "
-                            f"want {want}", ai)
+                raise _fail(
+                    "bad-check-digit",
+                    f"GRAI {es.value[:14]}: check digit {digits[12]}, want {want}",
+                    ai,
+                )
 
 
 def _attrs(result: Any, elements: list[Any]) -> dict[str, Any]:
@@ -128,21 +143,29 @@ def _attrs(result: Any, elements: list[Any]) -> dict[str, Any]:
             attrs[name] = es.date.isoformat() if ai in DATE_AIS and es.date else es.value
     attrs["ai"] = ais
     attrs["hri"] = "".join(f"({ai}){v}" for ai, v in ais.items())
-    if "17" not in ais:
-        for ai in ("10", "21"):
-            if ai in ais and _GLUED_EXPIRY.search(ais[ai]):
-                attrs["warning"] = (f"({ai}) ends in 17YYMMDD: GS separator probably missing, "
-                                    "lot/serial may contain the expiry")
+    for ai in ("10", "21"):
+        m = _GLUED_DATE.search(ais.get(ai, ""))
+        if m and m.group(1) in DATE_AIS and m.group(1) not in ais:
+            attrs["warning"] = (
+                f"({ai}) ends in ({m.group(1)})YYMMDD: GS separator probably missing, "
+                "the value may contain a date element"
+            )
     return attrs
 
 
 def parse(port: str, raw: bytes) -> list[Observation]:
     """One scan from ``port`` (scanner or MQTT topic) → ``[scan observation]`` or ParseError."""
     text = _decode(raw)
+    if text.startswith("]") and len(text) < 3:
+        raise _fail(
+            "bad-symbology", f"{text!r} is not a ']<symbology><modifier>' identifier", "symbology"
+        )
     try:
         result = biip.parse(text, config=_CONFIG)
     except biip.BiipException as exc:  # e.g. an unknown ']xx' symbology identifier
         raise _fail("bad-symbology", str(exc)[:160], "symbology") from exc
+    except (IndexError, ValueError) as exc:  # biip 5.2 indexes past a bare "]": found by fuzzing
+        raise _fail("bad-symbology", f"{type(exc).__name__}: {exc}"[:160], "symbology") from exc
     elements: list[Any]
     if result.gs1_message is not None and len(result.gs1_message.element_strings) > 0:
         elements = list(result.gs1_message.element_strings)

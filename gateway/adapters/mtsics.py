@@ -7,9 +7,10 @@ balances right-align the value in a fixed-width field (``S S      100.00 g``).
 ``S S`` / ``SU S``        stable weight (from ``S``, ``SI``, ``SIR``, ``SR``) → weight,
                           ``attrs["stable"] = True``
 ``S D`` / ``SU D``        dynamic (not yet stable, from ``SI``) → weight, stable False
-``T S``/``T A``/``TI S``  tare taken → ``tare`` observation (value = tare weight)
+``T S|A`` ``TI S|D|A``   tare taken → ``tare`` observation (value = tare weight);
+                          ``A`` (executed) is the older levels' form of ``S``
 ``TA A``                  tare memory value → ``tare``;  ``TAC A`` tare cleared → ``tare`` 0
-``Z A`` / ``ZI S|D``      zero set → ``zero`` event (value None)
+``Z A`` / ``ZI S|D|A``    zero set → ``zero`` event (value None)
 ``x I``                   not executable (busy, or no stability before timeout)
 ``x +`` / ``x -``         overload / underload (for ``Z``: outside the zero range)
 ``x L``                   logical error (bad parameter)
@@ -83,7 +84,9 @@ def _grams(value_text: str, unit: str) -> int:
     try:
         return mass_to_grams(parse_decimal(value_text), unit)
     except UnitError as exc:
-        raise _fail(exc.code, exc.message, "unit" if exc.code == "unsupported-unit" else "value") from exc
+        raise _fail(
+            exc.code, exc.message, "unit" if exc.code == "unsupported-unit" else "value"
+        ) from exc
 
 
 def parse(port: str, raw: bytes) -> list[Observation]:
@@ -99,27 +102,43 @@ def parse(port: str, raw: bytes) -> list[Observation]:
         raise _fail("missing-field", f"{text!r} has no status", "status")
     status = tokens[1]
     if cmd not in WEIGHT_IDS | TARE_IDS | ZERO_IDS | {"TAC"}:
-        raise _fail("unsupported-response", f"reply id {cmd!r} is not a weight, tare or zero reply",
-                    "command")
+        raise _fail(
+            "unsupported-response",
+            f"reply id {cmd!r} is not a weight, tare or zero reply",
+            "command",
+        )
     if status in STATUS_CODES:
         if len(tokens) != 2:
             raise _fail("bad-format", f"{text!r}: status {status} with trailing fields")
-        what = {"I": "command not executable (busy or no stability)", "+": "overload range",
-                "-": "underload range", "L": "logical error (bad parameter)"}[status]
+        what = {
+            "I": "command not executable (busy or no stability)",
+            "+": "overload range",
+            "-": "underload range",
+            "L": "logical error (bad parameter)",
+        }[status]
         raise _fail(STATUS_CODES[status], f"{cmd} {status}: {what}", "status")
     sensor = f"{NAME}:{port}"
     base: dict[str, Any] = {"command": cmd, "status": status}
 
     if cmd in ZERO_IDS or cmd == "TAC":
-        ok = {"Z": ("A",), "ZI": ("S", "D"), "TAC": ("A",)}[cmd]
+        ok = {"Z": ("A",), "ZI": ("S", "D", "A"), "TAC": ("A",)}[cmd]
         if status not in ok or len(tokens) != 2:
             raise _fail("bad-status", f"{text!r}: want {cmd} {'/'.join(ok)}", "status")
         if cmd == "TAC":  # tare memory cleared: the tare is now zero
             return [Observation(sensor, "tare", 0, "g", NAME, attrs={**base, "stable": True})]
-        return [Observation(sensor, "zero", None, "", NAME, attrs={**base, "stable": status != "D"})]
+        return [
+            Observation(sensor, "zero", None, "", NAME, attrs={**base, "stable": status != "D"})
+        ]
 
-    ok_status = {"S": ("S", "D"), "SU": ("S", "D"), "SIH": ("S", "D"), "SX": ("S", "D"),
-                 "T": ("S", "A"), "TI": ("S", "D"), "TA": ("A",)}[cmd]
+    ok_status = {
+        "S": ("S", "D"),
+        "SU": ("S", "D"),
+        "SIH": ("S", "D"),
+        "SX": ("S", "D"),
+        "T": ("S", "A"),
+        "TI": ("S", "D", "A"),
+        "TA": ("A",),
+    }[cmd]
     if status not in ok_status:
         raise _fail("bad-status", f"{text!r}: status {status!r}, want one of {ok_status}", "status")
     value_text, unit = _value_tokens(tokens[2:])

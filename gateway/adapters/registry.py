@@ -18,18 +18,20 @@ from . import ad_scale, ds18b20, epc, gs1, mtsics, shelly, tasmota, traceseal_fw
 
 Parser = Callable[[str, bytes], list[Observation]]
 
-PARSERS: Mapping[str, Parser] = MappingProxyType({
-    traceseal_fw.NAME: traceseal_fw.parse,
-    tasmota.NAME: tasmota.parse,
-    zigbee2mqtt.NAME: zigbee2mqtt.parse,
-    shelly.NAME: shelly.parse,
-    mtsics.NAME: mtsics.parse,
-    ad_scale.NAME: ad_scale.parse,
-    gs1.NAME: gs1.parse,
-    epc.NAME: epc.parse,
-    epc.BADGE: epc.parse_badge,
-    ds18b20.NAME: ds18b20.parse,
-})
+PARSERS: Mapping[str, Parser] = MappingProxyType(
+    {
+        traceseal_fw.NAME: traceseal_fw.parse,
+        tasmota.NAME: tasmota.parse,
+        zigbee2mqtt.NAME: zigbee2mqtt.parse,
+        shelly.NAME: shelly.parse,
+        mtsics.NAME: mtsics.parse,
+        ad_scale.NAME: ad_scale.parse,
+        gs1.NAME: gs1.parse,
+        epc.NAME: epc.parse,
+        epc.BADGE: epc.parse_badge,
+        ds18b20.NAME: ds18b20.parse,
+    }
+)
 
 
 def get(name: str) -> Parser:
@@ -37,4 +39,6 @@ def get(name: str) -> Parser:
     try:
         return PARSERS[name]
     except KeyError:
-        raise ConfigError("routes", f"unknown adapter {name!r}; known: {', '.join(sorted(PARSERS))}") from None
+        raise ConfigError(
+            "routes", f"unknown adapter {name!r}; known: {', '.join(sorted(PARSERS))}"
+        ) from None

@@ -78,7 +78,9 @@ NOTIFY_WITHOUT_STATUS = ("NotifyEvent",)
 @dataclass(frozen=True, slots=True)
 class ShellyParser:
     topics: Sequence[re.Pattern[str]] = TOPICS
-    components: Mapping[str, Sequence[MeasureSpec]] = field(default_factory=lambda: dict(COMPONENTS))
+    components: Mapping[str, Sequence[MeasureSpec]] = field(
+        default_factory=lambda: dict(COMPONENTS)
+    )
 
     def __call__(self, topic: str, raw: bytes) -> list[Observation]:
         for pattern in self.topics:
@@ -86,7 +88,9 @@ class ShellyParser:
             if m:
                 break
         else:
-            raise ParseError(NAME, "bad-topic", f"{topic!r} is not a Shelly Gen2 topic", field="topic")
+            raise ParseError(
+                NAME, "bad-topic", f"{topic!r} is not a Shelly Gen2 topic", field="topic"
+            )
         msg = load_json_object(NAME, raw)
         groups = m.groupdict()
         if groups.get("component"):
@@ -100,8 +104,9 @@ class ShellyParser:
             return []
         if method not in NOTIFY_WITH_STATUS:
             code = "missing-field" if method is None else "unsupported-method"
-            raise ParseError(NAME, code, f"method={method!r}, want one of {NOTIFY_WITH_STATUS}",
-                             field="method")
+            raise ParseError(
+                NAME, code, f"method={method!r}, want one of {NOTIFY_WITH_STATUS}", field="method"
+            )
         params = msg.get("params")
         if not isinstance(params, dict):
             raise ParseError(NAME, "missing-field", "params must be an object", field="params")
@@ -111,13 +116,22 @@ class ShellyParser:
         out: list[Observation] = []
         keyed = [(k, v) for k, v in params.items() if isinstance(v, dict)]
         if len(keyed) > MAX_COMPONENTS:
-            raise ParseError(NAME, "bad-field", f"{len(keyed)} components > {MAX_COMPONENTS}", field="params")
+            raise ParseError(
+                NAME, "bad-field", f"{len(keyed)} components > {MAX_COMPONENTS}", field="params"
+            )
         for key, status in keyed:
             out.extend(self._component(device, key, status, params, ts_ms, method))
         return out
 
-    def _component(self, device: str, key: str, status: Mapping[str, Any], params: Mapping[str, Any],
-                   ts_ms: int | None, method: str | None) -> list[Observation]:
+    def _component(
+        self,
+        device: str,
+        key: str,
+        status: Mapping[str, Any],
+        params: Mapping[str, Any],
+        ts_ms: int | None,
+        method: str | None,
+    ) -> list[Observation]:
         m = _COMPONENT_KEY.match(key)
         specs = self.components.get(m.group("type"), ()) if m else ()
         out = []
@@ -131,8 +145,17 @@ class ShellyParser:
             attrs: dict[str, Any] = {"device": device, "component": key}
             if method:
                 attrs["method"] = method
-            out.append(Observation(sensor=f"{NAME}:{device}:{key}", kind=spec.kind, value=value,
-                                   unit=spec.unit, source=NAME, sensor_time_ms=ts_ms, attrs=attrs))
+            out.append(
+                Observation(
+                    sensor=f"{NAME}:{device}:{key}",
+                    kind=spec.kind,
+                    value=value,
+                    unit=spec.unit,
+                    source=NAME,
+                    sensor_time_ms=ts_ms,
+                    attrs=attrs,
+                )
+            )
         return out
 
 

@@ -21,7 +21,15 @@ from typing import Any
 
 from ..errors import ParseError
 from ..observation import Observation
-from ._common import FieldProblem, MeasureSpec, convert, fail_field, iso_time_ms, load_json_object, number
+from ._common import (
+    FieldProblem,
+    MeasureSpec,
+    convert,
+    fail_field,
+    iso_time_ms,
+    load_json_object,
+    number,
+)
 from .units import percent_to_permille, temperature_to_mc
 
 NAME = "tasmota"
@@ -48,9 +56,20 @@ FIELDS: tuple[MeasureSpec, ...] = (
     MeasureSpec("Humidity", "humidity", "permille", _humidity),
 )
 
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic shape; ``wrapper`` names the object the sensors sit in (``StatusSNS``)."""
+
+    pattern: re.Pattern[str]  # must have a ``device`` group (Tasmota's %topic%)
+    wrapper: str | None = None
+
+
 # Default FullTopic is %prefix%/%topic%/; some installs put a leading slash or a site prefix.
-TOPICS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"^/?(?:[^/]+/)*tele/(?P<device>[^/]+)/SENSOR$"),
+# ``Status 10`` answers on stat/<topic>/STATUS10 with the same sensors inside StatusSNS.
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(re.compile(r"^/?(?:[^/]+/)*tele/(?P<device>[^/]+)/SENSOR$")),
+    TopicSpec(re.compile(r"^/?(?:[^/]+/)*stat/(?P<device>[^/]+)/STATUS10$"), wrapper="StatusSNS"),
 )
 
 # 1-Wire family code by Tasmota's sensor name prefix, to build w1-style probe ids.
@@ -62,12 +81,17 @@ _ID = re.compile(r"^[0-9A-Fa-f]{12}$")
 class TasmotaParser:
     """A Tasmota parser configured with its topic patterns and field table."""
 
-    topics: Sequence[re.Pattern[str]] = TOPICS
+    topics: Sequence[TopicSpec] = TOPICS
     fields: Sequence[MeasureSpec] = FIELDS
 
     def __call__(self, topic: str, raw: bytes) -> list[Observation]:
-        device = self._device(topic)
+        device, wrapper = self._device(topic)
         msg = load_json_object(NAME, raw)
+        if wrapper is not None:
+            inner = msg.get(wrapper)
+            if not isinstance(inner, dict):
+                raise ParseError(NAME, "missing-field", f"no {wrapper} object", field=wrapper)
+            msg = inner
         sensor_time_ms: int | None = None
         attrs_base: dict[str, Any] = {"device": device}
         if "Time" in msg:
@@ -83,18 +107,31 @@ class TasmotaParser:
             sensor, extra = _sensor_id(device, key, obj)
             for spec, value in readings:
                 attrs = {**attrs_base, "key": key, **extra}
-                out.append(Observation(sensor=sensor, kind=spec.kind, value=value, unit=spec.unit,
-                                       source=NAME, sensor_time_ms=sensor_time_ms, attrs=attrs))
+                out.append(
+                    Observation(
+                        sensor=sensor,
+                        kind=spec.kind,
+                        value=value,
+                        unit=spec.unit,
+                        source=NAME,
+                        sensor_time_ms=sensor_time_ms,
+                        attrs=attrs,
+                    )
+                )
         return out
 
-    def _device(self, topic: str) -> str:
-        for pattern in self.topics:
-            m = pattern.match(topic)
+    def _device(self, topic: str) -> tuple[str, str | None]:
+        for spec in self.topics:
+            m = spec.pattern.match(topic)
             if m:
-                return m.group("device")
-        raise ParseError(NAME, "bad-topic", f"{topic!r} is not a Tasmota SENSOR topic", field="topic")
+                return m.group("device"), spec.wrapper
+        raise ParseError(
+            NAME, "bad-topic", f"{topic!r} is not a Tasmota SENSOR topic", field="topic"
+        )
 
-    def _readings(self, key: str, obj: Mapping[str, Any], msg: Mapping[str, Any]) -> list[tuple[MeasureSpec, int]]:
+    def _readings(
+        self, key: str, obj: Mapping[str, Any], msg: Mapping[str, Any]
+    ) -> list[tuple[MeasureSpec, int]]:
         found = []
         for spec in self.fields:
             try:

@@ -56,7 +56,7 @@ def parse(topic: str, raw: bytes) -> list[Observation]:
         raise _fail("malformed-json", str(exc)[:120]) from exc
     if not isinstance(msg, dict):
         raise _fail("malformed-json", f"top level is {type(msg).__name__}, want object")
-    if msg.get("v") != 1:
+    if type(msg.get("v")) is not int or msg.get("v") != 1:
         raise _fail("bad-version", f"v={msg.get('v')!r}, want 1", "v")
     sensor = msg.get("sensor")
     if not isinstance(sensor, str) or not sensor or len(sensor) > 64:

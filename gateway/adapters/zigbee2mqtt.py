@@ -13,8 +13,9 @@ address, when Zigbee2MQTT includes device information, is kept in ``attrs["ieee"
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from ..errors import ParseError
@@ -25,7 +26,12 @@ from .units import celsius_to_mc, percent, percent_to_permille, scale
 NAME = "zigbee2mqtt"
 
 
-def _field(key: str, fn: Any) -> Any:
+ValueFn = Callable[[Mapping[str, Any], Mapping[str, Any]], int | None]
+
+
+def _field(key: str, fn: Callable[[Decimal], int]) -> ValueFn:
+    """A top-level numeric key, converted by ``fn``; absent or null → no observation."""
+
     def value_fn(obj: Mapping[str, Any], msg: Mapping[str, Any]) -> int | None:
         v = number(obj, key)
         return None if v is None else convert(fn, v, key=key)
@@ -55,9 +61,13 @@ class Zigbee2MqttParser:
         prefix = self.base_topic.rstrip("/") + "/"
         if not topic.startswith(prefix) or len(topic) == len(prefix):
             raise ParseError(NAME, "bad-topic", f"{topic!r} is not under {prefix!r}", field="topic")
-        name = topic[len(prefix):]
-        if name.startswith("bridge/") or name == "bridge" or name.endswith(IGNORED_SUFFIXES) \
-                or _SET_GET.search(name):
+        name = topic[len(prefix) :]
+        if (
+            name.startswith("bridge/")
+            or name == "bridge"
+            or name.endswith(IGNORED_SUFFIXES)
+            or _SET_GET.search(name)
+        ):
             return []
         msg = load_json_object(NAME, raw)
         attrs: dict[str, Any] = {"friendly_name": name}
@@ -74,8 +84,16 @@ class Zigbee2MqttParser:
             except FieldProblem as exc:
                 raise fail_field(NAME, exc, "") from exc
             if value is not None:
-                out.append(Observation(sensor=f"{NAME}:{name}", kind=spec.kind, value=value,
-                                       unit=spec.unit, source=NAME, attrs=dict(attrs)))
+                out.append(
+                    Observation(
+                        sensor=f"{NAME}:{name}",
+                        kind=spec.kind,
+                        value=value,
+                        unit=spec.unit,
+                        source=NAME,
+                        attrs=dict(attrs),
+                    )
+                )
         return out
 
 

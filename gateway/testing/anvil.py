@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -101,16 +101,21 @@ class Anvil:
             cmd += ["--block-time", str(self.block_time)]
         return cmd + list(self.extra_args)
 
-    def start(self) -> "Anvil":
+    def start(self) -> Self:
         if self.running:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.workdir / "anvil.log", "ab")
-        try:
+        with open(self.workdir / "anvil.log", "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-        finally:
-            log.close()
+        try:
+            return self._wait_ready()
+        except BaseException:
+            self.stop(graceful=False)  # never leave an orphan node behind a failed start
+            raise
+
+    def _wait_ready(self) -> Self:
+        assert self.proc is not None
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -125,7 +130,11 @@ class Anvil:
             if got != self.chain_id:
                 self.stop()
                 raise RuntimeError(f"anvil on port {self.port} answers chain id {got}, want {self.chain_id}")
-            cfg = json.loads((self.workdir / "anvil-config.json").read_text())
+            try:  # --config-out may be written just after the server answers
+                cfg = json.loads((self.workdir / "anvil-config.json").read_text())
+            except (OSError, ValueError):
+                time.sleep(0.01)
+                continue
             self.accounts = [a.lower() for a in cfg["available_accounts"]]
             self.private_keys = list(cfg["private_keys"])
             return self
@@ -143,7 +152,7 @@ class Anvil:
                 self.proc.wait()
         self.proc = None
 
-    def restart(self) -> "Anvil":
+    def restart(self) -> Self:
         self.stop()
         return self.start()
 
@@ -153,7 +162,7 @@ class Anvil:
         if self._tmp:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Anvil":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -195,6 +204,17 @@ class Anvil:
         result = self.rpc("eth_getTransactionReceipt", tx_hash)
         return result if result else None
 
+    def wait_receipt(self, tx_hash: str, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The receipt, waiting for it (automine answers the send before the block exists)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rc = self.receipt(tx_hash)
+            if rc:
+                return rc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no receipt for {tx_hash} within {timeout_s} s")
+            time.sleep(0.005)
+
     def fund(self, address: str, wei: int = 10**20) -> None:
         self.rpc("anvil_setBalance", address, hex(wei))
 
@@ -219,7 +239,7 @@ class Anvil:
         h = self.send(frm=frm or self.accounts[0], data="0x" + init.hex())
         if not self.automine:
             self.mine()
-        rc = self.receipt(h)
-        if not rc or int(rc["status"], 16) != 1 or not rc.get("contractAddress"):
+        rc = self.wait_receipt(h)
+        if int(rc["status"], 16) != 1 or not rc.get("contractAddress"):
             raise RuntimeError(f"deploying {runtime_hex} failed: {rc}")
         return str(rc["contractAddress"]).lower()

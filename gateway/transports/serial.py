@@ -13,8 +13,10 @@ mid-line when we connect), and endless unterminated junk (wrong baud rate). So:
   GS1/ISO 15434 barcodes) is dropped *whole* and counted: stripping the bad byte could turn
   ``S S 1?00.00 g`` into a plausible but wrong weight;
 * a line longer than ``max_line`` is dropped and reading resyncs at the next terminator;
-* after (re)opening a port that sends unprompted, everything up to the first terminator
-  is dropped (it is the tail of a line we missed).
+* with ``resync_on_open`` (for stream-mode devices: a continuously sending scale is
+  mid-line when we connect), everything up to the first terminator after (re)opening is
+  dropped. It is off by default because event devices (scanners, readers) start every
+  transmission with a fresh line, and their first line after a reconnect is a real scan.
 
 Unplug/replug: any read/write error closes the port and the reader reopens the same
 path with exponential backoff (``reconnect_min_s`` doubling to ``reconnect_max_s``). Use
@@ -31,9 +33,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-import serial
+import serial  # type: ignore[import-untyped]  # pyserial ships no stubs
 
 log = logging.getLogger("traceseal.serial")
 
@@ -66,7 +68,7 @@ class SerialPortConfig:
     read_timeout_s: float = 0.05
     reconnect_min_s: float = 0.2
     reconnect_max_s: float = 30.0
-    resync_on_open: bool | None = None  # default: True unless the port is polled
+    resync_on_open: bool = False  # True for stream-mode devices (A&D continuous output)
     exclusive: bool = True  # flock the device: a second reader would steal bytes
 
 
@@ -135,18 +137,30 @@ class LineFramer:
 
 
 def open_serial(cfg: SerialPortConfig) -> Port:
-    return serial.serial_for_url(cfg.path, baudrate=cfg.baudrate, bytesize=cfg.bytesize,
-                                 parity=cfg.parity, stopbits=cfg.stopbits,
-                                 timeout=cfg.read_timeout_s, write_timeout=1.0,
-                                 exclusive=cfg.exclusive)
+    port = serial.serial_for_url(
+        cfg.path,
+        baudrate=cfg.baudrate,
+        bytesize=cfg.bytesize,
+        parity=cfg.parity,
+        stopbits=cfg.stopbits,
+        timeout=cfg.read_timeout_s,
+        write_timeout=1.0,
+        exclusive=cfg.exclusive,
+    )
+    return cast(Port, port)
 
 
 class SerialReader:
     """One port: open, read, frame, poll, and reopen after any failure, until stopped."""
 
-    def __init__(self, cfg: SerialPortConfig, on_line: LineCallback, *,
-                 opener: Callable[[SerialPortConfig], Port] = open_serial,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cfg: SerialPortConfig,
+        on_line: LineCallback,
+        *,
+        opener: Callable[[SerialPortConfig], Port] = open_serial,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cfg = cfg
         self.on_line = on_line
         self.opener = opener
@@ -172,10 +186,18 @@ class SerialReader:
 
     def status(self) -> dict[str, Any]:
         f = self.framer
-        return {"port": self.cfg.name, "connected": self.connected.is_set(), "opens": self.opens,
-                "lines": self.lines, "polls": self.polls, "dropped_garbage": f.dropped_garbage,
-                "dropped_long": f.dropped_long, "dropped_partial": f.dropped_partial,
-                "callback_errors": self.callback_errors, "last_error": self.last_error}
+        return {
+            "port": self.cfg.name,
+            "connected": self.connected.is_set(),
+            "opens": self.opens,
+            "lines": self.lines,
+            "polls": self.polls,
+            "dropped_garbage": f.dropped_garbage,
+            "dropped_long": f.dropped_long,
+            "dropped_partial": f.dropped_partial,
+            "callback_errors": self.callback_errors,
+            "last_error": self.last_error,
+        }
 
     def run(self) -> None:
         delay = self.cfg.reconnect_min_s
@@ -187,10 +209,10 @@ class SerialReader:
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.cfg.reconnect_max_s)
                 continue
-            delay = self.cfg.reconnect_min_s
             self.opens += 1
             self.connected.set()
             log.info("serial %s: opened %s", self.cfg.name, self.cfg.path)
+            lines_before = self.lines
             try:
                 self._serve(port)
             except (serial.SerialException, OSError) as exc:
@@ -201,8 +223,13 @@ class SerialReader:
                     port.close()
                 except (serial.SerialException, OSError):
                     pass
+            # Back off again only if the session was useful: a port that opens and fails at
+            # once (half-dead adapter) must not spin at the minimum delay forever.
+            if self.lines > lines_before:
+                delay = self.cfg.reconnect_min_s
             if not self.stop_event.is_set():
                 self.stop_event.wait(delay)
+                delay = min(delay * 2, self.cfg.reconnect_max_s)
 
     def _failed(self, what: str, exc: BaseException) -> None:
         msg = f"{what} {self.cfg.path}: {type(exc).__name__}: {exc}"
@@ -211,8 +238,7 @@ class SerialReader:
         self.last_error = msg
 
     def _serve(self, port: Port) -> None:
-        resync = self.cfg.resync_on_open
-        self.framer.reset(resync=(self.cfg.poll_command is None) if resync is None else resync)
+        self.framer.reset(resync=self.cfg.resync_on_open)
         next_poll = self.clock()
         while not self.stop_event.is_set():
             if self.cfg.poll_command is not None and self.clock() >= next_poll:
@@ -236,8 +262,13 @@ class SerialReader:
 class SerialTransport:
     """All configured ports; ``on_line`` is called from each port's own thread."""
 
-    def __init__(self, ports: Sequence[SerialPortConfig], on_line: LineCallback, *,
-                 opener: Callable[[SerialPortConfig], Port] = open_serial) -> None:
+    def __init__(
+        self,
+        ports: Sequence[SerialPortConfig],
+        on_line: LineCallback,
+        *,
+        opener: Callable[[SerialPortConfig], Port] = open_serial,
+    ) -> None:
         names = [p.name for p in ports]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate serial port names in {names}")

@@ -27,8 +27,15 @@ MAX_READ = 4096
 
 
 class W1Poller:
-    def __init__(self, on_read: ReadCallback, *, base_dir: str = "/sys/bus/w1/devices",
-                 pattern: str = "28-*", filename: str = "w1_slave", interval_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        on_read: ReadCallback,
+        *,
+        base_dir: str = "/sys/bus/w1/devices",
+        pattern: str = "28-*",
+        filename: str = "w1_slave",
+        interval_s: float = 30.0,
+    ) -> None:
         self.on_read = on_read
         self.base_dir = base_dir
         self.pattern = pattern
@@ -41,7 +48,9 @@ class W1Poller:
         self.callback_errors = 0
 
     def paths(self) -> list[str]:
-        return sorted(glob.glob(os.path.join(glob.escape(self.base_dir), self.pattern, self.filename)))
+        return sorted(
+            glob.glob(os.path.join(glob.escape(self.base_dir), self.pattern, self.filename))
+        )
 
     def poll_once(self) -> int:
         """Read every probe once; returns how many files were delivered."""
