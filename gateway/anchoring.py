@@ -23,16 +23,12 @@ from typing import Any
 
 from ledger_client.errors import LedgerError, LedgerUnavailable
 from ledger_client.ledger import Ledger
+from ledger_client.retry import backoff_s
 
 from .clock import Clock
 from .journal import Journal
 
 log = logging.getLogger("traceseal.anchor")
-
-
-def backoff_s(attempt: int, rng: random.Random, base: float = 1.0, cap: float = 300.0) -> float:
-    """Full-jitter exponential backoff (AWS architecture blog): spreads retries of many gateways."""
-    return rng.uniform(0, min(cap, base * 2 ** min(attempt, 20)))
 
 
 class Anchorer:
@@ -48,6 +44,10 @@ class Anchorer:
         self.connected = True
         self.last_error = ""
         self._wake = threading.Event()
+        observe = getattr(ledger, "observe", None)
+        if observe is not None:  # e.g. EVM nonces already spent by persisted submissions
+            for row in journal.open_outbox():
+                observe(row[4])
 
     def wake(self) -> None:
         """Called after an urgent block is sealed: anchor now rather than at the next poll."""
@@ -92,6 +92,10 @@ class Anchorer:
             return "confirmed"
         if st.state == "pending":
             if st.replacement is not None:
+                # Persist the replacement before it leaves the box: after a crash we resubmit
+                # these exact bytes (same nonce) instead of creating another anchor.
+                self.journal.update_outbox(oid, state="prepared", now_ms=now, submission=st.replacement,
+                                           reason="replacement (fee bump)")
                 new = self.ledger.submit(st.replacement)
                 self.journal.update_outbox(oid, state="submitted", now_ms=now, submission=new, attempt=True,
                                            reason="replaced")

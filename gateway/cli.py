@@ -39,6 +39,15 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         paths.append(cfg.key_file)
         if cfg.ledger.kind == "local":
             paths.append(cfg.ledger.key_file)
+        else:
+            from ledger_client.evm import generate_eth_key, load_eth_key
+
+            eth = Path(cfg.ledger.evm["key_file"])
+            eth = eth if eth.is_absolute() else cfg.ledger.base_dir / eth
+            if eth.exists():
+                print(f"{eth}: exists, kept (Ethereum address {load_eth_key(eth).address}; fund it to pay for anchors)")
+            else:
+                print(f"{eth}: new Ethereum key, mode 0600 (address {generate_eth_key(eth)}; fund it to pay for anchors)")
     if args.out:
         paths.append(args.out)
     if not paths:

@@ -66,6 +66,7 @@ class LedgerConfig:
     key_file: Path = Path("ledger.key")
     poll_s: float = 1.0
     evm: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
 
 
 @dataclass(frozen=True)
@@ -218,9 +219,12 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         key_file=lg.req_path("key_file", str(data_dir / "ledger.key")),
         poll_s=float(lg.get("poll_s", (int, float), 1.0, check=lambda v: v > 0, why="must be positive")),
         evm=dict(lg.get("evm", dict, {})),
+        base_dir=base,
     )
-    if kind == "evm" and not ledger.evm.get("rpc_url"):
-        raise ConfigError("ledger.evm.rpc_url", "is required when ledger.kind = 'evm'")
+    if kind == "evm":
+        for k in ("rpc_url", "chain_id", "key_file"):
+            if k not in ledger.evm:
+                raise ConfigError(f"ledger.evm.{k}", "is required when ledger.kind = 'evm'")
     lg.done()
 
     a = _Table(raw.get("admission", {}), "admission", base)

@@ -17,5 +17,5 @@ def make_ledger(cfg: LedgerConfig, clock: Clock) -> Ledger:
     if cfg.kind == "evm":
         from ledger_client.evm import EvmLedger
 
-        return EvmLedger.from_config(cfg.evm)  # type: ignore[no-any-return]
+        return EvmLedger.from_config(cfg.evm, base_dir=cfg.base_dir)
     raise ConfigError("ledger.kind", f"unknown ledger kind {cfg.kind!r}")

@@ -93,15 +93,15 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .retry import backoff_s  # noqa: F401  (re-exported: part of this module's API)
 from .errors import KeyFileError, LedgerError, LedgerUnavailable, VerificationError
 from .ledger import AnchorStatus
 
@@ -127,22 +127,6 @@ def anchor_input(header_hash: bytes) -> bytes:
     if not isinstance(header_hash, (bytes, bytearray)) or len(header_hash) != 32:
         raise ValueError(f"header hash must be 32 bytes, got {len(header_hash) if isinstance(header_hash, (bytes, bytearray)) else type(header_hash).__name__}")
     return TAG + bytes(header_hash)
-
-
-def backoff_s(attempt: int, rand: Callable[[], float] | random.Random, *, base: float = 1.0,
-              cap: float = 300.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, …) while the node is unreachable.
-
-    Full jitter: uniform in ``[0, min(cap, base·2^(attempt-1))]``, so a fleet of gateways
-    that lost the same node do not come back in lock-step. ``rand`` is a random source —
-    ``random.Random`` or a callable returning floats in [0, 1) — and the function is
-    otherwise pure.
-    """
-    if attempt < 1:
-        return 0.0
-    u = rand.random() if isinstance(rand, random.Random) else rand()
-    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 62))
-    return max(0.0, min(1.0, u)) * ceiling
 
 
 # -- JSON-RPC -------------------------------------------------------------------------------

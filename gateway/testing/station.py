@@ -30,7 +30,7 @@ class Station:
 
 def make_station(root: Path, port: int, *, sensors: int = 3, gateway_id: str = "station-01",
                  max_records: int = 1000, max_seconds: int = 60, extra_toml: str = "",
-                 topic_prefix: str | None = None) -> Station:
+                 topic_prefix: str | None = None, ledger_toml: str | None = None) -> Station:
     root.mkdir(parents=True, exist_ok=True)
     prefix = topic_prefix or f"ts-{uuid.uuid4().hex[:8]}/sensors"  # unique topics per test
     keys = {}
@@ -61,12 +61,13 @@ def make_station(root: Path, port: int, *, sensors: int = 3, gateway_id: str = "
         max_records = {max_records}
         max_seconds = {max_seconds}
 
+        """) + (ledger_toml or textwrap.dedent("""\
         [ledger]
         kind = "local"
         path = "data/ledger.sqlite"
         key_file = "ledger.key"
         poll_s = 0.2
-        """) + extra_toml + "\n" + "\n".join(sensor_tables)
+        """)) + extra_toml + "\n" + "\n".join(sensor_tables)
     path = root / "traceseal.toml"
     path.write_text(cfg)
     (root / "data").mkdir(exist_ok=True)
