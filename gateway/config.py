@@ -78,6 +78,30 @@ class AdmissionConfig:
 
 
 @dataclass(frozen=True)
+class SerialConfig:
+    name: str  # logical port name: routes match it, and the device's sensor id is "<adapter>:<name>"
+    path: str
+    adapter: str
+    baudrate: int = 9600
+    poll: str | None = None  # e.g. "SI" for MT-SICS; CR LF is appended
+    poll_interval_s: float = 1.0
+    stream: bool = False  # continuous-output device: resync on open
+
+
+@dataclass(frozen=True)
+class W1Config:
+    enabled: bool = False
+    base_dir: Path = Path("/sys/bus/w1/devices")
+    interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    duplicate_scan_s: int = 3  # the same scan/tag from the same reader within this is one scan
+    record_repeat_weights: bool = False  # a scale re-reporting the same stable weight
+
+
+@dataclass(frozen=True)
 class Config:
     gateway_id: str
     key_file: Path
@@ -89,9 +113,16 @@ class Config:
     admission: AdmissionConfig
     sensors: dict[str, SensorConfig]
     source: Path | None = None
+    serial: tuple[SerialConfig, ...] = ()
+    w1: W1Config = W1Config()
+    routes: tuple[tuple[str, str], ...] = ()  # (MQTT topic filter, adapter) for third-party devices
+    filters: FilterConfig = FilterConfig()
 
 
-_SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include"}
+_SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include", "serial", "w1",
+             "routes", "filters"}
+_SERIAL_ADAPTERS = {"mtsics", "ad_scale", "gs1", "epc", "badge"}
+_MQTT_ADAPTERS = {"traceseal", "tasmota", "zigbee2mqtt", "shelly"}
 
 
 class _Table:
@@ -252,4 +283,38 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         sensors[sid] = SensorConfig(id=sid, public_key=pk, kind=t.get("kind", str, "temperature"),
                                     adapter=adapter, unit_id=t.get("unit", str, None))
         t.done()
-    return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source)
+    serial: list[SerialConfig] = []
+    for i, s in enumerate(raw.get("serial", [])):
+        t = _Table(s, f"serial[{i}]", base)
+        name = t.get("name", str, check=lambda v: 0 < len(v) <= 64 and "/" not in v, why="must be 1-64 chars, no '/'")
+        adapter = t.get("adapter", str, check=lambda v: v in _SERIAL_ADAPTERS,
+                        why=f"must be one of {sorted(_SERIAL_ADAPTERS)}")
+        sc = SerialConfig(
+            name=name, path=t.get("path", str), adapter=adapter,
+            baudrate=t.get("baudrate", int, 9600, check=_pos, why="must be positive"),
+            poll=t.get("poll", str, None),
+            poll_interval_s=float(t.get("poll_interval_s", (int, float), 1.0, check=lambda v: v > 0, why="must be positive")),
+            stream=t.get("stream", bool, False))
+        t.done()
+        if any(x.name == name for x in serial):
+            raise ConfigError(f"serial[{i}].name", f"duplicate port name {name!r}")
+        serial.append(sc)
+        # A device on a local port is admitted by that port (allow-list), without a key.
+        sid = f"{adapter}:{name}"
+        sensors.setdefault(sid, SensorConfig(id=sid, public_key=None, kind=adapter, adapter=adapter))
+    w = _Table(raw.get("w1", {}), "w1", base)
+    w1 = W1Config(enabled=w.get("enabled", bool, False), base_dir=w.req_path("base_dir", "/sys/bus/w1/devices"),
+                  interval_s=float(w.get("interval_s", (int, float), 30.0, check=lambda v: v > 0, why="must be positive")))
+    w.done()
+    routes: list[tuple[str, str]] = []
+    for i, r in enumerate(raw.get("routes", [])):
+        t = _Table(r, f"routes[{i}]", base)
+        routes.append((t.get("topic", str), t.get("adapter", str, check=lambda v: v in _MQTT_ADAPTERS,
+                                                  why=f"must be one of {sorted(_MQTT_ADAPTERS)}")))
+        t.done()
+    f = _Table(raw.get("filters", {}), "filters", base)
+    filters = FilterConfig(duplicate_scan_s=f.get("duplicate_scan_s", int, 3, check=lambda v: v >= 0, why="must be >= 0"),
+                           record_repeat_weights=f.get("record_repeat_weights", bool, False))
+    f.done()
+    return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source,
+                  tuple(serial), w1, tuple(routes), filters)

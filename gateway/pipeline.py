@@ -21,6 +21,7 @@ from .admit import Admission
 from .clock import Clock
 from .config import Config
 from .errors import JournalError, ParseError, Rejected
+from .filters import ChangeFilter
 from .journal import Journal, QuarantineRow, RecordRow
 from .observation import Observation
 from .seal import Sealer, reading_body
@@ -83,6 +84,14 @@ class Router:
         return None
 
 
+def default_routes(cfg: Config) -> list[tuple[str, str]]:
+    """traceseal topics, then configured third-party topics, then serial ports and 1-wire files."""
+    routes = [(t, "traceseal") for t in cfg.mqtt.topics] + list(cfg.routes)
+    routes += [(s.name, s.adapter) for s in cfg.serial]
+    routes += [("*/w1_slave", "ds18b20"), ("*/temperature", "ds18b20")]
+    return routes
+
+
 class Pipeline:
     def __init__(self, cfg: Config, journal: Journal, sealer: Sealer, clock: Clock,
                  router: Router | None = None, parsers: dict[str, Parser] | None = None) -> None:
@@ -90,9 +99,10 @@ class Pipeline:
         self.journal = journal
         self.sealer = sealer
         self.clock = clock
-        self.router = router or Router([(t, "traceseal") for t in cfg.mqtt.topics])
+        self.router = router or Router(default_routes(cfg))
         self.parsers = parsers or default_parsers()
         self.admission = Admission(cfg.sensors, cfg.admission, journal.sensor_counters())
+        self.filter = ChangeFilter(cfg.filters)
 
     def _quarantine(self, res: BatchResult, msg: Inbound, code: str, detail: str, now: int) -> None:
         res.quarantined.append(QuarantineRow(now, f"{msg.transport}:{msg.topic}"[:200], code, detail,
@@ -121,26 +131,49 @@ class Pipeline:
             res.counts["empty"] += 1
             return
         digest = hashlib.sha256(msg.payload).digest()
-        if digest in seen or self.journal.has_digest(digest):
+        first = observations[0]
+        # Identical bytes are a replay only for messages that carry a counter (traceseal
+        # firmware); a scale or a Zigbee sensor legitimately repeats the same line. A broker
+        # redelivery (DUP flag) of anything already journaled is kept once either way.
+        replay_protected = first.counter is not None
+        if (replay_protected or msg.dup) and (digest in seen or self.journal.has_digest(digest)):
             if msg.dup or digest in seen:  # broker redelivery of what we already hold: ack, keep once
                 res.counts["duplicate"] += 1
             else:
                 self._quarantine(res, msg, "replay", "identical message already journaled", now)
             return
-        first = observations[0]
-        try:
-            authenticated = self.admission.check_message(first, msg.topic)
-            self.admission.check_counter(first)
+        admitted: list[tuple[Observation, bool]] = []
+        if replay_protected:
+            # A signed firmware message is one unit: one sensor, one counter, one signature.
+            try:
+                authenticated = self.admission.check_message(first, msg.topic)
+                self.admission.check_counter(first)
+                for obs in observations:
+                    if obs.sensor != first.sensor:
+                        raise Rejected("mixed-sensors", f"one message carries {first.sensor!r} and {obs.sensor!r}")
+                    self.admission.check_value(obs)
+            except Rejected as exc:
+                self._quarantine(res, msg, exc.code, exc.message, now)
+                return
+            self.admission.accept_counter(first)
+            admitted = [(obs, authenticated) for obs in observations]
+        else:
+            # Third-party payloads (a Tasmota with five probes) are admitted reading by reading:
+            # one unknown or implausible probe must not cost the others.
             for obs in observations:
-                if obs.sensor != first.sensor:
-                    raise Rejected("mixed-sensors", f"one message carries {first.sensor!r} and {obs.sensor!r}")
-                self.admission.check_value(obs)
-        except Rejected as exc:
-            self._quarantine(res, msg, exc.code, exc.message, now)
-            return
-        self.admission.accept_counter(first)
+                try:
+                    auth = self.admission.check_message(obs, msg.topic)
+                    self.admission.check_value(obs)
+                except Rejected as exc:
+                    self._quarantine(res, msg, exc.code, exc.message, now)
+                    continue
+                admitted.append((obs, auth))
         seen.add(digest)
-        for obs in observations:
+        for obs, authenticated in admitted:
+            why = self.filter.keep(obs, now)
+            if why is not None:
+                res.counts[why] += 1
+                continue
             body = reading_body(obs, transport=msg.transport, topic=msg.topic, authenticated=authenticated,
                                 digest=digest)
             res.records.append(self.sealer.seal(body, time_ms=now, synced=synced, digest=digest))

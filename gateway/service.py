@@ -59,7 +59,23 @@ class Gateway:
         if with_mqtt:
             from .transports.mqtt import MqttTransport
 
-            self.mqtt = MqttTransport(cfg.mqtt, self.inbox.put)
+            self.mqtt = MqttTransport(cfg.mqtt, self.inbox.put, extra_topics=tuple(t for t, _ in cfg.routes))
+        self.serial = None
+        if cfg.serial:
+            from .transports.serial import SerialPortConfig, SerialTransport
+
+            ports = [SerialPortConfig(s.name, s.path, baudrate=s.baudrate,
+                                      poll_command=(s.poll.encode() + b"\r\n") if s.poll else None,
+                                      poll_interval_s=s.poll_interval_s, resync_on_open=s.stream)
+                     for s in cfg.serial]
+            # Serial has no acknowledgement: a line is durable once the next group commit returns.
+            self.serial = SerialTransport(ports, lambda port, raw: self.inbox.put(Inbound("serial", port, raw)))
+        self.w1 = None
+        if cfg.w1.enabled:
+            from .transports.w1 import W1Poller
+
+            self.w1 = W1Poller(lambda path, raw: self.inbox.put(Inbound("w1", path, raw)),
+                               base_dir=str(cfg.w1.base_dir), interval_s=cfg.w1.interval_s)
         self._notify: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -72,12 +88,19 @@ class Gateway:
             t.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        for t in (self.serial, self.w1):
+            if t is not None:
+                t.start()
         log.info("gateway %s started (key %s…, journal %s, ledger %s)", self.cfg.gateway_id,
                  self.public_key[:16], self.cfg.journal.path, self.ledger.kind)
 
     def stop(self) -> None:
         if self.mqtt is not None:
             self.mqtt.stop()  # stop intake first; what is queued but unacked is redelivered later
+        for t in (self.serial, self.w1):
+            if t is not None:
+                t.stop()
+        self._drain_remaining()
         self.stop_event.set()
         self.anchorer.wake()
         for t in self.threads:
@@ -85,6 +108,13 @@ class Gateway:
         self.ledger.close()
         self.journal.close()
         self.anchor_journal.close()
+
+    def _drain_remaining(self) -> None:
+        """Commit what serial/1-wire already delivered: they cannot redeliver after a stop."""
+        for _ in range(3):
+            if self.inbox.empty():
+                return
+            time.sleep(0.3)  # the writer thread is still running and takes them
 
     def run_forever(self) -> None:
         """Foreground service with SIGTERM/SIGINT handling and systemd notify."""

@@ -28,8 +28,9 @@ log = logging.getLogger("traceseal.mqtt")
 
 
 class MqttTransport:
-    def __init__(self, cfg: MqttConfig, deliver: Callable[[Inbound], None]) -> None:
+    def __init__(self, cfg: MqttConfig, deliver: Callable[[Inbound], None], extra_topics: tuple[str, ...] = ()) -> None:
         self.cfg = cfg
+        self.topics = tuple(dict.fromkeys(cfg.topics + extra_topics))
         self.deliver = deliver
         self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
@@ -66,15 +67,15 @@ class MqttTransport:
         log.info("connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port, flags.session_present)
         # Re-subscribe even with a present session: harmless, and it repairs a session the
         # broker lost (restart without persistence).
-        client.subscribe([(t, 1) for t in self.cfg.topics])
+        client.subscribe([(t, 1) for t in self.topics])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list[mqtt.ReasonCode],
                       properties: Properties | None) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:  # e.g. an ACL that forbids the topic: say so, loudly
-            log.error("broker refused subscriptions %s: %s", list(self.cfg.topics), failed)
+            log.error("broker refused subscriptions %s: %s", list(self.topics), failed)
             return
-        log.info("subscribed to %s", ", ".join(self.cfg.topics))
+        log.info("subscribed to %s", ", ".join(self.topics))
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
