@@ -3,9 +3,9 @@
 A scale polled every second re-reports the same weight 86,400 times a day; scanners and
 RFID readers repeat a read while the item is in the field. Only these become records:
 
-- a weight that is **stable** (``attrs["stable"]`` True) and differs from the last recorded
-  stable weight of that scale, or follows an unstable reading (a new load was placed);
-  unstable weights never become records;
+- a weight that is **stable** (``attrs["stable"]`` True), above zero, and differs from the
+  last recorded stable weight of that scale or follows an unstable or empty reading (a new
+  load was placed); unstable weights and an empty pan never become records;
 - a scan, tag or badge read, unless the same reader saw the same thing within
   ``duplicate_scan_s`` seconds.
 
@@ -33,6 +33,9 @@ class ChangeFilter:
             if obs.attrs.get("stable") is False:
                 self._last_weight[obs.sensor] = None  # load changing: the next stable weight is new
                 return "dropped.unstable-weight"
+            if obs.value is not None and obs.value <= 0:
+                self._last_weight[obs.sensor] = None  # pan emptied: the next load is a new one
+                return "dropped.empty-scale"
             if not self.cfg.record_repeat_weights and self._last_weight.get(obs.sensor) == obs.value:
                 return "dropped.repeat-weight"
             self._last_weight[obs.sensor] = obs.value
