@@ -33,7 +33,8 @@ log = logging.getLogger("traceseal.anchor")
 
 class Anchorer:
     def __init__(self, journal: Journal, ledger: Ledger, clock: Clock, gateway_id: str, *, poll_s: float = 1.0,
-                 rng: random.Random | None = None) -> None:
+                 min_interval_s: int = 0, rng: random.Random | None = None) -> None:
+        self.min_interval_ms = min_interval_s * 1000
         self.journal = journal
         self.ledger = ledger
         self.clock = clock
@@ -67,6 +68,8 @@ class Anchorer:
             last = self.journal.last_block()
             if last is None or last.block <= self.journal.covered_block():
                 return "idle"
+            if self.min_interval_ms and now - self.journal.last_anchor_started_ms() < self.min_interval_ms:
+                return "waiting"  # cost control: the next round covers everything sealed meanwhile
             sub = self._prepare(bytes(last.hash), last.block, now)
             self.journal.add_outbox(last.block, bytes(last.hash), self.ledger.kind, sub, now)
             open_rows = self.journal.open_outbox()

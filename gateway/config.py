@@ -65,6 +65,7 @@ class LedgerConfig:
     path: Path = Path("ledger.sqlite")
     key_file: Path = Path("ledger.key")
     poll_s: float = 1.0
+    min_interval_s: int = 0  # at most one anchor per this many seconds (cost control on public chains)
     evm: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
 
@@ -249,6 +250,7 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         path=lg.req_path("path", str(data_dir / "ledger.sqlite")),
         key_file=lg.req_path("key_file", str(data_dir / "ledger.key")),
         poll_s=float(lg.get("poll_s", (int, float), 1.0, check=lambda v: v > 0, why="must be positive")),
+        min_interval_s=lg.get("min_interval_s", int, 0, check=lambda v: v >= 0, why="must be >= 0"),
         evm=dict(lg.get("evm", dict, {})),
         base_dir=base,
     )

@@ -334,6 +334,10 @@ class Journal:
             "SELECT MAX(block) FROM outbox WHERE state IN ('prepared','submitted','confirmed')").fetchone()
         return -1 if row[0] is None else row[0]
 
+    def last_anchor_started_ms(self) -> int:
+        row = self.db.execute("SELECT MAX(created_ms) FROM outbox WHERE state != 'dropped'").fetchone()
+        return -(2**62) if row[0] is None else int(row[0])
+
     def add_outbox(self, block: int, header_hash: bytes, kind: str, submission: dict[str, Any], now_ms: int) -> int:
         cur = self.db.execute(
             "INSERT INTO outbox (block, header_hash, kind, submission, state, created_ms, updated_ms) "

@@ -50,7 +50,7 @@ class Gateway:
         self.ledger = ledger or make_ledger(cfg.ledger, self.clock)
         self.anchor_journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous)
         self.anchorer = Anchorer(self.anchor_journal, self.ledger, self.clock, cfg.gateway_id,
-                                 poll_s=cfg.ledger.poll_s)
+                                 poll_s=cfg.ledger.poll_s, min_interval_s=cfg.ledger.min_interval_s)
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.stop_event = threading.Event()
         self.journal_ok = True

@@ -92,6 +92,18 @@ def test_new_blocks_during_pending_anchor_get_next_round(rig: Rig) -> None:
     assert [json.loads(a)["entry"]["block"] for (a,) in rig.journal.db.execute("SELECT anchor FROM anchors")] == [1, 2]
 
 
+def test_min_interval_batches_anchors(rig: Rig) -> None:
+    rig.anchorer.min_interval_ms = 60_000
+    rig.add(4)
+    assert rig.anchorer.step() == "confirmed"
+    rig.add(4)
+    rig.add(4)
+    assert rig.anchorer.step() == "waiting"
+    rig.clock.advance(60_000)
+    assert rig.anchorer.step() == "confirmed"
+    assert rig.local.check_chain() == 2  # blocks 1 and 2 in one anchor
+
+
 def test_backoff_is_bounded_and_jittered() -> None:
     rng = random.Random(1)
     samples = [backoff_s(a, rng, base=1.0, cap=300.0) for a in range(1, 31)]

@@ -293,6 +293,8 @@ def assert_agree(mine, theirs, expect_first):
     assert mine.first_failing_step == expect_first, mine.as_dict()
     assert theirs["first"] == expect_first, theirs["report"]
     assert mine.ok == theirs["ok"]
+    # stronger than the brief asks: the whole set of failing steps agrees too
+    assert mine.failing_steps == theirs["failing"], (mine.failing_steps, theirs["report"])
 
 
 # ===========================================================================
@@ -841,6 +843,11 @@ def r_drop_anchored(chain, b):
     drop_block(b, 5)
 
 
+def r_drop_anchored_and_records(chain, b):
+    drop_block(b, 5)
+    b["records"] = [r for r in b["records"] if r["block"] != 5]
+
+
 def r_reorder(chain, b):
     b["blocks"].reverse()  # order in the array is not a rule the verifier enforces
 
@@ -921,7 +928,8 @@ RICH_VARIANTS = [
     ("dropped-middle-block", r_drop_middle_no_records, {}, 5),
     ("dropped-block-with-records", r_drop_block_with_records, {}, 4),
     ("dropped-first-block", r_drop_first, {}, 9),
-    ("dropped-anchored-block", r_drop_anchored, {}, 6),
+    ("dropped-anchored-block", r_drop_anchored, {}, 4),  # block 5 holds selected seq 15
+    ("dropped-anchored-block-and-its-records", r_drop_anchored_and_records, {}, 6),
     ("reordered-blocks", r_reorder, {}, None),
     ("changed-prev-block3", r_prev_block3, {}, 3),
     ("changed-prev-block3-resigned", r_prev_block3_resigned, {}, 5),
