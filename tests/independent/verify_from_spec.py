@@ -13,9 +13,10 @@ Entry points:
   strict=False)`` -- runs the nine steps of §9 and returns a ``VerifyResult``.
 * ``verify_file(path, ...)`` -- convenience wrapper.
 
-``strict=True`` additionally enforces the SHOULDs the spec lists but the reference
+``strict=True`` additionally enforces the SHOULDs the spec lists but says the reference
 verifier skips (header ``key`` equals the gateway key, block 0 starts at seq 0,
-record/header ``v`` is 1). Default is the MUST-only behaviour of the §9 table.
+record/header ``v`` is 1) and the consistency of the "informative" local-ledger entry
+fields ``gateway``/``block`` (§7.2). Default is the MUST-only behaviour of the §9 table.
 
 Assumptions where the spec is silent are marked ``ASSUMPTION`` below; they are also
 listed in the audit report.
@@ -24,10 +25,11 @@ listed in the audit report.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -137,7 +139,7 @@ class NotCanonicalError(ValueError):
 def check_canonicalizable(o: Any, path: str = "$") -> None:
     """§1/§2: integers only, within ±(2^53-1); strings; booleans; null; arrays; objects
     with string member names. Anything else (incl. 1.0 / 1e3) is refused."""
-    if o is None or isinstance(o, bool) or isinstance(o, str):
+    if o is None or isinstance(o, (bool, str)):
         if isinstance(o, str):
             try:
                 o.encode("utf-8")
@@ -220,7 +222,7 @@ def is_hex(s: Any, nbytes: int, lowercase_only: bool = False) -> bool:
     return set(s) <= (_LHEX if lowercase_only else _HEX)
 
 
-def hex_bytes(s: Any, nbytes: int) -> Optional[bytes]:
+def hex_bytes(s: Any, nbytes: int) -> bytes | None:
     """Decode hex of exactly nbytes. ASSUMPTION: fields that are *decoded* (keys,
     signatures, proof items, roots) accept either case; only fields the spec says are
     compared as strings (prev, local header_hash) are case-sensitive."""
@@ -334,7 +336,7 @@ class VerifyResult:
         return all(s.ok for s in self.steps)
 
     @property
-    def first_failing_step(self) -> Optional[int]:
+    def first_failing_step(self) -> int | None:
         for s in self.steps:
             if not s.ok:
                 return s.step
@@ -360,7 +362,7 @@ class VerifyResult:
 # ---------------------------------------------------------------------------
 
 
-def _canon_ok(o: Any) -> Optional[str]:
+def _canon_ok(o: Any) -> str | None:
     try:
         jcs(o)
         return None
@@ -368,7 +370,7 @@ def _canon_ok(o: Any) -> Optional[str]:
         return str(exc)
 
 
-def _check_local_ledger_file(path: str, entry: dict) -> Optional[str]:
+def _check_local_ledger_file(path: str, entry: dict) -> str | None:
     """§7.2: the entry stored at entry.index has exactly the bytes JCS(entry).
     ASSUMPTION: table ``entries`` with columns ``idx`` and ``entry`` (TEXT or BLOB)."""
     try:
@@ -393,9 +395,9 @@ def _check_local_ledger_file(path: str, entry: dict) -> Optional[str]:
 
 def verify_bundle(
     bundle: Any,
-    gateway_key: Optional[str] = None,
-    ledger_key: Optional[str] = None,
-    ledger_file: Optional[str] = None,
+    gateway_key: str | None = None,
+    ledger_key: str | None = None,
+    ledger_file: str | None = None,
     strict: bool = False,
 ) -> VerifyResult:
     steps = [StepResult(n, STEP_NAMES[n]) for n in range(1, 10)]
@@ -434,9 +436,7 @@ def verify_bundle(
         s1.fail("malformed bundle: " + "; ".join(problems))
     elif gateway_key is not None:
         if bundle["gateway"]["public_key"].lower() != gateway_key.lower():
-            s1.fail(
-                f"gateway key {bundle['gateway']['public_key']} is not the pinned key"
-            )
+            s1.fail(f"gateway key {bundle['gateway']['public_key']} is not the pinned key")
     else:
         s1.notes.append("gateway key taken from the bundle; pin it to trust no one")
     if not s1.ok:
@@ -562,7 +562,7 @@ def verify_bundle(
             s5.fail("block 0: prev must be all zeros")
         if strict and n == 0 and fs != 0:
             s5.fail(f"block 0: first_seq {fs!r}, want 0 (strict)")
-    for a, b in zip(nums, nums[1:]):
+    for a, b in itertools.pairwise(nums):
         if b != a + 1:
             s5.fail(f"blocks {a + 1}..{b - 1} are missing")
             continue  # ASSUMPTION: links across a gap are not compared
@@ -571,7 +571,9 @@ def verify_bundle(
             s5.fail(f"block {b}: prev {hb.get('prev')!r} does not match hash of block {a}")
         if not is_int(ha.get("last_seq")) or hb.get("first_seq") != ha["last_seq"] + 1:
             want = ha["last_seq"] + 1 if is_int(ha.get("last_seq")) else "?"
-            s5.fail(f"block {b}: first_seq {hb.get('first_seq')!r}, want {want} (records missing between blocks)")
+            s5.fail(
+                f"block {b}: first_seq {hb.get('first_seq')!r}, want {want} (records missing between blocks)"
+            )
 
     # ---------------------------------------------------------------- step 6
     hash_to_block = {h.hex(): n for n, h in hhash.items()}
@@ -628,6 +630,13 @@ def verify_bundle(
         t = entry.get("time_ms")
         if not is_int(t):
             s6.fail(f"anchor {i}: entry.time_ms is not an integer")
+            continue
+        if strict and (entry.get("gateway") != gw_id or entry.get("block") != n):
+            # §7.2 calls these fields informative; strict mode checks them anyway.
+            s6.fail(
+                f"anchor {i}: entry names gateway {entry.get('gateway')!r} block "
+                f"{entry.get('block')!r}, want {gw_id!r} block {n} (strict)"
+            )
             continue
         if ledger_file is not None:
             why = _check_local_ledger_file(ledger_file, entry)
@@ -699,7 +708,9 @@ def verify_bundle(
         else:
             for r in recs:
                 if r.get("sensor") != sensor:
-                    s9.fail(f"record seq {r['seq']}: sensor {r.get('sensor')!r} is not the selected {sensor!r}")
+                    s9.fail(
+                        f"record seq {r['seq']}: sensor {r.get('sensor')!r} is not the selected {sensor!r}"
+                    )
                 t = r.get("time_ms")
                 if not is_int(t) or not lo <= t <= hi:
                     s9.fail(f"record seq {r['seq']}: time {t!r} outside selected range")
@@ -709,10 +720,14 @@ def verify_bundle(
                 first, last = headers[nums[0]], headers[nums[-1]]
                 ft = first.get("first_time_ms")
                 if nums[0] != 0 and not (is_int(ft) and ft <= lo):
-                    s9.fail(f"block {nums[0]} first_time_ms {ft!r} > from_ms {lo}: earlier blocks are missing")
+                    s9.fail(
+                        f"block {nums[0]} first_time_ms {ft!r} > from_ms {lo}: earlier blocks are missing"
+                    )
                 lt = last.get("last_time_ms")
                 if selection.get("open_end") is not True and not (is_int(lt) and lt >= hi):
-                    s9.fail(f"block {nums[-1]} last_time_ms {lt!r} < to_ms {hi}: later blocks are missing")
+                    s9.fail(
+                        f"block {nums[-1]} last_time_ms {lt!r} < to_ms {hi}: later blocks are missing"
+                    )
     elif stype in ("lot", "route", "records"):
         s9.notes.append(f"selection type {stype} is reserved; nothing checked")
     else:
@@ -736,7 +751,12 @@ if __name__ == "__main__":  # pragma: no cover - manual use
     ap.add_argument("--ledger-file")
     ap.add_argument("--strict", action="store_true")
     a = ap.parse_args()
-    r = verify_file(a.bundle, gateway_key=a.gateway_key, ledger_key=a.ledger_key,
-                    ledger_file=a.ledger_file, strict=a.strict)
+    r = verify_file(
+        a.bundle,
+        gateway_key=a.gateway_key,
+        ledger_key=a.ledger_key,
+        ledger_file=a.ledger_file,
+        strict=a.strict,
+    )
     print(json.dumps(r.as_dict(), indent=1))
     raise SystemExit(0 if r.ok else 1)
