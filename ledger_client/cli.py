@@ -13,7 +13,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from .verify import Report, default_checkers, verify_bundle
+from .verify import Report, default_checkers, loads_strict, verify_bundle
 
 
 def add_verify_args(p: argparse.ArgumentParser) -> None:
@@ -59,7 +59,7 @@ def render(report: Report) -> str:
 def run_verify(args: argparse.Namespace) -> int:
     try:
         text = sys.stdin.read() if str(args.bundle) == "-" else args.bundle.read_text()
-        bundle: Any = json.loads(text)
+        bundle: Any = loads_strict(text)
     except (OSError, ValueError) as exc:
         print(f"traceseal verify: cannot read bundle {args.bundle}: {exc}", file=sys.stderr)
         return 2

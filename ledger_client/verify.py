@@ -19,6 +19,8 @@ the bundle verifies only when every step passes.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,13 +105,55 @@ def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _hex32(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} is {type(value).__name__}, want hex string")
-    raw = bytes.fromhex(value)
-    if len(raw) != 32:
-        raise ValueError(f"{what} is {len(raw)} bytes, want 32")
-    return raw
+    """32 bytes as exactly 64 lowercase hex characters: one spelling, so string and byte
+    comparisons can never disagree."""
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise ValueError(f"{what} {str(value)[:70]!r} is not 64 lowercase hex characters")
+    return bytes.fromhex(value)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_RECORD_FIELDS: dict[str, Any] = {"v": int, "gateway": str, "seq": int, "time_ms": int, "clock_synced": bool,
+                                  "type": str}
+_HEADER_FIELDS: dict[str, Any] = {"v": int, "gateway": str, "block": int, "first_seq": int, "last_seq": int,
+                                  "size": int, "root": str, "prev": str, "first_time_ms": int, "last_time_ms": int,
+                                  "sealed_ms": int, "clock_synced": bool, "key": str}
+
+
+def _missing_or_mistyped(obj: dict[str, Any], fields: dict[str, Any]) -> list[str]:
+    """Required signed fields: absent or wrongly typed ones would let a step silently skip
+    (a record without ``clock_synced`` would escape the anchor-time check)."""
+    bad = []
+    for k, typ in fields.items():
+        v = obj.get(k)
+        ok = _is_int(v) if typ is int else isinstance(v, typ)
+        if not ok:
+            bad.append(f"{k}={v!r}" if k in obj else f"{k} missing")
+    return bad
+
+
+def loads_strict(text: str) -> Any:
+    """JSON as a verifier must read it: duplicate member names and NaN/Infinity are refused,
+    because two parsers could otherwise see two different records behind one signature."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for k, v in items:
+            if k in d:
+                raise ValueError(f"duplicate member name {k!r}")
+            d[k] = v
+        return d
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
 
 
 def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
@@ -129,19 +173,27 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             raise ValueError(f"format {bundle.get('format')!r}, want {FORMAT!r}")
         gw = bundle["gateway"]
         gw_id, key_hex = gw["id"], gw["public_key"]
+        if not isinstance(gw_id, str) or not gw_id:
+            raise ValueError(f"gateway.id {gw_id!r} is not a non-empty string")
+        _hex32(key_hex, "gateway.public_key")
         pub = public_from_hex(key_hex)
-        blocks = list(bundle["blocks"])
-        records = list(bundle["records"])
-        anchors = list(bundle.get("anchors", []))
-        selection = bundle.get("selection", {})
+        for name, typ in (("blocks", list), ("records", list), ("anchors", list), ("selection", dict)):
+            if not isinstance(bundle.get(name), typ):
+                raise ValueError(f"{name} is {type(bundle.get(name)).__name__}, want {typ.__name__}")
+        blocks, records, anchors = bundle["blocks"], bundle["records"], bundle["anchors"]
+        selection = bundle["selection"]
         s1.checked = 1
     except Exception as exc:  # anything malformed is a step-1 failure, never a crash
         s1.failures.append(f"malformed bundle: {exc!s}")
         for s in report.steps[1:]:
             s.failures.append("not checked: bundle format is invalid")
         return report
-    if gateway_key is not None and gateway_key.lower() != key_hex.lower():
+    if gateway_key is not None and gateway_key.lower() != key_hex:
         s1.failures.append(f"gateway key {key_hex[:16]}… is not the pinned key {gateway_key[:16]}…")
+        try:  # every signature below is then checked against the PINNED key, never the bundle's
+            pub = public_from_hex(gateway_key.lower())
+        except Exception:
+            s1.failures.append(f"pinned gateway key {gateway_key[:16]}… is not a 32-byte hex key")
     elif gateway_key is None:
         s1.notes.append("gateway key taken from the bundle; pin it with --gateway-key to trust no one")
 
@@ -162,7 +214,11 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s3.failures.append(f"blocks[{i}]: malformed header: {exc}")
             continue
         s3.checked += 1
-        if type(h.get("v")) is not int or h.get("v") != 1:
+        bad = _missing_or_mistyped(h, _HEADER_FIELDS) if isinstance(h, dict) else ["not an object"]
+        if bad:
+            s3.failures.append(f"blocks[{i}]: header fields {', '.join(bad)}")
+            continue
+        if h.get("v") != 1:
             s3.failures.append(f"block {n}: header version {h.get('v')!r}, want 1")
         if str(h.get("key", "")).lower() != key_hex.lower():
             s3.failures.append(f"block {n}: signed by key {str(h.get('key'))[:16]}…, not the gateway key {key_hex[:16]}…")
@@ -172,6 +228,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s3.failures.append(f"block {n}: header signature does not verify")
         if n in headers:
             s3.failures.append(f"block {n} appears twice")
+            continue
         headers[n] = h
         hashes[n] = header_hash(data)
         order.append(n)
@@ -192,23 +249,31 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s2.failures.append(f"records[{i}]: malformed record: {exc}")
             continue
         s2.checked += 1
+        bad = _missing_or_mistyped(rec, _RECORD_FIELDS) if isinstance(rec, dict) else ["not an object"]
+        if bad:
+            s2.failures.append(f"records[{i}]: record fields {', '.join(bad)}")
+            continue
         parsed.append((seq, entry.get("block"), rec))
-        if type(rec.get("v")) is not int or rec.get("v") != 1:
+        if rec.get("v") != 1:
             s2.failures.append(f"record seq {seq}: version {rec.get('v')!r}, want 1")
         if rec.get("gateway") != gw_id:
             s2.failures.append(f"record seq {seq}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
         if not verify_sig(pub, entry.get("sig", ""), record_message(data)):
             s2.failures.append(f"record seq {seq}: signature does not verify")
         bn = entry.get("block")
-        h = headers.get(bn) if isinstance(bn, int) else None
+        h = headers.get(bn) if _is_int(bn) else None
         s4.checked += 1
-        if h is None:
+        if not _is_int(bn) or not _is_int(entry.get("index")):
+            s4.failures.append(f"record seq {seq}: block {bn!r} and index {entry.get('index')!r} must be integers")
+        elif h is None:
             s4.failures.append(f"record seq {seq}: its block {bn!r} is not in the bundle")
         else:
             try:
                 index = seq - h["first_seq"]
                 if not h["first_seq"] <= seq <= h["last_seq"]:
                     raise ProofError(f"seq {seq} outside block {bn} range {h['first_seq']}..{h['last_seq']}")
+                if not isinstance(entry.get("proof"), list):
+                    raise ProofError(f"proof is {type(entry.get('proof')).__name__}, want list")
                 if entry.get("index") != index:
                     raise ProofError(f"leaf index {entry.get('index')!r}, want {index}")
                 proof = [_hex32(p, "proof hash") for p in entry.get("proof", [])]
@@ -345,11 +410,14 @@ def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], head
     kind = sel["type"]
     s9.checked = len(recs)
     if kind == "record":
-        if [r[0] for r in recs] != [sel.get("seq")]:
+        if not _is_int(sel.get("seq")) or [r[0] for r in recs] != [sel.get("seq")]:
             s9.failures.append(f"selection is record seq {sel.get('seq')}, bundle has seqs {[r[0] for r in recs][:5]}")
         return
     if kind == "range":
         lo, hi, sensor = sel.get("from_ms"), sel.get("to_ms"), sel.get("sensor")
+        if not (_is_int(lo) and _is_int(hi) and isinstance(sensor, str)):
+            s9.failures.append(f"range selection needs integer from_ms/to_ms and a sensor, got {lo!r}, {hi!r}, {sensor!r}")
+            return
         for seq, _, rec in recs:
             if sensor is not None and rec.get("sensor") != sensor:
                 s9.failures.append(f"record seq {seq}: sensor {rec.get('sensor')!r} is not the selected {sensor!r}")
