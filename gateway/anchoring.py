@@ -68,7 +68,8 @@ class Anchorer:
             last = self.journal.last_block()
             if last is None or last.block <= self.journal.covered_block():
                 return "idle"
-            if self.min_interval_ms and now - self.journal.last_anchor_started_ms() < self.min_interval_ms:
+            if (self.min_interval_ms and now - self.journal.last_anchor_started_ms() < self.min_interval_ms
+                    and not self.journal.urgent_after(self.journal.covered_block())):
                 return "waiting"  # cost control: the next round covers everything sealed meanwhile
             sub = self._prepare(bytes(last.hash), last.block, now)
             self.journal.add_outbox(last.block, bytes(last.hash), self.ledger.kind, sub, now)

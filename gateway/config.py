@@ -103,6 +103,25 @@ class FilterConfig:
 
 
 @dataclass(frozen=True)
+class GpioConfig:
+    green: int | str
+    amber: int | str
+    red: int | str
+    buzzer: int | str | None = None
+    ack_button: int | str | None = None
+    doors: dict[str, int | str] = field(default_factory=dict)  # door sensor id -> input pin
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    units: dict[str, Any] = field(default_factory=dict)  # id -> rules.UnitConfig
+    inventory: Any = None  # rules.InventoryConfig
+    power_gap_s: int = 300
+    heartbeat_s: int = 60
+    gpio: GpioConfig | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     gateway_id: str
     key_file: Path
@@ -118,10 +137,11 @@ class Config:
     w1: W1Config = W1Config()
     routes: tuple[tuple[str, str], ...] = ()  # (MQTT topic filter, adapter) for third-party devices
     filters: FilterConfig = FilterConfig()
+    station: StationConfig = StationConfig()
 
 
 _SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include", "serial", "w1",
-             "routes", "filters"}
+             "routes", "filters", "units", "inventory", "alarms", "gpio"}
 _SERIAL_ADAPTERS = {"mtsics", "ad_scale", "gs1", "epc", "badge"}
 _MQTT_ADAPTERS = {"traceseal", "tasmota", "zigbee2mqtt", "shelly"}
 
@@ -318,5 +338,36 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     filters = FilterConfig(duplicate_scan_s=f.get("duplicate_scan_s", int, 3, check=lambda v: v >= 0, why="must be >= 0"),
                            record_repeat_weights=f.get("record_repeat_weights", bool, False))
     f.done()
+    station = _station(raw, base)
     return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source,
-                  tuple(serial), w1, tuple(routes), filters)
+                  tuple(serial), w1, tuple(routes), filters, station)
+
+
+def _station(raw: dict[str, Any], base: Path) -> StationConfig:
+    from .rules import parse_inventory, parse_units
+
+    try:
+        units = parse_units(raw.get("units", []))
+        inventory = parse_inventory(raw.get("inventory", {}))
+    except ValueError as exc:  # the rules name the key ("units[0].profile: …")
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(key, problem or str(exc)) from exc
+    al = _Table(raw.get("alarms", {}), "alarms", base)
+    power_gap_s = al.get("power_gap_s", int, 300, check=_pos, why="must be positive")
+    heartbeat_s = al.get("heartbeat_s", int, 60, check=lambda v: 0 < v < power_gap_s,
+                         why="must be positive and below alarms.power_gap_s")
+    al.done()
+    gpio = None
+    if "gpio" in raw:
+        g = _Table(raw["gpio"], "gpio", base)
+        pin = (int, str)
+        doors = g.get("doors", dict, {})
+        for k, v in doors.items():
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise ConfigError(f"gpio.doors.{k}", f"must be a pin number or name, got {v!r}")
+        gpio = GpioConfig(green=g.get("green", pin), amber=g.get("amber", pin), red=g.get("red", pin),
+                          buzzer=g.get("buzzer", pin, None), ack_button=g.get("ack_button", pin, None),
+                          doors=dict(doors))
+        g.done()
+    return StationConfig(units=units, inventory=inventory, power_gap_s=power_gap_s, heartbeat_s=heartbeat_s,
+                         gpio=gpio)

@@ -334,6 +334,10 @@ class Journal:
             "SELECT MAX(block) FROM outbox WHERE state IN ('prepared','submitted','confirmed')").fetchone()
         return -1 if row[0] is None else row[0]
 
+    def urgent_after(self, block: int) -> bool:
+        """An alarm's block waits for no anchoring interval."""
+        return self.db.execute("SELECT 1 FROM blocks WHERE block > ? AND urgent = 1 LIMIT 1", (block,)).fetchone() is not None
+
     def last_anchor_started_ms(self) -> int:
         row = self.db.execute("SELECT MAX(created_ms) FROM outbox WHERE state != 'dropped'").fetchone()
         return -(2**62) if row[0] is None else int(row[0])

@@ -8,6 +8,7 @@ SQLite connection (WAL lets them run side by side).
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import signal
@@ -27,13 +28,14 @@ from .journal import Journal
 from .ledgers import make_ledger
 from .pipeline import Inbound, Pipeline
 from .seal import Sealer
+from .station import Station
 
 log = logging.getLogger("traceseal.gateway")
 
 
 class Gateway:
     def __init__(self, cfg: Config, *, clock: Clock | None = None, ledger: Ledger | None = None,
-                 with_mqtt: bool = True) -> None:
+                 with_mqtt: bool = True, pin_factory: Any = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.key = load_private_key(cfg.key_file)  # refuses keys readable by others
@@ -76,6 +78,8 @@ class Gateway:
 
             self.w1 = W1Poller(lambda path, raw: self.inbox.put(Inbound("w1", path, raw)),
                                base_dir=str(cfg.w1.base_dir), interval_s=cfg.w1.interval_s)
+        self.station = Station(cfg, pin_factory=pin_factory)
+        self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
         self._notify: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -105,6 +109,11 @@ class Gateway:
         self.anchorer.wake()
         for t in self.threads:
             t.join(timeout=10)
+        try:  # a clean stop leaves nothing unsealed; the next start anchors it
+            self.blocks.maybe_seal(force=True)
+        except Exception:
+            log.exception("could not seal the last block at shutdown; it is sealed at next start")
+        self.station.close()
         self.ledger.close()
         self.journal.close()
         self.anchor_journal.close()
@@ -138,9 +147,9 @@ class Gateway:
             self.stop()
 
     # -- the writer thread -----------------------------------------------------------
-    def _drain(self) -> list[Inbound]:
+    def _drain(self, wait: bool = True) -> list[Inbound]:
         try:
-            first = self.inbox.get(timeout=0.25)
+            first = self.inbox.get(timeout=0.25) if wait else self.inbox.get_nowait()
         except queue.Empty:
             return []
         batch = [first]
@@ -156,18 +165,31 @@ class Gateway:
 
     def _writer(self) -> None:
         pending: list[Inbound] = []
+        extra: list[dict[str, Any]] = []  # rule outputs and inputs waiting to be sealed
         failures = 0
         last_watchdog = 0.0
+        try:
+            extra = self.station.replay(self.journal)
+        except Exception:  # a rule bug must not stop ingest: readings still get journaled
+            log.exception("station rules could not replay the journal; alarms are degraded")
         while not self.stop_event.is_set():
             if not pending:
-                pending = self._drain()
+                pending = self._drain(wait=not extra)
             try:
-                if pending:
-                    self.pipeline.process(pending)
+                extra += self.station.due(self.clock.now_ms())
+                if pending or extra:
+                    res = self.pipeline.process(pending, extra)
                     for m in pending:  # durable now: acknowledge, in arrival order
                         if m.ack is not None:
                             m.ack()
-                    pending = []
+                    pending, extra = [], []
+                    more, urgent = self.station.feed(res.records, self.clock.now_ms())
+                    extra += more
+                    if any(r.type == "alarm" for r in res.records):
+                        self._publish_alarms()
+                    if urgent:  # an alarm: seal its block now and anchor it ahead of the schedule
+                        self.blocks.maybe_seal(force=True)
+                        self.anchorer.wake()
                 self.blocks.maybe_seal()
                 if not self.journal_ok:
                     log.warning("journal writable again; resuming acknowledgements")
@@ -186,6 +208,14 @@ class Gateway:
             if self._notify and now - last_watchdog > 5:
                 self._notify.notify("WATCHDOG=1")
                 last_watchdog = now
+
+    def _publish_alarms(self) -> None:
+        """Retained alarm state for a central system; best effort (the journal is the record)."""
+        if self.mqtt is None:
+            return
+        payload = json.dumps({"gateway": self.cfg.gateway_id, "at_ms": self.clock.now_ms(),
+                              "active": self.station.active()}, sort_keys=True)
+        self.mqtt.client.publish(self.alarm_topic, payload, qos=1, retain=True)
 
     def status(self) -> dict[str, Any]:
         s = self.journal.stats()

@@ -1,0 +1,18 @@
+"""Medical-waste chain of custody: who handed which bin over, at what weight, where and when.
+
+Pure, I/O-free modules (time is always passed in), fed with the gateway's sealed records:
+
+- ``operators``  badge allow-list (``[[operators]]``), operator sessions, refusals
+- ``settings``   ``[custody]`` stations, command barcodes, reconciliation tolerances
+- ``events``     ``CustodyStation``: badge + bin + stable weight (+ category) -> custody body
+- ``reconcile``  per-bin weight loss, missing and unknown bins (one gateway or several)
+- ``manifest``   the route as a paper manifest shows it; ``check_manifest`` over bundles
+"""
+
+from .events import CustodyStation
+from .operators import Operator, parse_operators
+from .reconcile import Reconciler, reconcile
+from .settings import CustodyConfig, ReconcileConfig, StationConfig, parse_custody
+
+__all__ = ["CustodyConfig", "CustodyStation", "Operator", "ReconcileConfig", "Reconciler", "StationConfig",
+           "parse_custody", "parse_operators", "reconcile"]

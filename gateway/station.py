@@ -1,0 +1,125 @@
+"""The station layer: cold-chain alarms, inventory and min/max over the journal, plus the
+local alarm panel. Owned by the writer thread, so the rules need no locks.
+
+Flow (see gateway/service.py): on start, ``replay`` every journaled record (alarms and
+inventory rebuild their state; bodies derived but never sealed come back once); after each
+commit, ``feed`` the committed records; between commits, ``due`` gathers what time alone
+produces (delays elapsing, silent probes, heartbeats) and what people did on the GPIO
+(acknowledge button, door contact). Every returned body is sealed like a reading, so alarms
+are as tamper-evident as the temperatures that caused them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .config import Config
+from .journal import Journal, RecordRow
+from .rules import AlarmEngine, Inventory, MinMax
+
+log = logging.getLogger("traceseal.station")
+
+URGENT_STATES = ("raised", "escalated")
+
+
+class Station:
+    def __init__(self, cfg: Config, *, pin_factory: Any = None) -> None:
+        self.cfg = cfg
+        units = cfg.station.units
+        self.enabled = bool(units)
+        self.alarms = AlarmEngine(units, power_gap_s=cfg.station.power_gap_s, heartbeat_s=cfg.station.heartbeat_s)
+        self.inventory = Inventory(units, cfg.station.inventory)
+        self.minmax = MinMax([p for u in units.values() for p in u.probes])
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # from gpiozero's threads
+        self.panel = None
+        self._inputs: list[Any] = []  # keep references: gpiozero frees pins of collected devices
+        g = cfg.station.gpio
+        if g is not None:
+            from .outputs.gpio import AckButton, AlarmPanel, DoorContact
+
+            self.panel = AlarmPanel(green=g.green, amber=g.amber, red=g.red, buzzer=g.buzzer, pin_factory=pin_factory)
+            if g.ack_button is not None:
+                self._inputs.append(AckButton(g.ack_button, lambda: self.events.put(("ack", "button")),
+                                              pin_factory=pin_factory))
+            for sensor, pin in g.doors.items():
+                self._inputs.append(DoorContact(pin, sensor, lambda s, is_open, p=pin: self.events.put(
+                    ("door", (s, is_open, p))), pin_factory=pin_factory))
+
+    def _rules(self) -> Sequence[Any]:
+        return (self.alarms, self.inventory, self.minmax)
+
+    def replay(self, journal: Journal) -> list[dict[str, Any]]:
+        """Rebuild from the journal; returns bodies to seal (derived-but-unsealed, and the restart)."""
+        if not self.enabled:
+            return []
+
+        def records() -> Iterable[dict[str, Any]]:
+            last = journal.next_seq() - 1
+            for lo in range(0, last + 1, 5000):
+                for r in journal.records_range(lo, min(lo + 4999, last)):
+                    yield json.loads(r.body)
+
+        out: list[dict[str, Any]] = []
+        for rule in self._rules():
+            out += rule.replay(records())
+        out.append({"type": "gateway_started"})
+        self._show()
+        return out
+
+    def feed(self, rows: Sequence[RecordRow], now_ms: int) -> tuple[list[dict[str, Any]], bool]:
+        """Feed committed records; returns (bodies to seal, urgent) — urgent when an alarm was
+        raised or escalated by these records (its block is sealed and anchored at once)."""
+        if not self.enabled:
+            return [], False
+        out: list[dict[str, Any]] = []
+        urgent = False
+        for row in rows:
+            rec = json.loads(row.body)
+            if rec.get("type") == "alarm" and rec.get("state") in URGENT_STATES:
+                urgent = True
+            for rule in self._rules():
+                out += rule.feed(rec, now_ms)
+        self._show()
+        return out, urgent
+
+    def due(self, now_ms: int) -> list[dict[str, Any]]:
+        """What time and people produced since the last call."""
+        if not self.enabled:
+            return []
+        out: list[dict[str, Any]] = []
+        while True:
+            try:
+                kind, arg = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "ack":
+                out += self.alarms.acknowledge(now_ms, by=str(arg))
+            elif kind == "door":
+                from .outputs.gpio import door_body
+
+                sensor, is_open, pin = arg
+                out.append(door_body(sensor, is_open, pin))
+        out += self.alarms.tick(now_ms)
+        out += self.inventory.tick(now_ms)
+        return out
+
+    def acknowledge(self, by: str) -> None:
+        """Thread-safe: an acknowledgement from the dashboard or CLI, sealed by the writer."""
+        self.events.put(("ack", by))
+
+    def _show(self) -> None:
+        if self.panel is not None:
+            self.panel.update(self.alarms.active())
+
+    def active(self) -> list[dict[str, Any]]:
+        return self.alarms.active() + self.inventory.active()
+
+    def close(self) -> None:
+        for d in self._inputs:
+            d.close()
+        if self.panel is not None:
+            self.panel.close()
