@@ -112,13 +112,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"allow_unanchored": args.unanchored, "now_ms": int(dt.datetime.now().timestamp() * 1000)}
     if args.seq is not None:
         bundle = export.export_record(j, args.seq, **kw)
+    elif args.lot:
+        bundle = export.export_lot(j, cfg.station.units, cfg.station.inventory, args.lot, gtin=args.gtin, **kw)
     elif args.sensor:
         if args.from_ is None or args.to is None:
             print("traceseal export: --sensor needs --from and --to", file=sys.stderr)
             return 2
         bundle = export.export_range(j, args.sensor, _time_ms(args.from_), _time_ms(args.to), **kw)
     else:
-        print("traceseal export: give --seq N or --sensor ID --from T --to T", file=sys.stderr)
+        print("traceseal export: give --seq N, --sensor ID --from T --to T, or --lot LOT", file=sys.stderr)
         return 2
     text = json.dumps(bundle, indent=1, sort_keys=True)
     if args.output and str(args.output) != "-":
@@ -127,6 +129,49 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"{len(bundle['anchors'])} anchors", file=sys.stderr)
     else:
         print(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Min/max since the last reset, MKT and the excursion summary per unit, from the journal."""
+    from .export import _all_records
+    from .rules import Inventory, MinMax, excursion_summary, mkt_of_readings
+
+    cfg = configmod.load(args.config)
+    units = cfg.station.units
+    if not units:
+        print("traceseal report: no [[units]] configured", file=sys.stderr)
+        return 2
+    j = _journal(cfg)
+    last = j.next_seq() - 1
+    records = [r for _, r in _all_records(j, last)] if last >= 0 else []
+    end = _time_ms(args.to) if args.to else (records[-1]["time_ms"] if records else 0)
+    start = _time_ms(args.from_) if args.from_ else end - 24 * 3600 * 1000
+    mm = MinMax([p for u in units.values() for p in u.probes])
+    mm.replay(records)
+    inv = Inventory(units, cfg.station.inventory)
+    inv.replay(records)
+    out: dict[str, Any] = {"from_ms": start, "to_ms": end, "minmax_since_reset": mm.stats(), "units": {}}
+    for uid, unit in units.items():
+        span = [r for r in records if r.get("time_ms", 0) <= end]
+        summary = excursion_summary(unit, span, start, end, inv.residency(uid))
+        mkt = {}
+        for p in unit.probes:
+            pts = [(r["time_ms"], r["value"]) for r in span if r.get("sensor") == p and r.get("kind") == "temperature"
+                   and r.get("type") == "reading"]
+            if pts:
+                mkt[p] = mkt_of_readings(pts, start, end)
+        out["units"][uid] = {"summary": summary, "mkt_mc": mkt}
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    print(f"report {dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc):%Y-%m-%d %H:%M} → "
+          f"{dt.datetime.fromtimestamp(end / 1000, dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    for probe, s in out["minmax_since_reset"].items():
+        print(f"  {probe}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
+    for uid, u in out["units"].items():
+        print(f"unit {uid}: MKT " + ", ".join(f"{p} {v / 1000:.3f} °C" for p, v in u["mkt_mc"].items()))
+        print("  " + json.dumps(u["summary"], sort_keys=True))
     return 0
 
 
@@ -152,9 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sensor", help="a sensor's records over --from/--to")
     e.add_argument("--from", dest="from_", help="range start: Unix ms or ISO 8601")
     e.add_argument("--to", help="range end: Unix ms or ISO 8601")
+    e.add_argument("--lot", help="a vaccine lot: its scans, and every reading and alarm of the units it sat in")
+    e.add_argument("--gtin", help="with --lot: only this product's lot")
     e.add_argument("-o", "--output", type=Path)
     e.add_argument("--unanchored", action="store_true", help="export even when no anchor covers it yet")
     e.set_defaults(fn=cmd_export)
+    rp = sub.add_parser("report", help="min/max since reset, MKT and excursions per unit")
+    rp.add_argument("-c", "--config", type=Path, required=True)
+    rp.add_argument("--from", dest="from_", help="start (default: 24 h before --to)")
+    rp.add_argument("--to", help="end (default: the last record)")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(fn=cmd_report)
     v = sub.add_parser("verify", help="verify a bundle; exit 0 only if every step passes")
     lcli.add_verify_args(v)
     v.set_defaults(fn=lcli.run_verify)

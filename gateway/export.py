@@ -118,3 +118,72 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     elif top.header_obj["last_time_ms"] < to_ms:
         selection["open_end"] = True  # the range reaches past the last anchored block
     return build_bundle(journal, seqs, selection, extra_blocks=(min(lo, top_block), hi), **kw)
+
+
+def _all_records(journal: Journal, max_seq: int) -> Iterable[tuple[int, dict[str, Any]]]:
+    for lo in range(0, max_seq + 1, 5000):
+        for r in journal.records_range(lo, min(lo + 4999, max_seq)):
+            yield r.seq, json.loads(r.body)
+
+
+def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot: str, *,
+               gtin: str | None = None, **kw: Any) -> dict[str, Any]:
+    """Everything that proves, or disproves, that lot ``lot`` was kept in range.
+
+    Every scan and stock movement of the lot, and for each unit it sat in — from the scan
+    in to the scan out, as the inventory rules derive it from the journal — every reading
+    of that unit's probes and door, and every alarm about the unit in that window. The
+    selection lists the windows so a verifier can check each record belongs (step 9).
+    """
+    from .rules import Inventory
+
+    latest = journal.latest_anchor()
+    last = journal.last_block()
+    if last is None:
+        raise ExportError("no sealed blocks yet")
+    top_block = last.block if kw.get("allow_unanchored") or latest is None else latest[0]
+    top = journal.block(top_block)
+    assert top is not None
+    inv = Inventory(units, inventory_cfg)
+    lot_seqs: list[int] = []
+    alarm_rows: list[tuple[int, str, int]] = []  # (seq, unit, time)
+    for seq, rec in _all_records(journal, top.last_seq):
+        inv.feed(rec, rec.get("time_ms", 0))
+        attrs = rec.get("attrs") if isinstance(rec.get("attrs"), dict) else {}
+        if rec.get("lot") == lot or attrs.get("lot") == lot:
+            if gtin is None or rec.get("gtin", attrs.get("gtin")) == gtin:
+                lot_seqs.append(seq)
+        if rec.get("type") == "alarm" and isinstance(rec.get("unit"), str):
+            alarm_rows.append((seq, rec["unit"], rec.get("time_ms", 0)))
+    end_default = top.header_obj["last_time_ms"]
+    windows = []
+    for r in inv.residency():
+        if r.lot != lot or (gtin is not None and r.gtin != gtin):
+            continue
+        u = units.get(r.unit)
+        if u is None:
+            continue
+        sensors = sorted(set(u.probes) | ({u.door} if u.door else set()))
+        w = {"unit": r.unit, "gtin": r.gtin, "from_ms": r.entered_ms,
+             "to_ms": r.left_ms if r.left_ms is not None else end_default, "sensors": sensors}
+        if r.left_ms is None:
+            w["open"] = True  # still in the unit: the window runs to the end of the bundle
+        windows.append(w)
+    if not lot_seqs and not windows:
+        raise ExportError(f"no scan of lot {lot!r} in the anchored journal")
+    seqs = list(lot_seqs)
+    for w in windows:
+        for s in w["sensors"]:
+            seqs += journal.sensor_seqs(s, w["from_ms"], w["to_ms"], top.last_seq)
+        seqs += [seq for seq, unit, t in alarm_rows if unit == w["unit"] and w["from_ms"] <= t <= w["to_ms"]]
+    selection: dict[str, Any] = {"type": "lot", "lot": lot, "windows": windows}
+    if gtin is not None:
+        selection["gtin"] = gtin
+    extra = None
+    if windows:
+        lo_t, hi_t = min(w["from_ms"] for w in windows), max(w["to_ms"] for w in windows)
+        before, after = journal.block_before(lo_t), journal.block_after(hi_t)
+        lo = before if before is not None else 0
+        hi = after if after is not None and after <= top_block else top_block
+        extra = (min(lo, top_block), hi)
+    return build_bundle(journal, seqs, selection, extra_blocks=extra, **kw)

@@ -437,7 +437,55 @@ def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], head
             else:
                 s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the range end {hi}: later blocks are missing")
         return
-    if kind in ("lot", "route", "records"):
+    if kind == "lot":
+        _check_lot(sel, recs, headers, order, s9)
+        return
+    if kind in ("route", "records"):
         s9.notes.append(f"{kind} selection: {sel.get('id', '')}")
         return
     s9.failures.append(f"unknown selection type {kind!r}")
+
+
+def _check_lot(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]], headers: dict[int, dict[str, Any]],
+               order: list[int], s9: StepResult) -> None:
+    """A lot bundle holds the lot's own scans/movements, and per residency window the unit's
+    sensor readings and unit alarms inside that window; the blocks span every window."""
+    lot, windows = sel.get("lot"), sel.get("windows")
+    if not isinstance(lot, str) or not isinstance(windows, list):
+        s9.failures.append(f"lot selection needs a lot string and a windows list, got {lot!r}, {windows!r}")
+        return
+    for i, w in enumerate(windows):
+        if not (isinstance(w, dict) and isinstance(w.get("unit"), str) and _is_int(w.get("from_ms"))
+                and _is_int(w.get("to_ms")) and isinstance(w.get("sensors"), list)):
+            s9.failures.append(f"lot window {i} is malformed: {w!r}")
+            return
+    # The windows are the exporter's claim; the signed stock records in the bundle must back
+    # each one: an "in" movement where it starts, and an "out" leaving no stock where it ends.
+    stock = [r for _, _, r in recs if r.get("type") == "stock" and r.get("lot") == lot]
+    for i, w in enumerate(windows):
+        if not any(r.get("event") == "in" and r.get("unit") == w["unit"] and r.get("at_ms") == w["from_ms"]
+                   for r in stock):
+            s9.failures.append(f"lot window {i} ({w['unit']} from {w['from_ms']}) has no signed stock-in record")
+        if w.get("open"):
+            if order and headers[order[-1]].get("last_time_ms", 0) > w["to_ms"]:
+                s9.failures.append(f"lot window {i} is open but ends at {w['to_ms']}, before the bundle's last block")
+        elif not any(r.get("event") in ("out", "discard") and r.get("unit") == w["unit"]
+                     and r.get("at_ms") == w["to_ms"] and r.get("stock_after") == 0 for r in stock):
+            s9.failures.append(f"lot window {i} ({w['unit']} to {w['to_ms']}) has no signed stock-out record emptying it")
+    for seq, _, rec in recs:
+        attrs = rec.get("attrs") if isinstance(rec.get("attrs"), dict) else {}
+        if rec.get("lot") == lot or attrs.get("lot") == lot:
+            continue
+        t = rec.get("time_ms")
+        if any(w["from_ms"] <= t <= w["to_ms"] and (rec.get("sensor") in w["sensors"]
+               or (rec.get("type") == "alarm" and rec.get("unit") == w["unit"])) for w in windows):
+            continue
+        s9.failures.append(f"record seq {seq} is neither about lot {lot!r} nor inside one of its unit windows")
+    if windows and order:
+        lo, hi = min(w["from_ms"] for w in windows), max(w["to_ms"] for w in windows)
+        first, last = headers[order[0]], headers[order[-1]]
+        if order[0] != 0 and first.get("first_time_ms", lo) > lo:
+            s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, after the lot's first window {lo}: earlier blocks are missing")
+        if last.get("last_time_ms", hi) < hi:
+            s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the lot's last window ends {hi}: later blocks are missing")
+    s9.notes.append(f"lot {lot}: {len(windows)} residency window(s) in unit(s) {sorted({w['unit'] for w in windows})}")

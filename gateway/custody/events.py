@@ -11,6 +11,9 @@ settle) is exactly what a paper manifest would silently miss, so it becomes a
 ``custody_notice`` for the operator rather than a guessed weight. A stable weight read up
 to ``weight_lookback_s`` before the bin counts too (an RFID reader at the scale may read
 the tag after the scale settles); a scale's weight is used once until the load changes.
+On sealed records, every stable weight is a new load: the pipeline's ChangeFilter has
+already dropped re-reports (unless ``CustodyConfig.repeat_weights_recorded``), and only
+it saw the unstable/empty readings in between, so two bins of identical weight both count.
 
 Same contract as ``gateway.rules``: ``feed`` every sealed record of the gateway in seq
 order (this station's own bodies too, once sealed) and ``tick`` often; bodies come out at
@@ -280,7 +283,8 @@ class CustodyStation:
                 self._item.unsettled = True
             return
         w = self._scales.get(scale)
-        if w is None or w.grams != grams:
+        filtered = seq is not None and not self.cfg.repeat_weights_recorded  # see CustodyConfig
+        if w is None or w.grams != grams or filtered:
             w = self._scales[scale] = _Weight(grams, t, seq)
         it = self._item
         if it is None:

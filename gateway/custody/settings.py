@@ -90,6 +90,10 @@ class CustodyConfig:
     categories: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CODES))
     stations: tuple[StationConfig, ...] = ()
     reconcile: ReconcileConfig = ReconcileConfig()
+    # Copy of ``[filters] record_repeat_weights`` (not a [custody] key): when False, the
+    # ChangeFilter already dropped re-reported weights, so every stable weight RECORD is a
+    # new load, even one of exactly the same grams as the bin before.
+    repeat_weights_recorded: bool = False
 
 
 def station(id: str, stage: str, location: str, sensors: tuple[str, ...] | list[str], **kw: Any) -> StationConfig:
