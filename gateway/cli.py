@@ -112,6 +112,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"allow_unanchored": args.unanchored, "now_ms": int(dt.datetime.now().timestamp() * 1000)}
     if args.seq is not None:
         bundle = export.export_record(j, args.seq, **kw)
+    elif args.route:
+        bundle = export.export_route(j, args.route, **kw)
     elif args.lot:
         bundle = export.export_lot(j, cfg.station.units, cfg.station.inventory, args.lot, gtin=args.gtin, **kw)
     elif args.sensor:
@@ -175,6 +177,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    """Verify route bundles from several gateways (each with its own pinned key) and reconcile."""
+    from ledger_client.verify import default_checkers, loads_strict
+
+    from .custody.manifest import check_manifest
+
+    keys = {}
+    for item in args.key:
+        gw, _, hexkey = item.partition("=")
+        if not hexkey:
+            print(f"traceseal manifest: --key wants GATEWAY=HEX, got {item!r}", file=sys.stderr)
+            return 2
+        keys[gw] = hexkey.lower()
+    try:
+        bundles = [loads_strict(p.read_text()) for p in args.bundles]
+    except (OSError, ValueError) as exc:
+        print(f"traceseal manifest: cannot read a bundle: {exc}", file=sys.stderr)
+        return 2
+    as_of = _time_ms(args.as_of) if args.as_of else None
+    report = check_manifest(bundles, keys, as_of_ms=as_of, checkers=default_checkers(rpc_url=args.rpc))
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        for g in report["gateways"]:
+            mark = "VERIFIED" if g["verified"] else "FAILED"
+            print(f"bundle {g['bundle']} gateway {g['gateway']}: {mark}, {g['custody_records']} custody records")
+            for f in g["failures"][:10]:
+                print(f"    ✗ {f}")
+        for a in report["findings"]["alarms"]:
+            if a.get("state") == "raised":
+                print(f"ALARM {a.get('alarm')} route {a.get('route')} bin {a.get('grai') or a.get('sscc')} "
+                      f"at {a.get('stage', a.get('last_stage'))}: value {a.get('value')} threshold {a.get('threshold')}")
+        print("MANIFEST OK" if report["ok"] else "MANIFEST NOT OK")
+    verified = all(g["verified"] for g in report["gateways"])
+    return 0 if report["ok"] or (verified and not args.strict) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="traceseal", description="tamper-evident cold-chain and waste records")
     p.add_argument("--log-level", default="INFO")
@@ -197,11 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sensor", help="a sensor's records over --from/--to")
     e.add_argument("--from", dest="from_", help="range start: Unix ms or ISO 8601")
     e.add_argument("--to", help="range end: Unix ms or ISO 8601")
+    e.add_argument("--route", help="a waste route (manifest number): its custody events and their evidence")
     e.add_argument("--lot", help="a vaccine lot: its scans, and every reading and alarm of the units it sat in")
     e.add_argument("--gtin", help="with --lot: only this product's lot")
     e.add_argument("-o", "--output", type=Path)
     e.add_argument("--unanchored", action="store_true", help="export even when no anchor covers it yet")
     e.set_defaults(fn=cmd_export)
+    mf = sub.add_parser("manifest", help="verify route bundles of several gateways and reconcile the bins")
+    mf.add_argument("bundles", nargs="+", type=Path)
+    mf.add_argument("--key", action="append", default=[], help="GATEWAY=HEX public key (repeat per gateway)")
+    mf.add_argument("--rpc", help="EVM node for EVM anchors")
+    mf.add_argument("--as-of", help="judge missing bins at this time (default: the latest handover)")
+    mf.add_argument("--strict", action="store_true", help="exit 1 on reconciliation alarms too, not only on failed verification")
+    mf.add_argument("--json", action="store_true")
+    mf.set_defaults(fn=cmd_manifest)
     rp = sub.add_parser("report", help="min/max since reset, MKT and excursions per unit")
     rp.add_argument("-c", "--config", type=Path, required=True)
     rp.add_argument("--from", dest="from_", help="start (default: 24 h before --to)")

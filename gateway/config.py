@@ -119,6 +119,8 @@ class StationConfig:
     power_gap_s: int = 300
     heartbeat_s: int = 60
     gpio: GpioConfig | None = None
+    operators: dict[str, Any] = field(default_factory=dict)  # badge -> custody.Operator
+    custody: Any = None  # custody.CustodyConfig
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ class Config:
 
 
 _SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include", "serial", "w1",
-             "routes", "filters", "units", "inventory", "alarms", "gpio"}
+             "routes", "filters", "units", "inventory", "alarms", "gpio", "operators", "custody"}
 _SERIAL_ADAPTERS = {"mtsics", "ad_scale", "gs1", "epc", "badge"}
 _MQTT_ADAPTERS = {"traceseal", "tasmota", "zigbee2mqtt", "shelly"}
 
@@ -338,17 +340,24 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     filters = FilterConfig(duplicate_scan_s=f.get("duplicate_scan_s", int, 3, check=lambda v: v >= 0, why="must be >= 0"),
                            record_repeat_weights=f.get("record_repeat_weights", bool, False))
     f.done()
-    station = _station(raw, base)
+    station = _station(raw, base, filters)
     return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source,
                   tuple(serial), w1, tuple(routes), filters, station)
 
 
-def _station(raw: dict[str, Any], base: Path) -> StationConfig:
+def _station(raw: dict[str, Any], base: Path, filters: FilterConfig | None = None) -> StationConfig:
+    import dataclasses
+
+    from .custody import parse_custody, parse_operators
     from .rules import parse_inventory, parse_units
 
     try:
         units = parse_units(raw.get("units", []))
         inventory = parse_inventory(raw.get("inventory", {}))
+        operators = parse_operators(raw.get("operators", []))
+        custody = parse_custody(raw.get("custody"))
+        if filters is not None:  # custody must know whether repeated weights were filtered out
+            custody = dataclasses.replace(custody, repeat_weights_recorded=filters.record_repeat_weights)
     except ValueError as exc:  # the rules name the key ("units[0].profile: …")
         key, _, problem = str(exc).partition(": ")
         raise ConfigError(key, problem or str(exc)) from exc
@@ -370,4 +379,4 @@ def _station(raw: dict[str, Any], base: Path) -> StationConfig:
                           doors=dict(doors))
         g.done()
     return StationConfig(units=units, inventory=inventory, power_gap_s=power_gap_s, heartbeat_s=heartbeat_s,
-                         gpio=gpio)
+                         gpio=gpio, operators=operators, custody=custody)

@@ -187,3 +187,21 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
         hi = after if after is not None and after <= top_block else top_block
         extra = (min(lo, top_block), hi)
     return build_bundle(journal, seqs, selection, extra_blocks=extra, **kw)
+
+
+def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
+    """A waste route's manifest as a bundle: its custody records, notices and alarms, the
+    operator sessions they cite, and the badge, bin-scan and weight readings behind them."""
+    from .custody.manifest import route_records
+
+    latest = journal.latest_anchor()
+    last = journal.last_block()
+    if last is None:
+        raise ExportError("no sealed blocks yet")
+    top_block = last.block if kw.get("allow_unanchored") or latest is None else latest[0]
+    top = journal.block(top_block)
+    assert top is not None
+    seqs = route_records((rec for _, rec in _all_records(journal, top.last_seq)), route)
+    if not seqs:
+        raise ExportError(f"no custody record of route {route!r} in the anchored journal")
+    return build_bundle(journal, seqs, {"type": "route", "id": route}, **kw)

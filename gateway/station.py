@@ -34,6 +34,14 @@ class Station:
         self.alarms = AlarmEngine(units, power_gap_s=cfg.station.power_gap_s, heartbeat_s=cfg.station.heartbeat_s)
         self.inventory = Inventory(units, cfg.station.inventory)
         self.minmax = MinMax([p for u in units.values() for p in u.probes])
+        cust = cfg.station.custody
+        self.custody: list[Any] = []
+        if cust is not None and cust.stations:
+            from .custody import CustodyStation, Reconciler
+
+            self.custody = [CustodyStation(s, cfg.station.operators, cust) for s in cust.stations]
+            self.custody.append(Reconciler(cust.reconcile))
+            self.enabled = True
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # from gpiozero's threads
         self.panel = None
         self._inputs: list[Any] = []  # keep references: gpiozero frees pins of collected devices
@@ -50,7 +58,7 @@ class Station:
                     ("door", (s, is_open, p))), pin_factory=pin_factory))
 
     def _rules(self) -> Sequence[Any]:
-        return (self.alarms, self.inventory, self.minmax)
+        return (self.alarms, self.inventory, self.minmax, *self.custody)
 
     def replay(self, journal: Journal) -> list[dict[str, Any]]:
         """Rebuild from the journal; returns bodies to seal (derived-but-unsealed, and the restart)."""
@@ -105,6 +113,8 @@ class Station:
                 out.append(door_body(sensor, is_open, pin))
         out += self.alarms.tick(now_ms)
         out += self.inventory.tick(now_ms)
+        for c in self.custody:
+            out += c.tick(now_ms)
         return out
 
     def acknowledge(self, by: str) -> None:

@@ -440,7 +440,10 @@ def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], head
     if kind == "lot":
         _check_lot(sel, recs, headers, order, s9)
         return
-    if kind in ("route", "records"):
+    if kind == "route":
+        _check_route(sel, recs, s9)
+        return
+    if kind == "records":
         s9.notes.append(f"{kind} selection: {sel.get('id', '')}")
         return
     s9.failures.append(f"unknown selection type {kind!r}")
@@ -489,3 +492,23 @@ def _check_lot(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]],
         if last.get("last_time_ms", hi) < hi:
             s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the lot's last window ends {hi}: later blocks are missing")
     s9.notes.append(f"lot {lot}: {len(windows)} residency window(s) in unit(s) {sorted({w['unit'] for w in windows})}")
+
+
+def _check_route(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]], s9: StepResult) -> None:
+    """A route bundle holds records naming the route, and only the sessions and readings
+    those records cite (by session id and by badge/scan/weight seq)."""
+    route = sel.get("id")
+    if not isinstance(route, str):
+        s9.failures.append(f"route selection needs an id string, got {route!r}")
+        return
+    own = [r for _, _, r in recs if r.get("route") == route]
+    cited_sessions = {r.get("session") for r in own}
+    sessions = [r for _, _, r in recs if r.get("type") == "custody_session" and r.get("id") in cited_sessions]
+    cited_seqs = {r.get(k) for r in own + sessions for k in ("scan_seq", "weight_seq", "badge_seq")}
+    for seq, _, rec in recs:
+        if rec.get("route") == route or (rec.get("type") == "custody_session" and rec.get("id") in cited_sessions):
+            continue
+        if seq in cited_seqs:
+            continue
+        s9.failures.append(f"record seq {seq} ({rec.get('type')}) neither names route {route!r} nor is cited by its records")
+    s9.notes.append(f"route {route}: {sum(1 for r in own if r.get('type') == 'custody')} custody records")

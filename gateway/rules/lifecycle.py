@@ -32,7 +32,7 @@ from typing import Any
 
 from ._records import as_int, as_str
 
-SUBJECT_KEYS = ("unit", "sensor", "gtin", "lot")
+SUBJECT_KEYS = ("unit", "sensor", "gtin", "lot", "route", "grai", "sscc", "stage")  # custody alarms too
 COMMON_KEYS = frozenset({"type", "id", "alarm", "state", "severity", "at_ms", "since_ms", "value",
                          "threshold", "value_unit", "extreme", "by", *SUBJECT_KEYS})
 STATES = ("raised", "escalated", "cleared", "acknowledged")

@@ -1,0 +1,146 @@
+"""Test rig for custody: an in-memory gateway that parses, filters, seals and feeds back.
+
+It does what the pipeline does with a custody station: raw device lines go through the
+real adapters and the real ``ChangeFilter``; kept observations become reading records;
+every record is fed, in seq order, to every custody consumer; the bodies they return are
+sealed at once (checked like the sealer checks them: no envelope keys, no floats) and fed
+back in turn. ``tick`` lets time pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from firmware_sim.waste_route import Line, WasteRoute, observations
+from gateway.config import FilterConfig
+from gateway.custody.events import CustodyStation
+from gateway.custody.operators import parse_operators
+from gateway.custody.reconcile import Reconciler
+from gateway.custody.settings import ReconcileConfig, parse_custody
+from gateway.filters import ChangeFilter
+from gateway.observation import Observation
+from gateway.seal import reading_body
+
+RESERVED = {"v", "gateway", "seq", "time_ms", "clock_synced"}
+SEC, MIN, HOUR = 1_000, 60_000, 3_600_000
+
+
+class Consumer(Protocol):
+    def feed(self, record: Any, now_ms: int) -> list[dict[str, Any]]: ...
+    def tick(self, now_ms: int) -> list[dict[str, Any]]: ...
+
+
+def walk(x: Any) -> Iterator[Any]:
+    yield x
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield k
+            yield from walk(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from walk(v)
+
+
+def assert_body_ok(body: dict[str, Any]) -> None:
+    assert isinstance(body, dict) and isinstance(body.get("type"), str), body
+    assert not RESERVED & body.keys(), f"body sets envelope keys {RESERVED & body.keys()}"
+    floats = [x for x in walk(body) if isinstance(x, float)]
+    assert not floats, f"float in body: {floats} in {body}"
+    json.dumps(body, allow_nan=False)
+
+
+def strip(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k not in RESERVED}
+
+
+@dataclass
+class Rig:
+    """One gateway: journal + consumers."""
+
+    gateway: str
+    consumers: list[Consumer]
+    filter: ChangeFilter | None = field(default_factory=lambda: ChangeFilter(FilterConfig()))
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def seal(self, body: dict[str, Any], t: int) -> dict[str, Any]:
+        assert_body_ok(body)
+        rec = {"v": 1, "gateway": self.gateway, "seq": len(self.records), "time_ms": t,
+               "clock_synced": True, **body}
+        self.records.append(json.loads(json.dumps(rec)))
+        return self.records[-1]
+
+    def _run(self, first: list[dict[str, Any]], t: int) -> None:
+        queue = list(first)
+        while queue:
+            rec = queue.pop(0)
+            for c in self.consumers:
+                queue += [self.seal(b, t) for b in c.feed(rec, t)]
+
+    def observe(self, obs: Observation, t: int, port: str = "p") -> None:
+        if self.filter is not None and self.filter.keep(obs, t) is not None:
+            return
+        body = reading_body(obs, transport="serial", topic=port, authenticated=False, digest=None)
+        self._run([self.seal(body, t)], t)
+
+    def line(self, line: Line) -> None:
+        for obs in observations(line):
+            self.observe(obs, line.t_ms, line.port)
+
+    def tick(self, t: int) -> None:
+        for c in self.consumers:
+            self._run([self.seal(b, t) for b in c.tick(t)], t)
+
+    def of(self, typ: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["type"] == typ]
+
+
+Event = tuple[str, int, Any]  # ("line", t, Line) | ("tick", t, None)
+
+
+def events(lines: Sequence[Line], end_ms: int, tick_ms: int = 5 * SEC) -> list[Event]:
+    """Lines in time order, with a tick every ``tick_ms`` in between and up to ``end_ms``."""
+    out: list[Event] = []
+    nxt = lines[0].t_ms if lines else end_ms
+    for ln in sorted(lines, key=lambda x: x.t_ms):
+        while nxt < ln.t_ms:
+            out.append(("tick", nxt, None))
+            nxt += tick_ms
+        out.append(("line", ln.t_ms, ln))
+    while nxt <= end_ms:
+        out.append(("tick", nxt, None))
+        nxt += tick_ms
+    return out
+
+
+def play(rig: Rig, evs: Sequence[Event]) -> None:
+    for kind, t, ln in evs:
+        if kind == "line":
+            rig.line(ln)
+        else:
+            rig.tick(t)
+
+
+def stations_for(route: WasteRoute, gateway: str | None) -> list[CustodyStation]:
+    ops = parse_operators(route.operators_table())
+    cfg = parse_custody(route.custody_table(gateway))
+    return [CustodyStation(s, ops, cfg) for s in cfg.stations]
+
+
+def route_rigs(route: WasteRoute, end_ms: int) -> dict[str, Rig]:
+    """One rig per gateway of the route, each played through its own station's lines."""
+    rigs = {}
+    for plan in route.stations:
+        rig = Rig(plan.gateway, list(stations_for(route, plan.gateway)))
+        play(rig, events(plan.lines, end_ms))
+        rigs[plan.gateway] = rig
+    return rigs
+
+
+def single_rig(route: WasteRoute, end_ms: int, rc: ReconcileConfig | None = None) -> Rig:
+    """All three stations on one gateway with a live reconciler (a test bench, or a depot)."""
+    rig = Rig("gw-bench", [*stations_for(route, None), Reconciler(rc)])
+    play(rig, events([ln for p in route.stations for ln in p.lines], end_ms))
+    return rig
