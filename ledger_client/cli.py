@@ -63,10 +63,16 @@ def run_verify(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"traceseal verify: cannot read bundle {args.bundle}: {exc}", file=sys.stderr)
         return 2
+    for name in ("gateway_key", "ledger_key"):
+        pin = getattr(args, name)
+        if pin is not None and (len(pin) != 64 or any(c not in "0123456789abcdefABCDEF" for c in pin)):
+            print(f"traceseal verify: --{name.replace('_', '-')} must be 64 hex characters", file=sys.stderr)
+            return 2
     checkers = default_checkers(ledger_key=args.ledger_key, ledger_file=args.ledger_file, rpc_url=args.rpc,
                                 chain_id=args.chain_id, sender=args.sender, min_confirmations=args.confirmations)
     progress: Callable[[int, int], None] | None = None
-    n = len(bundle.get("records", [])) if isinstance(bundle, dict) else 0
+    recs = bundle.get("records") if isinstance(bundle, dict) else None
+    n = len(recs) if isinstance(recs, list) else 0
     if n > 5000 and sys.stderr.isatty() and not args.json:
         def show(done: int, total: int) -> None:
             if done % 2000 == 0 or done == total:

@@ -24,6 +24,8 @@ def public_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 
 
 def public_from_hex(text: str) -> Ed25519PublicKey:
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise KeyFileError(f"public key {str(text)[:20]!r} is not 64 hex characters")
     try:
         raw = bytes.fromhex(text)
     except ValueError as exc:

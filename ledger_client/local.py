@@ -159,6 +159,6 @@ def verify_local_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int
             db.close()
         if row is None or bytes(row[0]) != data:
             raise VerificationError(step, name, f"entry {entry.get('index')} is not in ledger file {ledger_file}")
-    if not isinstance(time_ms, int):
+    if not isinstance(time_ms, int) or isinstance(time_ms, bool):
         raise VerificationError(step, name, f"anchor time {time_ms!r} is not an integer")
     return time_ms

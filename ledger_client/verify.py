@@ -345,7 +345,8 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             continue
         bn = by_hash[hh]
         entry = a.get("entry") if kind == "local" else None
-        if isinstance(entry, dict) and (entry.get("gateway") != gw_id or entry.get("block") != bn):
+        if isinstance(entry, dict) and (entry.get("gateway") != gw_id or not _is_int(entry.get("block"))
+                                        or entry.get("block") != bn):
             s6.failures.append(f"anchors[{i}] (local): entry names gateway {entry.get('gateway')!r} block "
                                f"{entry.get('block')!r}, want {gw_id!r} block {bn}")
             continue
@@ -431,7 +432,7 @@ def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], head
         if isinstance(lo, int) and order[0] != 0 and first.get("first_time_ms", lo) > lo:
             s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, after the range start {lo}: earlier blocks are missing")
         if isinstance(hi, int) and last.get("last_time_ms", hi) < hi:
-            if sel.get("open_end"):
+            if sel.get("open_end") is True:
                 s9.notes.append(f"open end: the exporter says nothing after block {order[-1]} "
                                 f"({last.get('last_time_ms')}) was anchored at export time; this claim is not signed")
             else:
@@ -466,21 +467,23 @@ def _check_lot(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]],
     # each one: an "in" movement where it starts, and an "out" leaving no stock where it ends.
     stock = [r for _, _, r in recs if r.get("type") == "stock" and r.get("lot") == lot]
     for i, w in enumerate(windows):
-        if not any(r.get("event") == "in" and r.get("unit") == w["unit"] and r.get("at_ms") == w["from_ms"]
-                   for r in stock):
+        if not any(r.get("event") == "in" and r.get("unit") == w["unit"] and _is_int(r.get("at_ms"))
+                   and r.get("at_ms") == w["from_ms"] for r in stock):
             s9.failures.append(f"lot window {i} ({w['unit']} from {w['from_ms']}) has no signed stock-in record")
-        if w.get("open"):
+        if w.get("open") is True:
             if order and headers[order[-1]].get("last_time_ms", 0) > w["to_ms"]:
                 s9.failures.append(f"lot window {i} is open but ends at {w['to_ms']}, before the bundle's last block")
         elif not any(r.get("event") in ("out", "discard") and r.get("unit") == w["unit"]
-                     and r.get("at_ms") == w["to_ms"] and r.get("stock_after") == 0 for r in stock):
+                     and _is_int(r.get("at_ms")) and r.get("at_ms") == w["to_ms"]
+                     and _is_int(r.get("stock_after")) and r.get("stock_after") == 0 for r in stock):
             s9.failures.append(f"lot window {i} ({w['unit']} to {w['to_ms']}) has no signed stock-out record emptying it")
     for seq, _, rec in recs:
         attrs = rec.get("attrs") if isinstance(rec.get("attrs"), dict) else {}
         if rec.get("lot") == lot or attrs.get("lot") == lot:
             continue
         t = rec.get("time_ms")
-        if any(w["from_ms"] <= t <= w["to_ms"] and (rec.get("sensor") in w["sensors"]
+        sensor = rec.get("sensor")
+        if any(w["from_ms"] <= t <= w["to_ms"] and ((isinstance(sensor, str) and sensor in w["sensors"])
                or (rec.get("type") == "alarm" and rec.get("unit") == w["unit"])) for w in windows):
             continue
         s9.failures.append(f"record seq {seq} is neither about lot {lot!r} nor inside one of its unit windows")
@@ -502,11 +505,14 @@ def _check_route(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]
         s9.failures.append(f"route selection needs an id string, got {route!r}")
         return
     own = [r for _, _, r in recs if r.get("route") == route]
-    cited_sessions = {r.get("session") for r in own}
-    sessions = [r for _, _, r in recs if r.get("type") == "custody_session" and r.get("id") in cited_sessions]
-    cited_seqs = {r.get(k) for r in own + sessions for k in ("scan_seq", "weight_seq", "badge_seq")}
+    cited_sessions = {s for r in own if isinstance(s := r.get("session"), str)}
+    sessions = [r for _, _, r in recs if r.get("type") == "custody_session" and isinstance(r.get("id"), str)
+                and r["id"] in cited_sessions]
+    cited_seqs = {v for r in own + sessions for k in ("scan_seq", "weight_seq", "badge_seq") if _is_int(v := r.get(k))}
     for seq, _, rec in recs:
-        if rec.get("route") == route or (rec.get("type") == "custody_session" and rec.get("id") in cited_sessions):
+        if rec.get("route") == route:
+            continue
+        if rec.get("type") == "custody_session" and isinstance(rec.get("id"), str) and rec["id"] in cited_sessions:
             continue
         if seq in cited_seqs:
             continue

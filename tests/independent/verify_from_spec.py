@@ -6,20 +6,17 @@ or ``gateway``. Section references (``§n``) point into docs/proof-format.md.
 
 Entry points:
 
-* ``parse_bundle_bytes(data)``  -- strict JSON parse (§1): integers kept exact, numbers
-  with a fraction/exponent marked so they can be refused by written form, duplicate
-  member names detected, NaN/Infinity refused.
-* ``verify_bundle(bundle, gateway_key=None, ledger_key=None, ledger_file=None,
-  strict=False)`` -- runs the nine steps of §9 and returns a ``VerifyResult``.
+* ``parse_bundle_bytes(data)``  -- JSON parse as §1/§9.1 require: integers kept exact,
+  numbers with a fraction/exponent marked so they can be refused by written form;
+  duplicate member names, NaN/Infinity, a byte order mark or invalid UTF-8 make the
+  bundle unreadable (``BundleReadError``, the CLI's exit status 2).
+* ``verify_bundle(bundle, gateway_key=None, ledger_key=None, ledger_file=None)`` -- runs
+  the nine steps of §9.3 (with the pin semantics of §9.2) and returns a ``VerifyResult``.
 * ``verify_file(path, ...)`` -- convenience wrapper.
 
-``strict=True`` additionally enforces the SHOULDs the spec lists but says the reference
-verifier skips (header ``key`` equals the gateway key, block 0 starts at seq 0,
-record/header ``v`` is 1) and the consistency of the "informative" local-ledger entry
-fields ``gateway``/``block`` (§7.2). Default is the MUST-only behaviour of the §9 table.
-
-Assumptions where the spec is silent are marked ``ASSUMPTION`` below; they are also
-listed in the audit report.
+It implements the normative text only. The reference verifier's known deviations (§9.5)
+are deliberately *not* reproduced. (The points an earlier version had to assume are now
+spelled out by the spec: required members and types, hex spelling, JSON strictness, pins.)
 """
 
 from __future__ import annotations
@@ -120,10 +117,15 @@ def parse_json_bytes(data: bytes | str) -> Any:
 
 
 def parse_bundle_bytes(data: bytes | str) -> Any:
+    """§9.1: not UTF-8, a byte order mark, not JSON, a repeated member name anywhere, or
+    NaN/Infinity/-Infinity => the bundle is unreadable."""
+    if isinstance(data, bytes) and data.startswith(b"\xef\xbb\xbf"):
+        raise BundleReadError("byte order mark")
+    if isinstance(data, str) and data.startswith("\ufeff"):
+        raise BundleReadError("byte order mark")
     try:
         return parse_json_bytes(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        # ASSUMPTION: invalid JSON / duplicate names / NaN => "could not be read".
         raise BundleReadError(str(exc)) from exc
 
 
@@ -216,19 +218,36 @@ _HEX = set("0123456789abcdefABCDEF")
 _LHEX = set("0123456789abcdef")
 
 
-def is_hex(s: Any, nbytes: int, lowercase_only: bool = False) -> bool:
+def is_hex(s: Any, nbytes: int, lowercase_only: bool = True) -> bool:
+    """§1: exactly 2*nbytes hex characters; lowercase only unless told otherwise."""
     if not isinstance(s, str) or len(s) != 2 * nbytes:
         return False
     return set(s) <= (_LHEX if lowercase_only else _HEX)
 
 
 def hex_bytes(s: Any, nbytes: int) -> bytes | None:
-    """Decode hex of exactly nbytes. ASSUMPTION: fields that are *decoded* (keys,
-    signatures, proof items, roots) accept either case; only fields the spec says are
-    compared as strings (prev, local header_hash) are case-sensitive."""
+    """Decode the one spelling §1 allows: exactly 2*nbytes lowercase hex characters
+    (gateway.public_key, every sig, proof items, root, an anchor's header hash)."""
     if not is_hex(s, nbytes):
         return None
     return bytes.fromhex(s)
+
+
+def hex_bytes_any_case(s: Any, nbytes: int) -> bytes | None:
+    """§1/§7.2: a local anchor's ``ledger_key`` is decoded case-insensitively."""
+    if not is_hex(s, nbytes, lowercase_only=False):
+        return None
+    return bytes.fromhex(s)
+
+
+def decode_pin(p: str) -> bytes | None:
+    """§9.2: a pinned gateway key is hex of 32 bytes; ASCII whitespace between byte pairs
+    is ignored when decoding it (not when comparing it)."""
+    try:
+        raw = bytes.fromhex(p)
+    except ValueError:
+        return None
+    return raw if len(raw) == 32 else None
 
 
 def is_int(v: Any) -> bool:
@@ -371,8 +390,8 @@ def _canon_ok(o: Any) -> str | None:
 
 
 def _check_local_ledger_file(path: str, entry: dict) -> str | None:
-    """§7.2: the entry stored at entry.index has exactly the bytes JCS(entry).
-    ASSUMPTION: table ``entries`` with columns ``idx`` and ``entry`` (TEXT or BLOB)."""
+    """§7.2 item 6: the entry stored at entry.index is a BLOB of exactly JCS(entry); any
+    other SQLite type (TEXT, NULL, ...) does not match; an unreadable file fails."""
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -381,16 +400,197 @@ def _check_local_ledger_file(path: str, entry: dict) -> str | None:
             ).fetchone()
         finally:
             con.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
         return f"cannot read ledger file: {exc}"
     if row is None:
-        return f"ledger file has no entry {entry.get('index')}"
-    stored = row[0]
-    if isinstance(stored, str):
-        stored = stored.encode("utf-8")
-    if bytes(stored) != jcs(entry):
-        return f"ledger file entry {entry.get('index')} differs from the bundle's entry"
+        return f"ledger file has no entry {entry.get('index')!r}"
+    if not isinstance(row[0], bytes) or row[0] != jcs(entry):
+        return f"ledger file entry {entry.get('index')!r} differs from the bundle's entry"
     return None
+
+
+# §4 / §6 "Required members": name -> JSON type ("int" = integer written as such, not bool)
+RECORD_FIELDS = {
+    "v": "int",
+    "gateway": "str",
+    "seq": "int",
+    "time_ms": "int",
+    "clock_synced": "bool",
+    "type": "str",
+}
+HEADER_FIELDS = {
+    "v": "int",
+    "gateway": "str",
+    "block": "int",
+    "first_seq": "int",
+    "last_seq": "int",
+    "size": "int",
+    "root": "str",
+    "prev": "str",
+    "first_time_ms": "int",
+    "last_time_ms": "int",
+    "sealed_ms": "int",
+    "clock_synced": "bool",
+    "key": "str",
+}
+
+
+def _has_type(v: Any, t: str) -> bool:
+    if t == "int":
+        return is_int(v)
+    if t == "bool":
+        return isinstance(v, bool)
+    return isinstance(v, str)
+
+
+def _bad_fields(o: dict, fields: dict) -> list:
+    return [k for k, t in fields.items() if k not in o or not _has_type(o[k], t)]
+
+
+def _local_anchor_check(anc, named, n, gw_id, ledger_key, ledger_file):
+    """§7.2 items 1-8 for a local anchor that names header hash ``named`` of block ``n``.
+    Returns (T, None) or (None, why)."""
+    entry = anc.get("entry")
+    if not isinstance(entry, dict):
+        return None, "local anchor has no entry object"
+    if "sig" not in anc or "ledger_key" not in anc or "time_ms" not in entry:
+        return None, "local anchor lacks sig, ledger_key or entry.time_ms"
+    lk = anc["ledger_key"]
+    if ledger_key is not None and (not isinstance(lk, str) or lk.lower() != ledger_key.lower()):
+        return None, f"ledger key {lk!r} is not the pinned ledger key"
+    if entry.get("header_hash") != named:
+        return None, f"entry names header hash {entry.get('header_hash')!r}, want {named}"
+    why = _canon_ok(entry)
+    if why:
+        return None, f"malformed ledger entry ({why})"
+    lk_raw = hex_bytes_any_case(lk, 32)
+    if lk_raw is None:
+        return None, "ledger_key is not hex of 32 bytes"
+    sig = hex_bytes(anc["sig"], 64)
+    if sig is None or not ed25519_verify(lk_raw, sig, signed_message(LEDGER_DOMAIN, entry)):
+        return None, "ledger signature does not verify"
+    if ledger_file is not None:
+        why = _check_local_ledger_file(ledger_file, entry)
+        if why:
+            return None, why
+    t = entry["time_ms"]
+    if not is_int(t):
+        return None, f"entry.time_ms {t!r} is not an integer"
+    if entry.get("gateway") != gw_id or not is_int(entry.get("block")) or entry["block"] != n:
+        return None, (
+            f"entry names gateway {entry.get('gateway')!r} block {entry.get('block')!r}, "
+            f"want {gw_id!r} block {n}"
+        )
+    return t, None
+
+
+def json_eq(a: Any, b: Any) -> bool:
+    """JSON equality: `true` is not `1`, `false` is not `0` (unlike Python's ==)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_eq(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_eq(a[k], b[k]) for k in a)
+    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
+        return False
+    return type(a) is type(b) and a == b or (is_int(a) and is_int(b) and a == b)
+
+
+def one_of(v: Any, arr: list) -> bool:
+    return any(json_eq(v, x) for x in arr)
+
+
+def _check_lot(s9: StepResult, selection: dict, recs: list, headers: dict, nums: list) -> None:
+    """§9.3 "Step 9 by selection type", lot."""
+    lot, windows = selection.get("lot"), selection.get("windows")
+    if not isinstance(lot, str) or not isinstance(windows, list):
+        s9.fail("lot selection needs a lot string and a windows list")
+        return
+    for i, w in enumerate(windows):
+        if not (
+            isinstance(w, dict)
+            and isinstance(w.get("unit"), str)
+            and is_int(w.get("from_ms"))
+            and is_int(w.get("to_ms"))
+            and isinstance(w.get("sensors"), list)
+        ):
+            s9.fail(f"lot window {i} is malformed")
+            return
+    stock = [r for r in recs if r.get("type") == "stock" and r.get("lot") == lot]
+    for i, w in enumerate(windows):
+        if not any(
+            r.get("event") == "in"
+            and r.get("unit") == w["unit"]
+            and json_eq(r.get("at_ms"), w["from_ms"])
+            for r in stock
+        ):
+            s9.fail(f"lot window {i} has no signed stock-in record")
+        if w.get("open") is True:
+            if nums and headers[nums[-1]]["last_time_ms"] > w["to_ms"]:
+                s9.fail(f"lot window {i} is open but ends before the bundle's last block")
+        elif not any(
+            r.get("event") in ("out", "discard")
+            and r.get("unit") == w["unit"]
+            and json_eq(r.get("at_ms"), w["to_ms"])
+            and json_eq(r.get("stock_after"), 0)
+            for r in stock
+        ):
+            s9.fail(f"lot window {i} has no signed stock-out record emptying it")
+    for r in recs:
+        attrs = r.get("attrs") if isinstance(r.get("attrs"), dict) else {}
+        if r.get("lot") == lot or attrs.get("lot") == lot:
+            continue
+        if any(
+            w["from_ms"] <= r["time_ms"] <= w["to_ms"]
+            and (
+                ("sensor" in r and one_of(r["sensor"], w["sensors"]))
+                or (r.get("type") == "alarm" and r.get("unit") == w["unit"])
+            )
+            for w in windows
+        ):
+            continue
+        s9.fail(
+            f"record seq {r['seq']} is neither about lot {lot!r} nor inside one of its unit windows"
+        )
+    if windows and nums:
+        lo = min(w["from_ms"] for w in windows)
+        hi = max(w["to_ms"] for w in windows)
+        if nums[0] != 0 and headers[nums[0]]["first_time_ms"] > lo:
+            s9.fail("earlier blocks are missing (lot)")
+        if headers[nums[-1]]["last_time_ms"] < hi:
+            s9.fail("later blocks are missing (lot)")
+    s9.notes.append(f"lot {lot}: {len(windows)} residency window(s)")
+
+
+def _check_route(s9: StepResult, selection: dict, recs: list) -> None:
+    """§9.3 "Step 9 by selection type", route. Only present, non-null values cite."""
+    route = selection.get("id")
+    if not isinstance(route, str):
+        s9.fail("route selection needs an id string")
+        return
+    own = [r for r in recs if r.get("route") == route]
+    cited_sessions = [r["session"] for r in own if r.get("session") is not None]
+    sessions = [
+        r
+        for r in recs
+        if r.get("type") == "custody_session"
+        and r.get("id") is not None
+        and one_of(r["id"], cited_sessions)
+    ]
+    cited_seqs = [
+        r[k] for r in own + sessions for k in ("scan_seq", "weight_seq", "badge_seq") if k in r
+    ]
+    session_ids = {id(r) for r in sessions}
+    for r in recs:
+        if r.get("route") == route or id(r) in session_ids:
+            continue
+        if one_of(r["seq"], cited_seqs):
+            continue
+        s9.fail(f"record seq {r['seq']} neither names route {route!r} nor is cited by its records")
+    s9.notes.append(
+        f"route {route}: {sum(1 for r in own if r.get('type') == 'custody')} custody records"
+    )
 
 
 def verify_bundle(
@@ -398,13 +598,12 @@ def verify_bundle(
     gateway_key: str | None = None,
     ledger_key: str | None = None,
     ledger_file: str | None = None,
-    strict: bool = False,
 ) -> VerifyResult:
     steps = [StepResult(n, STEP_NAMES[n]) for n in range(1, 10)]
     res = VerifyResult(steps)
     s1, s2, s3, s4, s5, s6, s7, s8, s9 = steps
 
-    # ---------------------------------------------------------------- step 1
+    # ---------------------------------------------------------------- step 1 (§9.3, §8)
     s1.checked = 1
     problems = []
     if not isinstance(bundle, dict):
@@ -416,70 +615,73 @@ def verify_bundle(
         if not isinstance(gw, dict):
             problems.append("gateway is not an object")
         else:
-            # §9 says only "gateway.id exists"; §8 types it as a string.
-            if "id" not in gw:
-                problems.append("gateway.id missing")
-            elif not isinstance(gw["id"], str):
-                problems.append("gateway.id is not a string")  # ASSUMPTION (§8 type)
+            if not isinstance(gw.get("id"), str) or gw["id"] == "":
+                problems.append("gateway.id is not a non-empty string")
             if hex_bytes(gw.get("public_key"), 32) is None:
-                problems.append("gateway.public_key is not hex of 32 bytes")
-        if not isinstance(bundle.get("blocks"), list):
-            problems.append("blocks is not an array")
-        if not isinstance(bundle.get("records"), list):
-            problems.append("records is not an array")
-        # ASSUMPTION: when present, anchors must be an array and selection an object.
-        if "anchors" in bundle and not isinstance(bundle["anchors"], list):
-            problems.append("anchors is not an array")
-        if "selection" in bundle and not isinstance(bundle["selection"], dict):
-            problems.append("selection is not an object")
+                problems.append("gateway.public_key is not 64 lowercase hex characters")
+        for name, typ in (
+            ("blocks", list),
+            ("records", list),
+            ("anchors", list),
+            ("selection", dict),
+        ):
+            if not isinstance(bundle.get(name), typ):  # required, never defaulted (§8)
+                problems.append(f"{name} is not {'an object' if typ is dict else 'an array'}")
     if problems:
+        # §9.3: a malformed bundle stops everything
         s1.fail("malformed bundle: " + "; ".join(problems))
-    elif gateway_key is not None:
-        if bundle["gateway"]["public_key"].lower() != gateway_key.lower():
-            s1.fail(f"gateway key {bundle['gateway']['public_key']} is not the pinned key")
-    else:
-        s1.notes.append("gateway key taken from the bundle; pin it to trust no one")
-    if not s1.ok:
-        # §9: "the only exception is step 1, which stops everything".
-        # ASSUMPTION: this holds for the pin mismatch too (see report).
         for s in steps[1:]:
             s.fail("not checked")
         return res
 
     gw_id = bundle["gateway"]["id"]
-    gw_key = bytes.fromhex(bundle["gateway"]["public_key"])
+    gw_key_hex = bundle["gateway"]["public_key"]
+    K = bytes.fromhex(gw_key_hex)  # §9.2: the key steps 2 and 3 check signatures with
+    if gateway_key is None:
+        s1.notes.append("gateway key taken from the bundle; pin it to trust no one")
+    elif gateway_key.lower() != gw_key_hex:
+        s1.fail(f"gateway key {gw_key_hex} is not the pinned key {gateway_key}")
+        pinned = decode_pin(gateway_key.lower())
+        if pinned is None:
+            s1.fail(f"pinned gateway key {gateway_key!r} is not a 32-byte hex key")
+        else:
+            K = pinned  # every signature is checked against the PINNED key
     blocks_in = bundle["blocks"]
     records_in = bundle["records"]
-    anchors_in = bundle.get("anchors", [])
-    selection = bundle.get("selection", {})
+    anchors_in = bundle["anchors"]
+    selection = bundle["selection"]
 
-    # ---------------------------------------------------------------- step 2
-    readable_records = []  # (i, entry, record) -- "every record step 2 could read"
+    # ---------------------------------------------------------------- step 2 (§4)
+    kept_records = []  # (entry, record): well formed with the required members
     for i, ent in enumerate(records_in):
         s2.checked += 1
         if not isinstance(ent, dict) or not isinstance(ent.get("record"), dict):
             s2.fail(f"records[{i}]: malformed record (not an object)")
             continue
         rec = ent["record"]
-        # ASSUMPTION: seq must be an integer (§4: integer >= 0).
-        if "seq" not in rec or not is_int(rec["seq"]) or rec["seq"] < 0:
-            s2.fail(f"records[{i}]: malformed record (no integer seq)")
+        if "seq" not in rec:
+            s2.fail(f"records[{i}]: malformed record (no seq)")
             continue
         why = _canon_ok(rec)
         if why:
             s2.fail(f"records[{i}]: malformed record ({why})")
             continue
-        readable_records.append((i, ent, rec))
-        if rec.get("gateway") != gw_id:
-            s2.fail(f"record seq {rec['seq']}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
-        if strict and rec.get("v") != 1:
-            s2.fail(f"record seq {rec['seq']}: v {rec.get('v')!r}, want 1 (strict)")
+        bad = _bad_fields(rec, RECORD_FIELDS)
+        if bad:
+            s2.fail(f"records[{i}]: record fields {bad} missing or mistyped")
+            continue
+        kept_records.append((ent, rec))
+        seq = rec["seq"]
+        if rec["v"] != 1:
+            s2.fail(f"record seq {seq}: version {rec['v']!r}, want 1")
+        if rec["gateway"] != gw_id:
+            s2.fail(f"record seq {seq}: gateway {rec['gateway']!r}, want {gw_id!r}")
         sig = hex_bytes(ent.get("sig"), 64)
-        if sig is None or not ed25519_verify(gw_key, sig, signed_message(RECORD_DOMAIN, rec)):
-            s2.fail(f"record seq {rec['seq']}: signature does not verify")
+        if sig is None or not ed25519_verify(K, sig, signed_message(RECORD_DOMAIN, rec)):
+            s2.fail(f"record seq {seq}: signature does not verify")
 
-    # ---------------------------------------------------------------- step 3
-    headers: dict[int, dict] = {}  # block number -> header (first readable occurrence)
+    # ---------------------------------------------------------------- step 3 (§6)
+    headers: dict[int, dict] = {}  # block number -> kept header (first occurrence)
     hhash: dict[int, bytes] = {}
     for i, ent in enumerate(blocks_in):
         s3.checked += 1
@@ -487,95 +689,98 @@ def verify_bundle(
             s3.fail(f"blocks[{i}]: malformed header (not an object)")
             continue
         hdr = ent["header"]
-        # ASSUMPTION: block must be an integer >= 0 (§6).
-        if "block" not in hdr or not is_int(hdr["block"]) or hdr["block"] < 0:
-            s3.fail(f"blocks[{i}]: malformed header (no integer block)")
+        if "block" not in hdr:
+            s3.fail(f"blocks[{i}]: malformed header (no block)")
             continue
         why = _canon_ok(hdr)
         if why:
             s3.fail(f"blocks[{i}]: malformed header ({why})")
             continue
+        bad = _bad_fields(hdr, HEADER_FIELDS)
+        if bad:
+            s3.fail(f"blocks[{i}]: header fields {bad} missing or mistyped")
+            continue
         n = hdr["block"]
+        if hdr["v"] != 1:
+            s3.fail(f"block {n}: header version {hdr['v']!r}, want 1")
+        if hdr["key"].lower() != gw_key_hex:
+            s3.fail(f"block {n}: signed by key {hdr['key']!r}, not the gateway key")
+        if hdr["gateway"] != gw_id:
+            s3.fail(f"block {n}: gateway {hdr['gateway']!r}, want {gw_id!r}")
+        sig = hex_bytes(ent.get("sig"), 64)
+        if sig is None or not ed25519_verify(K, sig, signed_message(HEADER_DOMAIN, hdr)):
+            s3.fail(f"block {n}: header signature does not verify")
         if n in headers:
             s3.fail(f"block {n} appears twice")
-            continue  # ASSUMPTION: the first occurrence is the one used later
+            continue  # the first occurrence counts
         headers[n] = hdr
         hhash[n] = header_hash(hdr)
-        if hdr.get("gateway") != gw_id:
-            s3.fail(f"block {n}: gateway {hdr.get('gateway')!r}, want {gw_id!r}")
-        if strict and hdr.get("v") != 1:
-            s3.fail(f"block {n}: v {hdr.get('v')!r}, want 1 (strict)")
-        if strict and (not isinstance(hdr.get("key"), str) or hdr["key"].lower() != gw_key.hex()):
-            s3.fail(f"block {n}: header key {hdr.get('key')!r} is not the gateway key (strict)")
-        sig = hex_bytes(ent.get("sig"), 64)
-        if sig is None or not ed25519_verify(gw_key, sig, signed_message(HEADER_DOMAIN, hdr)):
-            s3.fail(f"block {n}: header signature does not verify")
 
-    # ---------------------------------------------------------------- step 4
-    passed_inclusion = set()  # indexes into records_in
-    for i, ent, rec in readable_records:
+    # ---------------------------------------------------------------- step 4 (§5)
+    proven = set()  # ids of kept record entries whose proof passed
+    for ent, rec in kept_records:
         s4.checked += 1
         seq = rec["seq"]
-        b = ent.get("block")
-        if not is_int(b) or b not in headers:
+        b, idx = ent.get("block"), ent.get("index")
+        if not (is_int(b) and is_int(idx)):
+            s4.fail(f"record seq {seq}: block {b!r} and index {idx!r} must be integers")
+            continue
+        if b not in headers:
             s4.fail(f"record seq {seq}: its block {b!r} is not in the bundle")
             continue
         hdr = headers[b]
-        fs, ls, size = hdr.get("first_seq"), hdr.get("last_seq"), hdr.get("size")
-        if not (is_int(fs) and is_int(ls) and is_int(size)):
-            s4.fail(f"record seq {seq}: block {b} header has no integer first_seq/last_seq/size")
-            continue
+        fs, ls, size = hdr["first_seq"], hdr["last_seq"], hdr["size"]
         if not fs <= seq <= ls:
             s4.fail(f"record seq {seq}: seq {seq} outside block {b} range {fs}..{ls}")
-            continue
-        idx = ent.get("index")
-        if not is_int(idx) or idx != seq - fs:
-            s4.fail(f"record seq {seq}: leaf index {idx!r}, want {seq - fs}")
             continue
         proof_in = ent.get("proof")
         if not isinstance(proof_in, list):
             s4.fail(f"record seq {seq}: proof is not an array")
             continue
+        if idx != seq - fs:
+            s4.fail(f"record seq {seq}: leaf index {idx!r}, want {seq - fs}")
+            continue
         proof = [hex_bytes(p, 32) for p in proof_in]
         if any(p is None for p in proof):
-            s4.fail(f"record seq {seq}: proof item is not hex of 32 bytes")
+            s4.fail(f"record seq {seq}: a proof item is not 64 lowercase hex characters")
             continue
-        root = hex_bytes(hdr.get("root"), 32)
+        root = hex_bytes(hdr["root"], 32)
         if root is None:
-            s4.fail(f"record seq {seq}: block {b} root is not hex of 32 bytes")
+            s4.fail(f"record seq {seq}: block {b} root is not 64 lowercase hex characters")
             continue
         why = verify_inclusion(idx, size, leaf_hash(rec), proof, root)
         if why:
             s4.fail(f"record seq {seq}: {why}")
             continue
-        passed_inclusion.add(i)
+        proven.add(id(ent))
 
-    # ---------------------------------------------------------------- step 5
+    # ---------------------------------------------------------------- step 5 (§6)
     nums = sorted(headers)
     for n in nums:
         hdr = headers[n]
-        fs, ls, size = hdr.get("first_seq"), hdr.get("last_seq"), hdr.get("size")
+        fs, ls, size = hdr["first_seq"], hdr["last_seq"], hdr["size"]
         s5.checked += 1
-        if not (is_int(fs) and is_int(ls) and is_int(size)) or size != ls - fs + 1 or size < 1:
-            s5.fail(f"block {n}: size {size!r} does not match seq range {fs!r}..{ls!r}")
-        if n == 0 and hdr.get("prev") != ZERO_HASH_HEX:
+        if size != ls - fs + 1 or size < 1:
+            s5.fail(f"block {n}: size {size} does not match seq range {fs}..{ls}")
+    if nums and nums[0] == 0:
+        if headers[0]["prev"] != ZERO_HASH_HEX:
             s5.fail("block 0: prev must be all zeros")
-        if strict and n == 0 and fs != 0:
-            s5.fail(f"block 0: first_seq {fs!r}, want 0 (strict)")
+        if headers[0]["first_seq"] != 0:
+            s5.fail(f"block 0: first_seq {headers[0]['first_seq']}, want 0")
     for a, b in itertools.pairwise(nums):
         if b != a + 1:
             s5.fail(f"blocks {a + 1}..{b - 1} are missing")
-            continue  # ASSUMPTION: links across a gap are not compared
+            continue  # §9.3: the pair's links are not compared
         ha, hb = headers[a], headers[b]
-        if hb.get("prev") != hhash[a].hex():
-            s5.fail(f"block {b}: prev {hb.get('prev')!r} does not match hash of block {a}")
-        if not is_int(ha.get("last_seq")) or hb.get("first_seq") != ha["last_seq"] + 1:
-            want = ha["last_seq"] + 1 if is_int(ha.get("last_seq")) else "?"
+        if hb["prev"] != hhash[a].hex():
+            s5.fail(f"block {b}: prev {hb['prev']!r} does not match hash of block {a}")
+        if hb["first_seq"] != ha["last_seq"] + 1:
             s5.fail(
-                f"block {b}: first_seq {hb.get('first_seq')!r}, want {want} (records missing between blocks)"
+                f"block {b}: first_seq {hb['first_seq']}, want {ha['last_seq'] + 1} "
+                "(records missing between blocks)"
             )
 
-    # ---------------------------------------------------------------- step 6
+    # ---------------------------------------------------------------- step 6 (§7)
     hash_to_block = {h.hex(): n for n, h in hhash.items()}
     T: dict[int, int] = {}
     if not anchors_in:
@@ -583,66 +788,31 @@ def verify_bundle(
     for i, anc in enumerate(anchors_in):
         s6.checked += 1
         if not isinstance(anc, dict):
-            s6.fail(f"anchor {i}: not an object")
+            s6.fail(f"anchor {i}: not an object (names no header hash)")
             continue
-        kind = anc.get("kind")
-        if kind == "local":
-            entry = anc.get("entry")
-            if not isinstance(entry, dict):
-                s6.fail(f"anchor {i}: local anchor has no entry object")
-                continue
-            hh = entry.get("header_hash")
-        elif kind == "evm":
-            hh = anc.get("header_hash")
-        else:
-            s6.fail(f"anchor {i}: unknown ledger kind {kind!r}")
-            continue
+        # §9.3 step 6: header_hash if present and not null, else entry.header_hash
+        hh = anc.get("header_hash")
+        if hh is None and isinstance(anc.get("entry"), dict):
+            hh = anc["entry"].get("header_hash")
         if not is_hex(hh, 32):
-            s6.fail(f"anchor {i}: header hash {hh!r} is not hex of 32 bytes")
+            s6.fail(f"anchor {i}: header hash {hh!r} is not 64 lowercase hex characters")
             continue
-        if hh not in hash_to_block:  # lowercase string comparison
+        if hh not in hash_to_block:
             s6.fail(f"anchor {i}: header hash {hh} matches no block in the bundle")
             continue
         n = hash_to_block[hh]
+        kind = anc.get("kind")
         if kind == "evm":
-            # The auditor's verifier has no JSON-RPC client; §9 step 6 says an EVM
-            # anchor without --rpc fails.
+            # §7.3: this verifier has no JSON-RPC client, like the CLI without --rpc.
             s6.fail(f"anchor {i}: evm anchor on block {n} cannot be checked without --rpc")
             continue
-        # §7.2 local ledger check
-        why = _canon_ok(entry)
+        if kind != "local":
+            s6.fail(f"anchor {i}: unknown ledger kind {kind!r}")
+            continue
+        t, why = _local_anchor_check(anc, hh, n, gw_id, ledger_key, ledger_file)
         if why:
-            s6.fail(f"anchor {i}: malformed ledger entry ({why})")
+            s6.fail(f"anchor {i} (local) for block {n}: {why}")
             continue
-        lk = anc.get("ledger_key")
-        lk_raw = hex_bytes(lk, 32)
-        if lk_raw is None:
-            s6.fail(f"anchor {i}: ledger_key is not hex of 32 bytes")
-            continue
-        # ASSUMPTION: the ledger pin compares case-insensitively, like the gateway pin.
-        if ledger_key is not None and lk.lower() != ledger_key.lower():
-            s6.fail(f"anchor {i}: ledger key {lk} is not the pinned ledger key")
-            continue
-        sig = hex_bytes(anc.get("sig"), 64)
-        if sig is None or not ed25519_verify(lk_raw, sig, signed_message(LEDGER_DOMAIN, entry)):
-            s6.fail(f"anchor {i}: ledger signature does not verify")
-            continue
-        t = entry.get("time_ms")
-        if not is_int(t):
-            s6.fail(f"anchor {i}: entry.time_ms is not an integer")
-            continue
-        if strict and (entry.get("gateway") != gw_id or entry.get("block") != n):
-            # §7.2 calls these fields informative; strict mode checks them anyway.
-            s6.fail(
-                f"anchor {i}: entry names gateway {entry.get('gateway')!r} block "
-                f"{entry.get('block')!r}, want {gw_id!r} block {n} (strict)"
-            )
-            continue
-        if ledger_file is not None:
-            why = _check_local_ledger_file(ledger_file, entry)
-            if why:
-                s6.fail(f"anchor {i}: {why}")
-                continue
         T[n] = min(T.get(n, t), t)
         s6.notes.append(f"block {n} anchored on local at {t}")
     res.anchor_time_ms = dict(T)
@@ -670,66 +840,71 @@ def verify_bundle(
     # ---------------------------------------------------------------- step 8
     for n in nums:
         hdr = headers[n]
-        if n not in C or hdr.get("clock_synced") is not True:
+        if n not in C or hdr["clock_synced"] is not True:
             continue
         s8.checked += 1
         for fld in ("last_time_ms", "sealed_ms"):
-            v = hdr.get(fld)
-            # ASSUMPTION: a missing/non-integer time in a synced covered header fails.
-            if not is_int(v) or v > C[n]:
-                s8.fail(f"block {n}: {fld} {v!r} is after its anchor time {C[n]}")
-    for i, ent, rec in readable_records:
-        if i not in passed_inclusion:
+            if hdr[fld] > C[n]:
+                s8.fail(f"block {n}: {fld} {hdr[fld]} is after its anchor time {C[n]}")
+    for ent, rec in kept_records:
+        if id(ent) not in proven:
             continue
         b = ent["block"]
-        if b not in C or rec.get("clock_synced") is not True:
+        if b not in C or rec["clock_synced"] is not True:
             continue
         s8.checked += 1
-        v = rec.get("time_ms")
-        if not is_int(v) or v > C[b]:
-            s8.fail(f"record seq {rec['seq']}: time {v!r} is after its anchor time {C[b]}")
+        if rec["time_ms"] > C[b]:
+            s8.fail(
+                f"record seq {rec['seq']}: time {rec['time_ms']} is after its anchor time {C[b]}"
+            )
 
-    # ---------------------------------------------------------------- step 9
+    # ---------------------------------------------------------------- step 9 (§8)
     s9.checked = 1
+    recs = [rec for _, rec in kept_records]  # signature and proof need not have passed
     stype = selection.get("type")
-    recs = [rec for _, _, rec in readable_records]
     if "type" not in selection:
         s9.fail("selection has no type")
     elif stype == "record":
+        want = selection.get("seq")
         seqs = [r["seq"] for r in recs]
-        if seqs != [selection.get("seq")]:
-            s9.fail(f"selection is record seq {selection.get('seq')!r}, bundle has seqs {seqs}")
+        if not is_int(want) or seqs != [want]:
+            s9.fail(f"selection is record seq {want!r}, bundle has seqs {seqs}")
     elif stype == "range":
         sensor = selection.get("sensor")
         lo, hi = selection.get("from_ms"), selection.get("to_ms")
-        if not (is_int(lo) and is_int(hi)):
-            # ASSUMPTION: a range without integer bounds fails.
-            s9.fail("range selection has no integer from_ms/to_ms")
+        if not (is_int(lo) and is_int(hi) and isinstance(sensor, str)):
+            s9.fail("range selection needs integer from_ms/to_ms and a string sensor")
         else:
             for r in recs:
                 if r.get("sensor") != sensor:
                     s9.fail(
                         f"record seq {r['seq']}: sensor {r.get('sensor')!r} is not the selected {sensor!r}"
                     )
-                t = r.get("time_ms")
-                if not is_int(t) or not lo <= t <= hi:
-                    s9.fail(f"record seq {r['seq']}: time {t!r} outside selected range")
+                if not lo <= r["time_ms"] <= hi:
+                    s9.fail(f"record seq {r['seq']}: time {r['time_ms']} outside selected range")
             if not nums:
-                s9.fail("no blocks in the bundle")
+                s9.fail("range bundle has no blocks")
             else:
                 first, last = headers[nums[0]], headers[nums[-1]]
-                ft = first.get("first_time_ms")
-                if nums[0] != 0 and not (is_int(ft) and ft <= lo):
+                if nums[0] != 0 and first["first_time_ms"] > lo:
                     s9.fail(
-                        f"block {nums[0]} first_time_ms {ft!r} > from_ms {lo}: earlier blocks are missing"
+                        f"block {nums[0]} first_time_ms {first['first_time_ms']} > from_ms {lo}: "
+                        "earlier blocks are missing"
                     )
-                lt = last.get("last_time_ms")
-                if selection.get("open_end") is not True and not (is_int(lt) and lt >= hi):
-                    s9.fail(
-                        f"block {nums[-1]} last_time_ms {lt!r} < to_ms {hi}: later blocks are missing"
-                    )
-    elif stype in ("lot", "route", "records"):
-        s9.notes.append(f"selection type {stype} is reserved; nothing checked")
+                if last["last_time_ms"] < hi:
+                    if selection.get("open_end") is True:
+                        s9.notes.append("open end: unsigned claim of the exporter")
+                    else:
+                        s9.fail(
+                            f"block {nums[-1]} last_time_ms {last['last_time_ms']} < to_ms {hi}: "
+                            "later blocks are missing"
+                        )
+    elif stype == "lot":
+        _check_lot(s9, selection, recs, headers, nums)
+    elif stype == "route":
+        _check_route(s9, selection, recs)
+    elif stype == "records":
+        s9.notes.append("selection type records is reserved; nothing checked")
     else:
         s9.fail(f"unknown selection type {stype!r}")
 
@@ -749,14 +924,12 @@ if __name__ == "__main__":  # pragma: no cover - manual use
     ap.add_argument("--gateway-key")
     ap.add_argument("--ledger-key")
     ap.add_argument("--ledger-file")
-    ap.add_argument("--strict", action="store_true")
     a = ap.parse_args()
     r = verify_file(
         a.bundle,
         gateway_key=a.gateway_key,
         ledger_key=a.ledger_key,
         ledger_file=a.ledger_file,
-        strict=a.strict,
     )
     print(json.dumps(r.as_dict(), indent=1))
     raise SystemExit(0 if r.ok else 1)
