@@ -60,7 +60,7 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         text = sys.stdin.read() if str(args.bundle) == "-" else args.bundle.read_text()
         bundle: Any = loads_strict(text)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         print(f"traceseal verify: cannot read bundle {args.bundle}: {exc}", file=sys.stderr)
         return 2
     for name in ("gateway_key", "ledger_key"):
