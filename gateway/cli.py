@@ -177,6 +177,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web_token(args: argparse.Namespace) -> int:
+    from .web.auth import write_token
+
+    cfg = configmod.load(args.config)
+    if cfg.web is None or cfg.web.token_file is None:
+        print("traceseal web-token: configure [web] token_file first", file=sys.stderr)
+        return 2
+    write_token(cfg.web.token_file)
+    print(f"{cfg.web.token_file}: token written, mode 0600 (it is the dashboard password; it is never printed)")
+    return 0
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Verify route bundles from several gateways (each with its own pinned key) and reconcile."""
     from ledger_client.verify import default_checkers, loads_strict
@@ -250,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--strict", action="store_true", help="exit 1 on reconciliation alarms too, not only on failed verification")
     mf.add_argument("--json", action="store_true")
     mf.set_defaults(fn=cmd_manifest)
+    from . import doctor
+
+    dr = sub.add_parser("doctor", help="check this deployment and say what to fix")
+    doctor.add_doctor_args(dr)
+    dr.set_defaults(fn=doctor.cmd_doctor)
+    wt = sub.add_parser("web-token", help="create the dashboard's login token file (mode 0600)")
+    wt.add_argument("-c", "--config", type=Path, required=True)
+    wt.set_defaults(fn=cmd_web_token)
     rp = sub.add_parser("report", help="min/max since reset, MKT and excursions per unit")
     rp.add_argument("-c", "--config", type=Path, required=True)
     rp.add_argument("--from", dest="from_", help="start (default: 24 h before --to)")

@@ -140,10 +140,11 @@ class Config:
     routes: tuple[tuple[str, str], ...] = ()  # (MQTT topic filter, adapter) for third-party devices
     filters: FilterConfig = FilterConfig()
     station: StationConfig = StationConfig()
+    web: Any = None  # gateway.web.settings.WebConfig | None
 
 
 _SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include", "serial", "w1",
-             "routes", "filters", "units", "inventory", "alarms", "gpio", "operators", "custody"}
+             "routes", "filters", "units", "inventory", "alarms", "gpio", "operators", "custody", "web"}
 _SERIAL_ADAPTERS = {"mtsics", "ad_scale", "gs1", "epc", "badge"}
 _MQTT_ADAPTERS = {"traceseal", "tasmota", "zigbee2mqtt", "shelly"}
 
@@ -341,8 +342,11 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
                            record_repeat_weights=f.get("record_repeat_weights", bool, False))
     f.done()
     station = _station(raw, base, filters)
+    from .web.settings import parse_web  # lazy: web.settings imports this module
+
+    web = parse_web(raw.get("web"), base)
     return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source,
-                  tuple(serial), w1, tuple(routes), filters, station)
+                  tuple(serial), w1, tuple(routes), filters, station, web)
 
 
 def _station(raw: dict[str, Any], base: Path, filters: FilterConfig | None = None) -> StationConfig:

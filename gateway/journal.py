@@ -390,7 +390,7 @@ class Journal:
             "unsealed_records": q("SELECT COUNT(*) FROM records WHERE seq > ?", (sealed_to,)).fetchone()[0],
             "anchored_block": -1 if anchored[0] is None else anchored[0],
             "last_anchor_ms": anchored[1],
-            "unanchored_blocks": (0 if last is None else last.block) - (-1 if anchored[0] is None else anchored[0]),
+            "unanchored_blocks": 0 if last is None else last.block - (-1 if anchored[0] is None else anchored[0]),
             "outbox_open": q("SELECT COUNT(*) FROM outbox WHERE state IN ('prepared','submitted')").fetchone()[0],
             "quarantine": dict(q("SELECT reason, n FROM quarantine_counts ORDER BY reason")),
             "counters": dict(q("SELECT name, n FROM counters ORDER BY name")),

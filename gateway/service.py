@@ -79,6 +79,12 @@ class Gateway:
             self.w1 = W1Poller(lambda path, raw: self.inbox.put(Inbound("w1", path, raw)),
                                base_dir=str(cfg.w1.base_dir), interval_s=cfg.w1.interval_s)
         self.station = Station(cfg, pin_factory=pin_factory)
+        self.web = None
+        if cfg.web is not None:
+            from .web.server import WebServer
+            from .web.source import GatewaySource
+
+            self.web = WebServer(GatewaySource(self), cfg.web)  # a bad token file is a ConfigError
         self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
         self._notify: Any = None
 
@@ -95,10 +101,14 @@ class Gateway:
         for t in (self.serial, self.w1):
             if t is not None:
                 t.start()
+        if self.web is not None:
+            self.web.start()
         log.info("gateway %s started (key %s…, journal %s, ledger %s)", self.cfg.gateway_id,
                  self.public_key[:16], self.cfg.journal.path, self.ledger.kind)
 
     def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
         if self.mqtt is not None:
             self.mqtt.stop()  # stop intake first; what is queued but unacked is redelivered later
         for t in (self.serial, self.w1):
@@ -218,7 +228,12 @@ class Gateway:
         self.mqtt.client.publish(self.alarm_topic, payload, qos=1, retain=True)
 
     def status(self) -> dict[str, Any]:
-        s = self.journal.stats()
+        """Safe from any thread: reads through a connection of its own, never the writer's."""
+        ro = Journal(self.cfg.journal.path, readonly=True)
+        try:
+            s = ro.stats()
+        finally:
+            ro.close()
         s.update({"gateway": self.cfg.gateway_id, "public_key": self.public_key, "journal_ok": self.journal_ok,
                   "broker_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
                   "ledger": {"kind": self.ledger.kind, **self.anchorer.status()},

@@ -1,0 +1,233 @@
+"""The dashboard as a Flask app: ``create_app(source, web_cfg)``.
+
+Why Flask (served by waitress, see ``server.py``) and not Starlette/uvicorn or a hand-rolled
+``http.server``: every data access here is synchronous SQLite, so an async framework buys
+nothing and adds an event loop to reason about; Flask is small, pure Python on the Pi, long
+maintained, autoescapes its Jinja templates (sensor ids and operator names are untrusted
+text), signs its session cookie, and has a test client, so the tests exercise the real
+routing and auth without a socket. Two runtime dependencies: ``flask`` and ``waitress``.
+
+Routes: ``/`` page, ``/login``, ``/logout``, ``/api/overview`` (everything the page polls),
+``/api/units/<id>/series``, ``/api/alarms``, ``/api/stock``, ``/api/custody``,
+``/api/health``, ``POST /api/alarms/ack`` (and ``POST /ack``, the same as a plain form for
+browsers without JavaScript), ``/metrics``, ``/healthz``. Reads are open only with
+``public_read``; every state change needs the token (see ``auth.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Flask,
+    Response,
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from .. import metrics
+from . import queries, views
+from .auth import LoginLimiter, TokenCheck, clean_name, load_token, origin_ok, same_csrf
+from .settings import WebConfig
+from .source import DashboardSource
+from .tail import JournalTail
+
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(source: DashboardSource, web: WebConfig | None = None) -> Flask:
+    web = web or WebConfig(public_read=True)
+    tokens = TokenCheck(load_token(web.token_file) if web.token_file is not None else None)
+    cust = source.cfg.station.custody
+    tail = JournalTail(source.journal_path,
+                       reconcile=cust.reconcile if cust is not None and getattr(cust, "stations", None) else None)
+    registry = metrics.registry_for(source, tail)
+    limiter = LoginLimiter()
+
+    app = Flask("gateway.web", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.config.update(SECRET_KEY=tokens.session_key, SESSION_COOKIE_NAME="traceseal_session",
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=web.session_hours),
+                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024)
+    app.extensions["traceseal"] = {"source": source, "tail": tail, "registry": registry, "web": web}
+
+    def logged_in() -> bool:
+        return bool(session.get("auth")) and tokens.enabled
+
+    def bearer() -> bool:
+        return tokens.bearer(request.headers.get("Authorization"))
+
+    def can_read() -> bool:
+        return web.public_read or logged_in() or bearer()
+
+    def api_read(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def inner(*a: Any, **kw: Any) -> Any:
+            if not can_read():
+                return jsonify(error="login required"), 401
+            if not source.journal_path.exists():
+                return jsonify(error="the journal does not exist yet"), 503
+            return fn(*a, **kw)
+        return inner
+
+    @app.after_request
+    def headers(resp: Response) -> Response:
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes browsers send Origin: null on POST
+        resp.headers["X-Frame-Options"] = "DENY"
+        if request.path.startswith(("/api/", "/metrics")):
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/")
+    def index() -> Any:
+        if not can_read():
+            return redirect(url_for("login_form"))
+        return render_template("dashboard.html", gateway=source.cfg.gateway_id, refresh_s=web.refresh_s,
+                               user=session.get("name") if logged_in() else None,
+                               csrf=session.get("csrf", "") if logged_in() else "", can_login=tokens.enabled)
+
+    @app.get("/login")
+    def login_form() -> Any:
+        return render_template("login.html", gateway=source.cfg.gateway_id, error=None, enabled=tokens.enabled,
+                               name=session.get("name", ""))
+
+    @app.post("/login")
+    def login() -> Any:
+        addr = request.remote_addr or "?"
+        if not origin_ok(request.headers.get("Origin"), request.host):
+            abort(403)
+        if limiter.blocked(addr):
+            return render_template("login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name="",
+                                   error="Too many wrong passwords. Wait a minute and try again."), 429
+        name = clean_name(request.form.get("name"))
+        if not tokens.matches(request.form.get("password", "")):
+            limiter.failed(addr)
+            return render_template("login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name=name,
+                                   error="Wrong password."), 401
+        if not name:
+            return render_template("login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name="",
+                                   error="Please type your name: it is recorded with each acknowledgement."), 400
+        limiter.succeeded(addr)
+        session.clear()
+        session.permanent = True
+        session.update(auth=True, name=name, csrf=secrets.token_urlsafe(24))
+        return redirect(url_for("index"))
+
+    @app.post("/logout")
+    def logout() -> Any:
+        if logged_in() and same_csrf(session.get("csrf"), request.form.get("csrf")):
+            session.clear()
+        return redirect(url_for("index"))
+
+    def ack_by() -> tuple[str | None, int]:
+        """Who is acknowledging, or (None, status) when not allowed (401 no auth, 403 CSRF/origin)."""
+        if not origin_ok(request.headers.get("Origin"), request.host):
+            return None, 403
+        if bearer():
+            body = request.get_json(silent=True) or {}
+            name = clean_name(body.get("by") if isinstance(body, dict) else None)
+            return f"api:{name}" if name else "api", 0
+        if not logged_in():
+            return None, 401
+        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
+        if not same_csrf(session.get("csrf"), sent):
+            return None, 403
+        return f"web:{session.get('name') or 'unknown'}", 0
+
+    @app.post("/api/alarms/ack")
+    def ack() -> Any:
+        by, status = ack_by()
+        if by is None:
+            return jsonify(error="login required" if status == 401 else "forbidden (missing CSRF token or foreign origin)"), status
+        waiting = sum(1 for a in source.active_alarms() if not a.get("acknowledged"))
+        source.acknowledge(by)
+        return jsonify(requested=True, by=by, unacknowledged=waiting), 202
+
+    @app.post("/ack")
+    def ack_form() -> Any:
+        by, status = ack_by()
+        if by is None:
+            return redirect(url_for("login_form")) if status == 401 else abort(403)
+        source.acknowledge(by)
+        return redirect(url_for("index"))
+
+    def overview_data() -> dict[str, Any]:
+        now = source.now_ms()
+        tail.refresh()
+        active = views.alarms(source)
+        with queries.connect(source.journal_path) as db:
+            units = views.units(source, db, active, now)
+            stats = queries.journal_stats(db)
+        health = views.health(source, stats, now)
+        stock = views.stock(source, tail, now)
+        custody = views.custody(source, tail, now)
+        alarm_level = views.worst(["fail" if a["present"] and a.get("severity") == "alarm" else "warn" for a in active])
+        return {"gateway": source.cfg.gateway_id, "now_ms": now, "refresh_s": web.refresh_s,
+                "level": views.worst([alarm_level, health["level"]]), "alarm_level": alarm_level,
+                "units": units, "alarms": active, "stock": stock, "custody": custody, "health": health,
+                "user": session.get("name") if logged_in() else None}
+
+    @app.get("/api/overview")
+    @api_read
+    def overview() -> Any:
+        return jsonify(overview_data())
+
+    @app.get("/api/units/<unit_id>/series")
+    @api_read
+    def unit_series(unit_id: str) -> Any:
+        hours = request.args.get("hours", 24, type=int) or 24
+        with queries.connect(source.journal_path) as db:
+            data = views.series(source, db, unit_id, source.now_ms(), max(1, min(hours, 24 * 31)))
+        return jsonify(data) if data is not None else (jsonify(error=f"no unit {unit_id!r}"), 404)
+
+    @app.get("/api/alarms")
+    @api_read
+    def alarms() -> Any:
+        return jsonify(alarms=views.alarms(source))
+
+    @app.get("/api/stock")
+    @api_read
+    def stock() -> Any:
+        tail.refresh()
+        return jsonify(views.stock(source, tail, source.now_ms()))
+
+    @app.get("/api/custody")
+    @api_read
+    def custody() -> Any:
+        tail.refresh()
+        return jsonify(views.custody(source, tail, source.now_ms()))
+
+    @app.get("/api/health")
+    @api_read
+    def health() -> Any:
+        with queries.connect(source.journal_path) as db:
+            stats = queries.journal_stats(db)
+        return jsonify({**views.health(source, stats, source.now_ms()), "journal": stats})
+
+    if web.metrics:
+        @app.get("/metrics")
+        def metrics_endpoint() -> Any:
+            if not can_read():
+                return Response("Bearer token required\n", status=401, mimetype="text/plain",
+                                headers={"WWW-Authenticate": 'Bearer realm="traceseal"'})
+            return Response(metrics.render(registry), mimetype=None, content_type=metrics.CONTENT_TYPE)
+
+    return app
