@@ -27,11 +27,23 @@ class Verdict:
     authenticated: bool
 
 
+REPLAY_WINDOW = 4096  # counters this far below the newest are still accepted once (reordering)
+
+
 class Admission:
-    def __init__(self, sensors: dict[str, SensorConfig], cfg: AdmissionConfig, counters: dict[str, int]) -> None:
+    """Replay protection is an anti-replay *window* (as IPsec's, RFC 4303 §3.4.3), not "greater
+    than the last": an MQTT client resends what it queued while disconnected AFTER newer
+    messages (measured with paho 2.2 across broker restarts), so an older counter that was
+    never seen is a genuine, acknowledged reading and must be kept. A counter already accepted,
+    or older than the window, is refused.
+    """
+
+    def __init__(self, sensors: dict[str, SensorConfig], cfg: AdmissionConfig,
+                 counters: dict[str, tuple[int, int]]) -> None:
         self.sensors = sensors
         self.cfg = cfg
-        self.counters = dict(counters)  # committed state; pipeline snapshots/restores around commits
+        # sensor -> (highest accepted counter, bitmap: bit i set = counter (highest - i) accepted)
+        self.counters: dict[str, tuple[int, int]] = dict(counters)
         self._keys: dict[str, Ed25519PublicKey] = {
             s.id: public_from_hex(s.public_key) for s in sensors.values() if s.public_key
         }
@@ -63,13 +75,30 @@ class Admission:
     def check_counter(self, obs: Observation) -> None:
         if obs.counter is None:
             return
-        last = self.counters.get(obs.sensor)
-        if last is not None and obs.counter <= last:
-            raise Rejected("replayed-counter", f"counter {obs.counter} <= last accepted {last} for {obs.sensor!r}")
+        state = self.counters.get(obs.sensor)
+        if state is None or obs.counter > state[0]:
+            return
+        top, seen = state
+        age = top - obs.counter
+        if age >= REPLAY_WINDOW:
+            raise Rejected("replayed-counter", f"counter {obs.counter} is older than the replay window "
+                                               f"({REPLAY_WINDOW} below the newest, {top}) for {obs.sensor!r}")
+        if seen >> age & 1:
+            raise Rejected("replayed-counter", f"counter {obs.counter} was already accepted for {obs.sensor!r}")
 
     def accept_counter(self, obs: Observation) -> None:
-        if obs.counter is not None:
-            self.counters[obs.sensor] = obs.counter
+        if obs.counter is None:
+            return
+        state = self.counters.get(obs.sensor)
+        if state is None:
+            self.counters[obs.sensor] = (obs.counter, 1)
+            return
+        top, seen = state
+        mask = (1 << REPLAY_WINDOW) - 1
+        if obs.counter > top:
+            self.counters[obs.sensor] = (obs.counter, ((seen << (obs.counter - top)) | 1) & mask)
+        else:
+            self.counters[obs.sensor] = (top, seen | (1 << (top - obs.counter)))
 
     def check_value(self, obs: Observation) -> None:
         v = obs.value

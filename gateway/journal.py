@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_sensor_time ON records(sensor, time_ms);
 CREATE INDEX IF NOT EXISTS records_digest ON records(digest);
-CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, counter INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, counter INTEGER NOT NULL, window BLOB);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     time_ms INTEGER NOT NULL,
@@ -151,6 +151,9 @@ class Journal:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={synchronous}")
                 self.db.executescript(_SCHEMA)
+                cols = [r[1] for r in self.db.execute("PRAGMA table_info(sensor_state)")]
+                if "window" not in cols:  # journals from before the anti-replay window
+                    self.db.execute("ALTER TABLE sensor_state ADD COLUMN window BLOB")
                 self._set_meta_default("schema_version", str(SCHEMA_VERSION))
             self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         except sqlite3.Error as exc:
@@ -181,14 +184,16 @@ class Journal:
         row = self.db.execute("SELECT MAX(seq) FROM records").fetchone()
         return 0 if row[0] is None else row[0] + 1
 
-    def sensor_counters(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT sensor, counter FROM sensor_state"))
+    def sensor_counters(self) -> dict[str, tuple[int, int]]:
+        """sensor -> (highest accepted counter, bitmap of accepted counters below it)."""
+        return {s: (c, int.from_bytes(w, "big") if w else 1)
+                for s, c, w in self.db.execute("SELECT sensor, counter, window FROM sensor_state")}
 
     def has_digest(self, digest: bytes) -> bool:
         return self.db.execute("SELECT 1 FROM records WHERE digest=? LIMIT 1", (digest,)).fetchone() is not None
 
     def commit_batch(self, records: Sequence[RecordRow], quarantine: Sequence[QuarantineRow],
-                     counters: dict[str, int], counts: dict[str, int]) -> None:
+                     counters: dict[str, tuple[int, int]], counts: dict[str, int]) -> None:
         """Everything of one group commit in one fsynced transaction, or nothing.
 
         Raises JournalError (disk full, I/O); the caller must then not acknowledge.
@@ -203,8 +208,9 @@ class Journal:
                 )
             if counters:
                 db.executemany(
-                    "INSERT INTO sensor_state VALUES (?, ?) ON CONFLICT(sensor) DO UPDATE SET counter=excluded.counter",
-                    list(counters.items()),
+                    "INSERT INTO sensor_state VALUES (?, ?, ?) ON CONFLICT(sensor) DO UPDATE SET "
+                    "counter=excluded.counter, window=excluded.window",
+                    [(s, top, seen.to_bytes(512, "big")) for s, (top, seen) in counters.items()],
                 )
             if quarantine:
                 self._quarantine(quarantine)
@@ -360,15 +366,18 @@ class Journal:
 
     def confirm_anchor(self, oid: int, block: int, header_hash: bytes, kind: str, anchor: dict[str, Any],
                        time_ms: int, now_ms: int) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
         try:
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT INTO anchors (block, header_hash, kind, anchor, time_ms) VALUES (?,?,?,?,?)",
                             (block, header_hash, kind, json.dumps(anchor, sort_keys=True), time_ms))
             self.db.execute("UPDATE outbox SET state='confirmed', updated_ms=? WHERE id=?", (now_ms, oid))
             self.db.execute("COMMIT")
-        except sqlite3.Error:
-            self.db.execute("ROLLBACK")
-            raise
+        except sqlite3.Error as exc:
+            try:  # a failed COMMIT (disk full) may already have rolled back
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise JournalError(f"recording the anchor of block {block} failed: {exc}") from exc
 
     def anchor_covering(self, block: int) -> tuple[int, dict[str, Any], int] | None:
         """The earliest confirmed anchor at or after ``block``: (anchored block, anchor, time)."""

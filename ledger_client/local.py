@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .canonical import LEDGER_DOMAIN, canonical
-from .errors import LedgerError, VerificationError
+from .errors import LedgerError, LedgerUnavailable, VerificationError
 from .keys import public_from_hex, public_hex, verify_sig
 from .ledger import AnchorStatus
 
@@ -95,8 +95,11 @@ class LocalLedger:
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise LedgerError(f"{self.path}: append failed: {exc}") from exc
+                try:  # a failed COMMIT (disk full) has already rolled back; don't mask the cause
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise LedgerUnavailable(f"{self.path}: append failed: {exc}") from exc
         return submission
 
     def lookup(self, submission: dict[str, Any], *, now_ms: int) -> AnchorStatus:

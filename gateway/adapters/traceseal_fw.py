@@ -91,7 +91,7 @@ def parse(topic: str, raw: bytes) -> list[Observation]:
         if not isinstance(r, dict):
             raise _fail("bad-field", "reading is not an object", path)
         kind = r.get("kind")
-        if kind not in _ALLOWED_UNITS:
+        if not isinstance(kind, str) or kind not in _ALLOWED_UNITS:
             raise _fail("bad-field", f"unknown kind {kind!r}", f"{path}.kind")
         value = _int_field(r, "value", f"{path}.value")
         unit = r.get("unit")

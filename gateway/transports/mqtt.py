@@ -37,7 +37,12 @@ class MqttTransport:
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         if cfg.username is not None:
-            password = cfg.password_file.read_text().strip() if cfg.password_file else None
+            password = None
+            if cfg.password_file is not None:
+                from ledger_client.keys import check_private_permissions
+
+                check_private_permissions(cfg.password_file)  # a secret: 0600 like the keys
+                password = cfg.password_file.read_text().strip()
             self.client.username_pw_set(cfg.username, password)
         if cfg.tls_ca is not None:
             self.client.tls_set(ca_certs=str(cfg.tls_ca), certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
