@@ -1,13 +1,12 @@
 """Scenario 2 (CI size): broker restarts and a 2k backlog while the gateway is down (reviewed
 broker limits: nothing lost), and the CONTROL: Mosquitto's default max_queued_messages loses.
 A reading the broker delivers after a newer one (QoS 1 reordering across a broker restart) is
-the gateway once lost readings that arrived after newer ones (fixed: an anti-replay window)."""
+journaled like any other: the gateway once lost those (fixed with an anti-replay window)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fault_checks import assert_rows
 
 from bench.faults.common import GatewayProcess, JournalChecker
