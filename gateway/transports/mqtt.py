@@ -6,8 +6,9 @@
 - ``clean_start=False`` + a long Session Expiry + a fixed client id: while the gateway is
   down the broker queues QoS 1 messages for it (see systemd/mosquitto-traceseal.conf for
   the broker limits this relies on; Mosquitto's default drops past 1,000).
-- Receive Maximum bounds un-acknowledged messages in flight, and so the memory the
-  gateway can hold and the size of a group commit.
+- Receive Maximum asks the broker to bound un-acknowledged messages in flight; Mosquitto
+  2.0.11 does not honour it with batched acks (measured), so the gateway's inbox is bounded
+  too (gateway/service.py) and a full inbox back-pressures this thread.
 """
 
 from __future__ import annotations
