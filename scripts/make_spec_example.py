@@ -100,7 +100,7 @@ def build(tmp: Path) -> dict[str, bytes]:
         digest = hashlib.sha256(raw).digest()
         body = reading_body(obs, transport="mqtt", topic=TOPIC, authenticated=True, digest=digest)
         row = sealer.seal(body, time_ms=clock.now_ms(), synced=clock.synced(), digest=digest)
-        journal.commit_batch([row], [], {SENSOR: ctr}, {})
+        journal.commit_batch([row], [], {SENSOR: (ctr, 1)}, {})
 
     # 2. one block of three records
     clock.t_ms = SEALED_AT
