@@ -16,20 +16,13 @@ from gateway.journal import Journal
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
+from gateway.testing.waiting import wait_for
 
 
 def start_gateway(station: Station, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "-c", str(station.config_path)],
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"), start_new_session=True)
 
-
-def wait_for(cond, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
 
 
 def values(journal: Path) -> list[int]:

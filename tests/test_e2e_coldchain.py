@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
 from ledger_client.verify import verify_bundle
+from gateway.testing.waiting import wait_for
 
 UNITS = textwrap.dedent("""
     [[units]]
@@ -46,14 +46,6 @@ UNITS = textwrap.dedent("""
     ack_button = 24
     """)
 
-
-def wait_for(cond, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_excursion_alarm_ack_clear(tmp_path: Path, broker: Mosquitto) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
 from ledger_client.evm import EvmLedger
+from gateway.testing.waiting import wait_for
 
 
 @pytest.fixture
@@ -29,14 +29,6 @@ def node(tmp_path: Path) -> Iterator[Anvil]:
     with Anvil(workdir=tmp_path / "anvil") as n:
         yield n
 
-
-def wait_for(cond, timeout: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_gateway_on_anvil_verifies_with_rpc(tmp_path: Path, broker: Mosquitto, node: Anvil,

@@ -9,7 +9,6 @@ import copy
 import math
 import json
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,10 @@ from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
 from ledger_client.verify import verify_bundle
+from gateway.testing.waiting import wait_for
 
 LOT_A = "0109506000134352" + "17270331" + "10LOT-A7" + "\x1d" + "21SER0001"
 
-
-def wait_for(cond, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_lot_exposure_bundle(tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,17 +16,10 @@ from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
 from ledger_client.verify import verify_bundle
+from gateway.testing.waiting import wait_for
 
 GS1 = "010950600013435217270331" + "10LOT-A7" + "\x1d" + "21SER0001"
 
-
-def wait_for(cond, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_scan_and_stable_weight_become_signed_records(tmp_path: Path, broker: Mosquitto) -> None:

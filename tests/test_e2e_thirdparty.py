@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from pathlib import Path
 
 from gateway import config as configmod
@@ -14,20 +13,13 @@ from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
+from gateway.testing.waiting import wait_for
 
 TASMOTA = (b'{"Time":"2020-11-15T21:05:00","DS18B20-1":{"Id":"01183379C9FF","Temperature":4.35},'
            b'"DS18B20-2":{"Id":"011833902FFF","Temperature":-16.38},"TempUnit":"C"}')
 GOOD_W1 = "51 01 4b 46 7f ff 0c 10 ab : crc=ab YES\n51 01 4b 46 7f ff 0c 10 ab t=21062\n"
 POWER_ON_W1 = "50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\n50 05 4b 46 7f ff 0c 10 1c t=85000\n"
 
-
-def wait_for(cond, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_tasmota_and_w1(tmp_path: Path, broker: Mosquitto) -> None:

@@ -21,6 +21,7 @@ from gateway.journal import Journal
 from gateway.pipeline import Inbound
 from gateway.service import Gateway
 from gateway.testing.station import make_station
+from gateway.testing.waiting import wait_for
 
 
 def toml_value(v: Any) -> str:
@@ -36,14 +37,6 @@ def toml_value(v: Any) -> str:
 def table(name: str, d: dict[str, Any]) -> str:
     return f"[[{name}]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in d.items()) + "\n"
 
-
-def wait_for(cond, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out: {what}")
 
 
 def run_gateway(tmp: Path, plan: Any, route: Any, extra_lines: list[tuple[int, str, str, bytes]] = ()) -> tuple[Path, str]:  # type: ignore[assignment]

@@ -13,15 +13,8 @@ from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
+from gateway.testing.waiting import wait_for
 
-
-def wait_for(cond, timeout: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_broker_restart_and_gateway_downtime(tmp_path: Path, own_broker: Mosquitto) -> None:
