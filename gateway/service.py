@@ -208,12 +208,15 @@ class Gateway:
                 self.blocks.maybe_seal()
                 if not self.journal_ok:
                     log.warning("journal writable again; resuming acknowledgements")
+                    extra += self.station.fault_cleared("journal-unwritable", self.clock.now_ms())
                 self.journal_ok, failures = True, 0
             except JournalError as exc:
                 # Disk full or I/O error: keep the batch, do NOT ack; the broker holds the rest.
                 failures += 1
                 if self.journal_ok:
                     log.error("journal cannot commit (%s); acknowledgements stopped", exc)
+                    self.station.fault("journal-unwritable", self.clock.now_ms(), str(exc))
+                    self._publish_alarms()
                 self.journal_ok = False
                 self.stop_event.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
             except Exception:  # the writer must survive anything; the batch stays un-acked

@@ -43,6 +43,7 @@ class Station:
             self.custody.append(Reconciler(cust.reconcile))
             self.enabled = True
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # from gpiozero's threads
+        self.faults: dict[str, dict[str, Any]] = {}  # gateway faults shown locally (journal full, …)
         self.panel = None
         self._inputs: list[Any] = []  # keep references: gpiozero frees pins of collected devices
         g = cfg.station.gpio
@@ -123,12 +124,35 @@ class Station:
 
     def _show(self) -> None:
         if self.panel is not None:
-            self.panel.update(self.alarms.active())
+            self.panel.update(self.alarms.active() + list(self.faults.values()))
+
+    def fault(self, name: str, now_ms: int, message: str) -> None:
+        """The gateway itself is failing (e.g. the journal cannot commit). Shown on the panel at
+        once, needing no disk, network or ledger; it becomes a signed record via ``fault_cleared``."""
+        if name not in self.faults:
+            self.faults[name] = {"type": "alarm", "alarm": name, "state": "raised", "severity": "alarm",
+                                 "since_ms": now_ms, "at_ms": now_ms, "message": message[:200],
+                                 "acknowledged": False}
+            self._show()
+
+    def fault_cleared(self, name: str, now_ms: int) -> list[dict[str, Any]]:
+        """Bodies recording a fault that is over (raised then cleared), to seal now that the
+        journal writes again; the cleared alarm stays on the panel until acknowledged."""
+        f = self.faults.pop(name, None)
+        if f is None:
+            return []
+        ident = f"{name}/gateway/{f['since_ms']}"
+        base = {"type": "alarm", "id": ident, "alarm": name, "severity": "alarm", "since_ms": f["since_ms"],
+                "reason": f["message"]}
+        self._show()
+        return [{**base, "state": "raised", "at_ms": f["since_ms"]},
+                {**base, "state": "cleared", "at_ms": now_ms, "value": now_ms - f["since_ms"], "value_unit": "ms"}]
 
     def active(self) -> list[dict[str, Any]]:
         """Open alarms of every rule: the alarm engine applies every sealed alarm record, its
-        own and those of inventory and custody, so its book alone is the complete list."""
-        return self.alarms.active()
+        own and those of inventory and custody, so its book alone is the complete list; plus
+        gateway faults not yet recorded (the journal could not take them)."""
+        return self.alarms.active() + list(self.faults.values())
 
     def close(self) -> None:
         for d in self._inputs:
