@@ -17,7 +17,7 @@ from .journal import RecordRow
 from .observation import Observation
 
 
-_RESERVED = frozenset({"v", "gateway", "seq", "time_ms", "clock_synced"})
+RESERVED = frozenset({"v", "gateway", "seq", "time_ms", "clock_synced"})  # the envelope: the sealer sets these
 
 
 class Sealer:
@@ -28,7 +28,7 @@ class Sealer:
 
     def seal(self, body: dict[str, Any], *, time_ms: int, synced: bool, digest: bytes | None = None) -> RecordRow:
         """Assign the next sequence number, canonicalise and sign. ``body`` holds the type-specific fields."""
-        clash = _RESERVED & body.keys()
+        clash = RESERVED & body.keys()
         if clash:
             raise ValueError(f"record body may not set {sorted(clash)}: the sealer owns them")
         seq = self.next_seq

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-RESERVED = frozenset({"v", "gateway", "seq", "time_ms", "clock_synced"})
 DAY_MS = 86_400_000
 
 

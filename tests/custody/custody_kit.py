@@ -10,7 +10,7 @@ back in turn. ``tick`` lets time pass.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,34 +22,15 @@ from gateway.custody.reconcile import Reconciler
 from gateway.custody.settings import ReconcileConfig, parse_custody
 from gateway.filters import ChangeFilter
 from gateway.observation import Observation
-from gateway.seal import reading_body
+from gateway.seal import RESERVED, reading_body
+from gateway.testing.bodies import assert_body_ok
 
-RESERVED = {"v", "gateway", "seq", "time_ms", "clock_synced"}
 SEC, MIN, HOUR = 1_000, 60_000, 3_600_000
 
 
 class Consumer(Protocol):
     def feed(self, record: Any, now_ms: int) -> list[dict[str, Any]]: ...
     def tick(self, now_ms: int) -> list[dict[str, Any]]: ...
-
-
-def walk(x: Any) -> Iterator[Any]:
-    yield x
-    if isinstance(x, dict):
-        for k, v in x.items():
-            yield k
-            yield from walk(v)
-    elif isinstance(x, (list, tuple)):
-        for v in x:
-            yield from walk(v)
-
-
-def assert_body_ok(body: dict[str, Any]) -> None:
-    assert isinstance(body, dict) and isinstance(body.get("type"), str), body
-    assert not RESERVED & body.keys(), f"body sets envelope keys {RESERVED & body.keys()}"
-    floats = [x for x in walk(body) if isinstance(x, float)]
-    assert not floats, f"float in body: {floats} in {body}"
-    json.dumps(body, allow_nan=False)
 
 
 def strip(rec: dict[str, Any]) -> dict[str, Any]:

@@ -8,33 +8,15 @@ reserved key fails here exactly as it would in the pipeline.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-RESERVED = {"v", "gateway", "seq", "time_ms", "clock_synced"}
+from gateway.testing.bodies import assert_body_ok
+
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MIN = 60_000
 HOUR = 60 * MIN
-
-
-def walk(x: Any) -> Iterator[Any]:
-    yield x
-    if isinstance(x, dict):
-        for k, v in x.items():
-            yield k
-            yield from walk(v)
-    elif isinstance(x, (list, tuple)):
-        for v in x:
-            yield from walk(v)
-
-
-def assert_body_ok(body: dict[str, Any]) -> None:
-    assert isinstance(body, dict) and isinstance(body.get("type"), str), body
-    assert not RESERVED & body.keys(), f"body sets envelope keys {RESERVED & body.keys()}"
-    floats = [x for x in walk(body) if isinstance(x, float)]
-    assert not floats, f"float in body: {floats} in {body}"
-    json.dumps(body, allow_nan=False)
 
 
 @dataclass
