@@ -90,6 +90,7 @@ class AlarmEngine:
             self._power(t_eff, *gap)
         touched = self._apply(record, t_eff)
         self._evaluate(None if first else touched)
+        self._refresh_present()
         return self._out
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
@@ -218,8 +219,23 @@ class AlarmEngine:
             elif a is not None:
                 a.value = v.value
             self._next[i] = v.next_ms if v.next_ms is not None and v.next_ms > now else None
+        esc = self.book.next_escalation()
+        if esc is not None and esc <= now:
+            self._refresh_present()  # an escalation records the value AT its instant
         for body in self.book.escalate_due(now):
             self._emit(body)
+
+    def _refresh_present(self) -> None:
+        """After each record (and at each escalation), present alarms show their value at the
+        engine's clock. Before, a value moved only when its watch happened to be evaluated,
+        which differs between a live run (ticks) and a replay (records only): the same journal
+        gave two different states. Ticks do not refresh: a replay has no ticks to mirror."""
+        if not self.book.present or self._now is None:
+            return
+        for i, w in enumerate(self.watches):
+            a = self.book.find(self._keys[i])
+            if a is not None and a.present:
+                a.value = w.rule.check(self._tl[i], self._now).value
 
     def _advance(self, t: int) -> None:
         assert self._now is not None
