@@ -29,6 +29,7 @@ from .canonical import canonical, header_hash, header_message, record_message
 from .errors import ProofError, VerificationError
 from .keys import public_from_hex, verify_sig
 from .merkle import hash_leaf, verify_inclusion
+from .rotation import KeyChain, build_chain
 
 FORMAT = "traceseal-bundle/1"
 ZERO_HASH = "00" * 32
@@ -182,13 +183,21 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
                 raise ValueError(f"{name} is {type(bundle.get(name)).__name__}, want {typ.__name__}")
         blocks, records, anchors = bundle["blocks"], bundle["records"], bundle["anchors"]
         selection = bundle["selection"]
+        rotations = gw.get("rotations", [])
+        if not isinstance(rotations, list):
+            raise ValueError(f"gateway.rotations is {type(rotations).__name__}, want list")
         s1.checked = 1
     except Exception as exc:  # anything malformed is a step-1 failure, never a crash
         s1.failures.append(f"malformed bundle: {exc!s}")
         for s in report.steps[1:]:
             s.failures.append("not checked: bundle format is invalid")
         return report
-    if gateway_key is not None and gateway_key.lower() != key_hex:
+    # key rotations (§8.1): which key signs which block; without rotations, one key signs all
+    chain = build_chain(rotations, gw_id, key_hex)
+    s1.failures += chain.failures
+    s1.notes += chain.notes
+    pin_mismatch = gateway_key is not None and gateway_key.lower() not in chain.keys
+    if pin_mismatch:
         s1.failures.append(f"gateway key {key_hex[:16]}… is not the pinned key {gateway_key[:16]}…")
         try:  # every signature below is then checked against the PINNED key, never the bundle's
             pub = public_from_hex(gateway_key.lower())
@@ -196,6 +205,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s1.failures.append(f"pinned gateway key {gateway_key[:16]}… is not a 32-byte hex key")
     elif gateway_key is None:
         s1.notes.append("gateway key taken from the bundle; pin it with --gateway-key to trust no one")
+    key_of = _block_keys(chain, pub if pin_mismatch else None)
 
     total = len(records) + len(blocks)
     done = 0
@@ -220,11 +230,11 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             continue
         if h.get("v") != 1:
             s3.failures.append(f"block {n}: header version {h.get('v')!r}, want 1")
-        if str(h.get("key", "")).lower() != key_hex.lower():
-            s3.failures.append(f"block {n}: signed by key {str(h.get('key'))[:16]}…, not the gateway key {key_hex[:16]}…")
+        if str(h.get("key", "")).lower() != chain.key_for(n):
+            s3.failures.append(f"block {n}: signed by key {str(h.get('key'))[:16]}…, not the gateway key {chain.key_for(n)[:16]}…")
         if h.get("gateway") != gw_id:
             s3.failures.append(f"block {n}: gateway {h.get('gateway')!r}, want {gw_id!r}")
-        if not verify_sig(pub, b.get("sig", ""), header_message(data)):
+        if not verify_sig(key_of(n), b.get("sig", ""), header_message(data)):
             s3.failures.append(f"block {n}: header signature does not verify")
         if n in headers:
             s3.failures.append(f"block {n} appears twice")
@@ -258,7 +268,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s2.failures.append(f"record seq {seq}: version {rec.get('v')!r}, want 1")
         if rec.get("gateway") != gw_id:
             s2.failures.append(f"record seq {seq}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
-        if not verify_sig(pub, entry.get("sig", ""), record_message(data)):
+        if not verify_sig(key_of(entry.get("block")), entry.get("sig", ""), record_message(data)):
             s2.failures.append(f"record seq {seq}: signature does not verify")
         bn = entry.get("block")
         h = headers.get(bn) if _is_int(bn) else None
@@ -284,6 +294,8 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
         done += 1
         if progress:
             progress(done, total)
+
+    _check_rotation_inclusion(chain, headers, s4)
 
     # (5) chain continuity -------------------------------------------------------------
     s5 = res[5]
@@ -400,7 +412,45 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
         "anchor_time_ms": {str(b): t for b, t in sorted(anchored.items())},
         "selection": selection,
     }
+    if chain.bounds:
+        report.summary["key_chain"] = [{"key": k, "from_block": (chain.bounds[i - 1] + 1 if i else 0)}
+                                       for i, k in enumerate(chain.keys)]
     return report
+
+
+def _block_keys(chain: KeyChain, pinned: Any) -> Callable[[Any], Any]:
+    """The public key each block's signatures are checked with: the chain's key for the
+    block, or, when the pin is no key of the chain, the pinned key for every block (§9.2)."""
+    cache: dict[str, Any] = {}
+
+    def key_of(block: Any) -> Any:
+        if pinned is not None:
+            return pinned
+        k = chain.key_for(block)
+        if k not in cache:
+            cache[k] = public_from_hex(k)
+        return cache[k]
+    return key_of
+
+
+def _check_rotation_inclusion(chain: KeyChain, headers: dict[int, dict[str, Any]], s4: StepResult) -> None:
+    """A rotation whose block is in the bundle must be a leaf of it: the key change is then
+    part of the chain the anchor covers, not only a statement beside it."""
+    for i, rec, data, proof in chain.entries:
+        bn, seq = rec["last_block"], rec["seq"]
+        h = headers.get(bn)
+        if h is None:
+            continue
+        s4.checked += 1
+        try:
+            if not h["first_seq"] <= seq <= h["last_seq"]:
+                raise ProofError(f"seq {seq} outside block {bn} range {h['first_seq']}..{h['last_seq']}")
+            if not isinstance(proof, list):
+                raise ProofError(f"proof is {type(proof).__name__}, want list")
+            path = [_hex32(p, "proof hash") for p in proof]
+            verify_inclusion(seq - h["first_seq"], h["size"], hash_leaf(data), path, _hex32(h["root"], "root"))
+        except (ProofError, ValueError, KeyError, TypeError) as exc:
+            s4.failures.append(f"gateway.rotations[{i}] (seq {seq}) in block {bn}: {exc}")
 
 
 def _check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], headers: dict[int, dict[str, Any]],
