@@ -15,7 +15,7 @@ from ledger_client.keys import public_hex
 from ledger_client.merkle import hash_leaf, root
 
 from .clock import Clock
-from .journal import BlockRow, Journal
+from .journal import BlockRow, Journal, RecordRow
 
 ZERO_HASH = "00" * 32
 
@@ -52,6 +52,13 @@ class BlockSealer:
         # leaf indexes lie about sequence numbers
         if not rows or rows[0].seq != first or rows[-1].seq != last_seq or len(rows) != last_seq - first + 1:
             raise RuntimeError(f"journal seq range {first}..{last_seq} is not dense")
+        row = self.block_row(last, rows)
+        self.journal.insert_block(row, urgent=urgent)
+        return row
+
+    def block_row(self, last: BlockRow | None, rows: list[RecordRow]) -> BlockRow:
+        """The signed block after ``last`` holding ``rows`` (not yet stored)."""
+        first, last_seq = rows[0].seq, rows[-1].seq
         n = 0 if last is None else last.block + 1
         sealed_ms = self.clock.now_ms()
         header = {
@@ -70,6 +77,4 @@ class BlockSealer:
             "key": self._pub,
         }
         data = canonical(header)
-        row = BlockRow(n, first, last_seq, data, self._key.sign(header_message(data)), header_hash(data), sealed_ms)
-        self.journal.insert_block(row, urgent=urgent)
-        return row
+        return BlockRow(n, first, last_seq, data, self._key.sign(header_message(data)), header_hash(data), sealed_ms)

@@ -274,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     dr = sub.add_parser("doctor", help="check this deployment and say what to fix")
     doctor.add_doctor_args(dr)
     dr.set_defaults(fn=doctor.cmd_doctor)
+    from . import keyrotation
+
+    rk = sub.add_parser("rotate-key", help="replace the gateway key with a signed rotation record (gateway stopped)")
+    keyrotation.add_rotate_args(rk)
+    rk.set_defaults(fn=keyrotation.cmd_rotate_key)
     wt = sub.add_parser("web-token", help="create the dashboard's login token file (mode 0600)")
     wt.add_argument("-c", "--config", type=Path, required=True)
     wt.set_defaults(fn=cmd_web_token)

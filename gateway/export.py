@@ -87,6 +87,11 @@ def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any
     }
     if now_ms is not None:
         bundle["exported_ms"] = now_ms
+    from .keyrotation import bundle_rotations  # the key chain, if the key was ever rotated (§8.1)
+
+    rotations = bundle_rotations(journal)
+    if rotations:
+        bundle["gateway"]["rotations"] = rotations
     return bundle
 
 

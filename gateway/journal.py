@@ -176,8 +176,63 @@ class Journal:
             have = self.meta(k)
             if have is None:
                 self.db.execute("INSERT INTO meta VALUES (?, ?)", (k, v))
+            elif k == "public_key" and self.key_rotations():
+                self._check_rotated_key(v)
             elif have != v:
                 raise JournalError(f"{self.path}: journal belongs to {k}={have[:20]!r}, not {v[:20]!r}")
+
+    # -- key rotations (gateway/keyrotation.py) ----------------------------------------------
+    # meta public_key stays the gateway's first key (what auditors pin, what bundles carry);
+    # each rotation names the key that signs the blocks after its last_block.
+    _ROTATIONS_SCHEMA = ("CREATE TABLE IF NOT EXISTS key_rotations (seq INTEGER PRIMARY KEY, "
+                         "last_block INTEGER NOT NULL UNIQUE, old_key TEXT NOT NULL, new_key TEXT NOT NULL)")
+
+    def key_rotations(self) -> list[tuple[int, int, str, str]]:
+        """(record seq, last block of the old key, old key, new key), oldest first."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='key_rotations'").fetchone() is None:
+            return []  # a journal that never rotated (or predates rotation) has no table
+        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
+            "SELECT seq, last_block, old_key, new_key FROM key_rotations ORDER BY seq")]
+
+    def current_key(self) -> str | None:
+        """The public key that signs the next block: the newest rotation's, else the first."""
+        rot = self.key_rotations()
+        return rot[-1][3] if rot else self.meta("public_key")
+
+    def _check_rotated_key(self, key: str) -> None:
+        rot = self.key_rotations()
+        if key == rot[-1][3]:
+            return
+        retired = [(lb, old) for _, lb, old, _ in rot if old == key]
+        if retired:
+            raise JournalError(f"{self.path}: key {key[:16]}… was rotated out after block {retired[-1][0]}; "
+                               f"the journal's current key is {rot[-1][3][:16]}… (install that key file)")
+        raise JournalError(f"{self.path}: journal belongs to public_key={rot[-1][3][:20]!r}, not {key[:20]!r} "
+                           f"(and that key is in none of its {len(rot)} rotation(s))")
+
+    def commit_rotation(self, record: RecordRow, block: BlockRow, old_key: str, new_key: str) -> None:
+        """The rotation record, the block that holds it (signed by the old key) and the key
+        history row in ONE transaction: a crash can never leave a rotation that the new key
+        would seal, nor a key history that no signed record backs."""
+        db = self.db
+        try:
+            db.execute(self._ROTATIONS_SCHEMA)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?)",
+                       (record.seq, record.time_ms, record.type, record.sensor, record.kind, record.digest,
+                        record.body, record.sig))
+            h = block.header_obj
+            db.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (block.block, block.first_seq, block.last_seq, block.header, block.sig, block.hash,
+                        block.sealed_ms, 1, h["first_time_ms"], h["last_time_ms"]))
+            db.execute("INSERT INTO key_rotations VALUES (?,?,?,?)", (record.seq, block.block, old_key, new_key))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise JournalError(f"recording the key rotation failed: {exc}") from exc
 
     # -- ingest (single writer) ------------------------------------------------------------
     def next_seq(self) -> int:

@@ -95,6 +95,10 @@ class Gateway:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
+        from .keyrotation import JournalLock
+
+        self._journal_lock = JournalLock(self.cfg.journal.path)  # `rotate-key` refuses while we hold it
+        self._journal_lock.acquire()
         self.threads = [
             threading.Thread(target=self._writer, name="writer", daemon=True),
             threading.Thread(target=self.anchorer.run, args=(self.stop_event,), name="anchor", daemon=True),
@@ -132,6 +136,8 @@ class Gateway:
         self.ledger.close()
         self.journal.close()
         self.anchor_journal.close()
+        if getattr(self, "_journal_lock", None) is not None:
+            self._journal_lock.release()
 
     def _drain_remaining(self) -> None:
         """Commit what serial/1-wire already delivered: they cannot redeliver after a stop."""
