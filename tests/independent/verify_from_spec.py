@@ -41,6 +41,7 @@ SENSOR_DOMAIN = b"traceseal/sensor/v1\n"
 RECORD_DOMAIN = b"traceseal/record/v1\n"
 HEADER_DOMAIN = b"traceseal/header/v1\n"
 LEDGER_DOMAIN = b"traceseal/ledger/v1\n"
+ROTATE_DOMAIN = b"traceseal/rotate/v1\n"
 ZERO_HASH_HEX = "0" * 64
 MAX_SAFE_INT = 2**53 - 1
 
@@ -593,6 +594,68 @@ def _check_route(s9: StepResult, selection: dict, recs: list) -> None:
     )
 
 
+ROTATION_FIELDS = {
+    **{k: t for k, t in (("v", "int"), ("gateway", "str"), ("seq", "int"), ("time_ms", "int"),
+                         ("clock_synced", "bool"), ("type", "str"))},
+    "old_key": "str",
+    "new_key": "str",
+    "new_key_sig": "str",
+    "last_block": "int",
+}
+
+
+def rotation_statement(gateway: str, old_key: str, new_key: str, last_block: int) -> bytes:
+    """§8.1: what the new key signs."""
+    return signed_message(
+        ROTATE_DOMAIN,
+        {"gateway": gateway, "old_key": old_key, "new_key": new_key, "last_block": last_block},
+    )
+
+
+def key_chain(rotations: list, gw_id: str, first_key: str, s1: "StepResult"):
+    """§8.1 "Key chain": returns (keys, bounds, well-formed entries as (i, entry, record))."""
+    keys, bounds, well_formed = [first_key], [], []
+    ended = False
+    for i, ent in enumerate(rotations):
+        rec = ent.get("record") if isinstance(ent, dict) else None
+        if not isinstance(rec, dict) or _canon_ok(rec) or _bad_fields(rec, ROTATION_FIELDS):
+            s1.fail(f"rotation {i}: not well formed")
+            ended = True
+            continue
+        well_formed.append((i, ent, rec))
+        if ended:
+            s1.fail(f"rotation {i}: not used, the chain ended before it")
+            continue
+        cur = keys[-1]
+        problem = None
+        if rec["v"] != 1 or rec["type"] != "key_rotation" or rec["gateway"] != gw_id:
+            problem = "v, type or gateway is wrong"
+        elif rec["old_key"] != cur:
+            problem = "old_key is not the key in force"
+        elif hex_bytes(rec["new_key"], 32) is None:
+            problem = "new_key is not 64 lowercase hex characters"
+        elif bounds and not rec["last_block"] > bounds[-1]:
+            problem = "last_block is not after the previous rotation's"
+        else:
+            sig = hex_bytes(ent.get("sig"), 64)
+            nsig = hex_bytes(rec["new_key_sig"], 64)
+            if sig is None or not ed25519_verify(bytes.fromhex(cur), sig, signed_message(RECORD_DOMAIN, rec)):
+                problem = "record signature by the old key does not verify"
+            elif nsig is None or not ed25519_verify(
+                bytes.fromhex(rec["new_key"]),
+                nsig,
+                rotation_statement(rec["gateway"], rec["old_key"], rec["new_key"], rec["last_block"]),
+            ):
+                problem = "new_key_sig does not verify under new_key"
+        if problem:
+            s1.fail(f"rotation {i}: {problem}")
+            ended = True
+            continue
+        keys.append(rec["new_key"])
+        bounds.append(rec["last_block"])
+    return keys, bounds, well_formed
+
+
 def verify_bundle(
     bundle: Any,
     gateway_key: str | None = None,
@@ -619,6 +682,8 @@ def verify_bundle(
                 problems.append("gateway.id is not a non-empty string")
             if hex_bytes(gw.get("public_key"), 32) is None:
                 problems.append("gateway.public_key is not 64 lowercase hex characters")
+            if "rotations" in gw and not isinstance(gw["rotations"], list):
+                problems.append("gateway.rotations is not an array")  # §9.3 step 1, §8.1
         for name, typ in (
             ("blocks", list),
             ("records", list),
@@ -636,16 +701,28 @@ def verify_bundle(
 
     gw_id = bundle["gateway"]["id"]
     gw_key_hex = bundle["gateway"]["public_key"]
-    K = bytes.fromhex(gw_key_hex)  # §9.2: the key steps 2 and 3 check signatures with
+    # §8.1: the key chain; keys[j] is in force after bounds[j-1]
+    keys, bounds, rot_entries = key_chain(bundle["gateway"].get("rotations", []), gw_id, gw_key_hex, s1)
+
+    def key_in_force(n) -> str:  # §8.1 key(n)
+        if not is_int(n):
+            return keys[0]
+        return keys[sum(1 for b in bounds if b < n)]
+
+    pinned_K = None  # §9.2: when set, every signature is checked against it
     if gateway_key is None:
         s1.notes.append("gateway key taken from the bundle; pin it to trust no one")
-    elif gateway_key.lower() != gw_key_hex:
+    elif gateway_key.lower() not in keys:
         s1.fail(f"gateway key {gw_key_hex} is not the pinned key {gateway_key}")
         pinned = decode_pin(gateway_key.lower())
         if pinned is None:
             s1.fail(f"pinned gateway key {gateway_key!r} is not a 32-byte hex key")
+            pinned_K = bytes.fromhex(gw_key_hex)
         else:
-            K = pinned  # every signature is checked against the PINNED key
+            pinned_K = pinned  # every signature is checked against the PINNED key
+
+    def K(n) -> bytes:  # §9.2 K(n)
+        return pinned_K if pinned_K is not None else bytes.fromhex(key_in_force(n))
     blocks_in = bundle["blocks"]
     records_in = bundle["records"]
     anchors_in = bundle["anchors"]
@@ -677,7 +754,7 @@ def verify_bundle(
         if rec["gateway"] != gw_id:
             s2.fail(f"record seq {seq}: gateway {rec['gateway']!r}, want {gw_id!r}")
         sig = hex_bytes(ent.get("sig"), 64)
-        if sig is None or not ed25519_verify(K, sig, signed_message(RECORD_DOMAIN, rec)):
+        if sig is None or not ed25519_verify(K(ent.get("block")), sig, signed_message(RECORD_DOMAIN, rec)):
             s2.fail(f"record seq {seq}: signature does not verify")
 
     # ---------------------------------------------------------------- step 3 (§6)
@@ -703,12 +780,12 @@ def verify_bundle(
         n = hdr["block"]
         if hdr["v"] != 1:
             s3.fail(f"block {n}: header version {hdr['v']!r}, want 1")
-        if hdr["key"].lower() != gw_key_hex:
-            s3.fail(f"block {n}: signed by key {hdr['key']!r}, not the gateway key")
+        if hdr["key"].lower() != key_in_force(n):
+            s3.fail(f"block {n}: signed by key {hdr['key']!r}, not the key in force {key_in_force(n)}")
         if hdr["gateway"] != gw_id:
             s3.fail(f"block {n}: gateway {hdr['gateway']!r}, want {gw_id!r}")
         sig = hex_bytes(ent.get("sig"), 64)
-        if sig is None or not ed25519_verify(K, sig, signed_message(HEADER_DOMAIN, hdr)):
+        if sig is None or not ed25519_verify(K(n), sig, signed_message(HEADER_DOMAIN, hdr)):
             s3.fail(f"block {n}: header signature does not verify")
         if n in headers:
             s3.fail(f"block {n} appears twice")
@@ -753,6 +830,29 @@ def verify_bundle(
             s4.fail(f"record seq {seq}: {why}")
             continue
         proven.add(id(ent))
+
+    # §9.3 step 4, §8.1: a rotation whose block is in the bundle is a leaf of that block
+    for i, ent, rec in rot_entries:
+        b, seq = rec["last_block"], rec["seq"]
+        if b not in headers:
+            continue
+        s4.checked += 1
+        hdr = headers[b]
+        proof_in = ent.get("proof")
+        if not hdr["first_seq"] <= seq <= hdr["last_seq"]:
+            s4.fail(f"rotation {i}: seq {seq} outside block {b}")
+            continue
+        if not isinstance(proof_in, list) or any(hex_bytes(x, 32) is None for x in proof_in):
+            s4.fail(f"rotation {i}: proof is not an array of 64 lowercase hex characters")
+            continue
+        root = hex_bytes(hdr["root"], 32)
+        if root is None:
+            s4.fail(f"rotation {i}: block {b} root is not 64 lowercase hex characters")
+            continue
+        why = verify_inclusion(seq - hdr["first_seq"], hdr["size"], leaf_hash(rec),
+                               [hex_bytes(x, 32) for x in proof_in], root)
+        if why:
+            s4.fail(f"rotation {i}: {why}")
 
     # ---------------------------------------------------------------- step 5 (§6)
     nums = sorted(headers)
