@@ -319,7 +319,7 @@ class Chain:
         sel_seqs = [
             r["seq"]
             for r in self.records
-            if r["sensor"] == sensor
+            if r.get("sensor") == sensor  # a key_rotation record has no sensor
             and from_ms <= r["time_ms"] <= to_ms
             and r["seq"] <= top["last_seq"]  # in blocks 0..A
         ]
@@ -1926,3 +1926,196 @@ def test_remaining_divergences(tmp_path, item, name, build, mine_steps, cli_step
     assert mine.failing_steps == mine_steps, mine.as_dict()
     theirs = cli_verify(p)
     assert theirs["failing"] == mine_steps, theirs["report"]
+
+# ===========================================================================
+# Key rotation (§8.1): a spec-only producer rotates the gateway key mid-chain; the corpus
+# below is also run through the in-browser verifier (tests/web/test_verify_page.py).
+# ===========================================================================
+
+NEW_SEED = hashlib.sha256(b"traceseal rotation test key 1").digest()
+NEWER_SEED = hashlib.sha256(b"traceseal rotation test key 2").digest()
+NEW_PUB, NEWER_PUB = pub_of(NEW_SEED), pub_of(NEWER_SEED)
+
+
+class RotatingChain(Chain):
+    """Chain with §8.1 rotations: the rotation record alone in the old key's last block."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_seed = self.gw_seed
+        self.rotation_seqs = []
+
+    def rotate(self, new_seed, time_ms, switch=True, new_sig_seed=None):
+        assert not self.pending
+        n = len(self.headers)
+        old, new = pub_of(self.gw_seed), pub_of(new_seed)
+        stmt = {"gateway": self.gw, "old_key": old, "new_key": new, "last_block": n}
+        body = {"type": "key_rotation", "old_key": old, "new_key": new, "last_block": n,
+                "new_key_sig": sign(new_sig_seed or new_seed, V.ROTATE_DOMAIN, stmt), "reason": "test"}
+        rec = self.add_body(body, time_ms)
+        self.seal(1)
+        self.rotation_seqs.append(rec["seq"])
+        if switch:  # switch=False: a gateway that goes on signing with the retired key
+            self.gw_seed = new_seed
+        return rec
+
+    def rotation_entry(self, seq):
+        e = self.record_entry(seq)
+        return {"record": e["record"], "sig": e["sig"], "proof": e["proof"]}
+
+    def export(self, selection, seqs, lo, hi, anchor_idxs):
+        b = super().export(selection, seqs, lo, hi, anchor_idxs)
+        b["gateway"]["public_key"] = pub_of(self.first_seed)
+        if self.rotation_seqs:
+            b["gateway"]["rotations"] = [self.rotation_entry(s) for s in self.rotation_seqs]
+        return b
+
+
+def rotated_chain(switch=True, second=False, new_sig_seed=None):
+    """Blocks 0 (seqs 0-2) and 1 (3-7) by the first key; block 2 = the rotation (seq 8);
+    blocks 3 (9-12) and 4 (13-16) by the new key; [second: block 5 = a second rotation
+    (seq 17), block 6 (18-20) by the newer key]. Anchors on blocks 1 and the last."""
+    c = RotatingChain()
+    for s in range(8):
+        c.add("probe-1" if s % 2 == 0 else "probe-2", t(s), 4000 + s)
+    c.seal(3)
+    c.seal(5)
+    c.rotate(NEW_SEED, t(8), switch=switch, new_sig_seed=new_sig_seed)
+    for s in range(9, 17):
+        c.add("probe-1" if s % 2 == 0 else "probe-2", t(s), 4000 + s)
+    c.seal(4)
+    c.seal(4)
+    if second:
+        c.rotate(NEWER_SEED, t(17))
+        for s in range(18, 21):
+            c.add("probe-1", t(s), 4000 + s)
+        c.seal(3)
+    c.anchor(1, c.headers[1]["sealed_ms"] + 1500)
+    c.anchor(len(c.headers) - 1, c.headers[-1]["sealed_ms"] + 1500)
+    return c
+
+
+def rot_across(**kw):
+    return rotated_chain(**kw).export_range("probe-1", 0, t(30))
+
+
+def rot_record(seq, **kw):
+    return rotated_chain(**kw).export_record(seq)
+
+
+def rot_mut(build, f):
+    def go():
+        b = build()
+        f(b)
+        return b
+    return go
+
+
+def _rotation_resigned(b, seed=GW_SEED, **changes):
+    """Change the rotation record and re-sign it (an insider with ``seed``)."""
+    e = b["gateway"]["rotations"][0]
+    e["record"].update(changes)
+    e["sig"] = sign(seed, V.RECORD_DOMAIN, e["record"])
+
+
+def _old_export_without_rotations():
+    c = rotated_chain()
+    b = c.export_record(1)
+    del b["gateway"]["rotations"]  # as exported before the rotation existed
+    return b
+
+
+OLD, NEW = {"gateway_key": GW_PUB}, {"gateway_key": NEW_PUB}
+ROTATION_CASES = [
+    # name, bundle builder, pins, failing steps in both verifiers
+    ("across-no-pin", rot_across, {}, []),
+    ("across-pin-old", rot_across, OLD, []),
+    ("across-pin-new", rot_across, NEW, []),
+    ("across-pin-new-uppercase", rot_across, {"gateway_key": NEW_PUB.upper()}, []),
+    ("across-pin-stranger", rot_across, {"gateway_key": OTHER_PUB}, [1, 2, 3]),
+    ("record-before-pin-old", lambda: rot_record(1), OLD, []),
+    ("record-before-pin-new", lambda: rot_record(1), NEW, []),
+    ("record-after-pin-old", lambda: rot_record(14), OLD, []),
+    ("record-after-pin-new", lambda: rot_record(14), NEW, []),
+    ("rotation-record-itself", lambda: rot_record(8), OLD, []),
+    ("exported-before-rotation-pin-old", _old_export_without_rotations, OLD, []),
+    ("exported-before-rotation-pin-new", _old_export_without_rotations, NEW, [1, 2, 3]),
+    ("two-rotations-pin-first", lambda: rot_across(second=True), OLD, []),
+    ("two-rotations-pin-middle", lambda: rot_across(second=True), NEW, []),
+    ("two-rotations-pin-last", lambda: rot_across(second=True), {"gateway_key": NEWER_PUB}, []),
+    ("two-rotations-reversed",
+     rot_mut(lambda: rot_across(second=True), lambda b: b["gateway"]["rotations"].reverse()), OLD, [1, 2, 3]),
+    ("two-rotations-second-dropped",
+     rot_mut(lambda: rot_across(second=True), lambda b: b["gateway"]["rotations"].pop()), OLD, [2, 3]),
+    # the rotation removed: the new key's blocks are not the pinned key's
+    ("missing-rotation", rot_mut(rot_across, lambda b: b["gateway"].pop("rotations")), OLD, [2, 3]),
+    ("missing-rotation-record-after", rot_mut(lambda: rot_record(14), lambda b: b["gateway"].pop("rotations")),
+     OLD, [2, 3]),
+    # signed by a key that is not the one in force: the chain ends, later blocks fail
+    ("rotation-signed-by-stranger",
+     rot_mut(rot_across, lambda b: b["gateway"]["rotations"][0].update(
+         sig=sign(OTHER_SEED, V.RECORD_DOMAIN, b["gateway"]["rotations"][0]["record"]))), OLD, [1, 2, 3]),
+    ("rotation-signed-by-new-key",
+     rot_mut(rot_across, lambda b: b["gateway"]["rotations"][0].update(
+         sig=sign(NEW_SEED, V.RECORD_DOMAIN, b["gateway"]["rotations"][0]["record"]))), OLD, [1, 2, 3]),
+    # new_key_sig by another key (no proof of possession): made so by the old key's holder
+    ("new-key-sig-by-stranger", lambda: rot_record(14, new_sig_seed=OTHER_SEED), OLD, [1, 2, 3]),
+    ("new-key-sig-by-stranger-across", lambda: rot_across(new_sig_seed=OTHER_SEED), OLD, [1, 2, 3]),
+    ("new-key-sig-flipped", rot_mut(lambda: rot_record(14), lambda b: _rotation_resigned(
+        b, new_key_sig=("0" if b["gateway"]["rotations"][0]["record"]["new_key_sig"][0] != "0" else "1")
+        + b["gateway"]["rotations"][0]["record"]["new_key_sig"][1:])), OLD, [1, 2, 3]),
+    # the old key re-signs the rotation with another boundary: its block no longer holds it
+    ("last-block-moved-resigned", rot_mut(rot_across, lambda b: _rotation_resigned(b, last_block=3)),
+     OLD, [1, 2, 3, 4]),
+    ("rotation-proof-wrong", rot_mut(rot_across, lambda b: b["gateway"]["rotations"][0].update(
+        proof=["ab" * 32])), OLD, [4]),
+    ("rotation-proof-not-array", rot_mut(rot_across, lambda b: b["gateway"]["rotations"][0].update(
+        proof="none")), OLD, [4]),
+    ("rotation-proof-wrong-block-absent", rot_mut(lambda: rot_record(14), lambda b: b["gateway"]["rotations"][0]
+                                                 .update(proof=["ab" * 32])), OLD, []),
+    # a gateway that goes on signing with the retired key after its rotation
+    ("header-after-rotation-by-old-key", lambda: rot_across(switch=False), OLD, [2, 3]),
+    ("header-after-rotation-by-old-key-record", lambda: rot_record(14, switch=False), OLD, [2, 3]),
+    ("header-key-member-old-resigned-new", rot_mut(lambda: rot_record(14), lambda b: (
+        b["blocks"][0]["header"].update(key=GW_PUB),
+        b["blocks"][0].update(sig=sign(NEW_SEED, V.HEADER_DOMAIN, b["blocks"][0]["header"])))), OLD, [3, 6, 7]),
+    ("rotations-not-array", rot_mut(rot_across, lambda b: b["gateway"].update(rotations={})), OLD,
+     [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    ("rotations-null", rot_mut(rot_across, lambda b: b["gateway"].update(rotations=None)), OLD,
+     [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    ("rotations-empty", rot_mut(lambda: rot_record(1), lambda b: b["gateway"].update(rotations=[])), OLD, []),
+    ("rotation-entry-not-object", rot_mut(rot_across, lambda b: b["gateway"]["rotations"].__setitem__(0, 5)),
+     OLD, [1, 2, 3]),
+    ("rotation-last-block-float", rot_mut(rot_across, lambda b: b["gateway"]["rotations"][0]["record"].update(
+        last_block=V.NonIntegerNumber("2.0"))), OLD, [1, 2, 3]),
+    ("rotation-last-block-true", rot_mut(rot_across, lambda b: _rotation_resigned(b, last_block=True)),
+     OLD, [1, 2, 3]),
+    ("rotation-new-key-uppercase", rot_mut(rot_across, lambda b: _rotation_resigned(b, new_key=NEW_PUB.upper())),
+     OLD, [1, 2, 3, 4]),
+    ("rotation-wrong-type-resigned", rot_mut(rot_across, lambda b: _rotation_resigned(b, type="reading")),
+     OLD, [1, 2, 3, 4]),
+    ("rotation-old-key-not-in-force", rot_mut(rot_across, lambda b: _rotation_resigned(b, old_key=NEW_PUB)),
+     OLD, [1, 2, 3, 4]),
+    ("rotation-other-gateway", rot_mut(rot_across, lambda b: _rotation_resigned(b, gateway="gw-other")),
+     OLD, [1, 2, 3, 4]),
+]
+
+
+@pytest.mark.parametrize("name,build,pins,steps", ROTATION_CASES, ids=[c[0] for c in ROTATION_CASES])
+def test_key_rotation_cases(tmp_path, name, build, pins, steps):
+    mine, theirs = both(tmp_path, name, build(), **pins)
+    assert outcome(mine, theirs) == (steps, steps), (mine.as_dict(), theirs["report"])
+
+
+def test_rotation_statement_is_domain_separated():
+    """§8.1/§2: the new key's statement is signed under its own 20-byte domain."""
+    assert V.ROTATE_DOMAIN.hex() == "74726163657365616c2f726f746174652f76310a" and len(V.ROTATE_DOMAIN) == 20
+    c = rotated_chain()
+    rec = c.records[8]
+    stmt = {"gateway": rec["gateway"], "old_key": rec["old_key"], "new_key": rec["new_key"],
+            "last_block": rec["last_block"]}
+    assert V.ed25519_verify(bytes.fromhex(NEW_PUB), bytes.fromhex(rec["new_key_sig"]),
+                            V.ROTATE_DOMAIN + V.jcs(stmt))
+    # the same bytes under RECORD_DOMAIN are not a valid statement
+    assert not V.ed25519_verify(bytes.fromhex(NEW_PUB), bytes.fromhex(rec["new_key_sig"]),
+                                V.RECORD_DOMAIN + V.jcs(stmt))
