@@ -503,6 +503,8 @@ def independent_cases() -> tuple[list[Case], list[tuple[Case, Any]]]:
         add(f"norm:{name}", build())
     for name, build, _ in T.LOT_ROUTE_CASES:
         add(f"lotroute:{name}", build())
+    for name, build, pins, _ in T.ROTATION_CASES:
+        add(f"rotation:{name}", build(), pins=pins)
     wrong = T.HEADER_WRONG_TYPE
     for fld, typ in sorted(V.HEADER_FIELDS.items()):
         for how in ("missing", "wrong-type"):

@@ -28,6 +28,7 @@
   var RECORD_DOMAIN = enc.encode("traceseal/record/v1\n");
   var HEADER_DOMAIN = enc.encode("traceseal/header/v1\n");
   var LEDGER_DOMAIN = enc.encode("traceseal/ledger/v1\n");
+  var ROTATE_DOMAIN = enc.encode("traceseal/rotate/v1\n");
   var TAG_HEX = "0x54534c31"; // "TSL1"
 
   var HEX64 = /^[0-9a-f]{64}$/;
@@ -35,6 +36,10 @@
   var HEX64_ANYCASE = /^[0-9a-fA-F]{64}$/;
 
   var RECORD_FIELDS = { v: "int", gateway: "str", seq: "int", time_ms: "int", clock_synced: "bool", type: "str" };
+  var ROTATION_FIELDS = {
+    v: "int", gateway: "str", seq: "int", time_ms: "int", clock_synced: "bool", type: "str",
+    old_key: "str", new_key: "str", new_key_sig: "str", last_block: "int",
+  };
   var HEADER_FIELDS = {
     v: "int", gateway: "str", block: "int", first_seq: "int", last_seq: "int", size: "int", root: "str",
     prev: "str", first_time_ms: "int", last_time_ms: "int", sealed_ms: "int", clock_synced: "bool", key: "str",
@@ -359,6 +364,44 @@
   }
 
   // ------------------------------------------------------------------ the nine steps
+  /** §8.1 key chain: walk gateway.rotations from the first key; the first entry that is not
+   * well formed or whose link does not hold fails step 1 and ends the chain. */
+  async function keyChain(rotations, gwId, firstKey, s1) {
+    var keys = [firstKey], bounds = [], entries = [], ended = false;
+    for (var i = 0; i < rotations.length; i++) {
+      var e = rotations[i], rec = get(e, "record");
+      var c = isObj(rec) ? canonicalOrError(rec) : { error: "record is " + typeName(rec) };
+      if (c.error || badFields(rec, ROTATION_FIELDS).length) {
+        fail(s1, "gateway.rotations[" + i + "]: malformed rotation: " + (c.error || badFields(rec, ROTATION_FIELDS).join(", ")));
+        ended = true;
+        continue;
+      }
+      entries.push({ index: i, entry: e, record: rec, data: c.data });
+      if (ended) { fail(s1, "gateway.rotations[" + i + "]: not used: an earlier rotation does not hold"); continue; }
+      var cur = keys[keys.length - 1], why = null;
+      if (rec.v !== 1) why = "version " + show(rec.v) + ", want 1";
+      else if (rec.type !== "key_rotation") why = "type " + show(rec.type) + ", want \"key_rotation\"";
+      else if (rec.gateway !== gwId) why = "gateway " + show(rec.gateway) + ", want " + show(gwId);
+      else if (rec.old_key !== cur) why = "old_key is not the key in force " + cur.slice(0, 16) + "…";
+      else if (!HEX64.test(rec.new_key)) why = "new_key " + show(rec.new_key, 70) + " is not 64 lowercase hex characters";
+      else if (bounds.length && !(rec.last_block > bounds[bounds.length - 1])) why = "last_block is not after the previous rotation's";
+      else if (!(await verifySig(cur, get(e, "sig"), concat(RECORD_DOMAIN, c.data)))) why = "signature by the old key does not verify";
+      else {
+        var stmt = J.canonical({ gateway: rec.gateway, old_key: rec.old_key, new_key: rec.new_key, last_block: rec.last_block });
+        if (!(await verifySig(rec.new_key, rec.new_key_sig, concat(ROTATE_DOMAIN, stmt)))) why = "new_key_sig by the new key does not verify";
+      }
+      if (why) {
+        fail(s1, "gateway.rotations[" + i + "] (seq " + rec.seq + "): " + why);
+        ended = true;
+        continue;
+      }
+      keys.push(rec.new_key);
+      bounds.push(rec.last_block);
+      s1.notes.push("key rotated after block " + rec.last_block + " (record seq " + rec.seq + "): " + rec.old_key.slice(0, 16) + "… → " + rec.new_key.slice(0, 16) + "…");
+    }
+    return { keys: keys, bounds: bounds, entries: entries };
+  }
+
   async function verifyBundle(bundle, opts) {
     opts = opts || {};
     var steps = STEPS.map(function (s) { return newStep(s[0], s[1]); });
@@ -385,6 +428,7 @@
         keyHex = gw.public_key;
         if (typeof gwId !== "string" || gwId === "") problem = "gateway.id " + show(gwId) + " is not a non-empty string";
         else if (typeof keyHex !== "string" || !HEX64.test(keyHex)) problem = "gateway.public_key " + show(keyHex, 70) + " is not 64 lowercase hex characters";
+        else if (has(gw, "rotations") && !Array.isArray(gw.rotations)) problem = "gateway.rotations is " + typeName(gw.rotations) + ", want array";
         else {
           var want = [["blocks", "array"], ["records", "array"], ["anchors", "array"], ["selection", "object"]];
           for (var w = 0; w < want.length; w++) {
@@ -403,16 +447,29 @@
     s1.checked = 1;
     var blocks = bundle.blocks, records = bundle.records, anchors = bundle.anchors, selection = bundle.selection;
     var pubHex = keyHex; // K, §9.2
+    // §8.1: the key chain; keys[j] signs the blocks after bounds[j-1]
+    var chain = await keyChain(has(gw, "rotations") ? gw.rotations : [], gwId, keyHex, s1);
+    details.keyChain = chain.keys;
+    var pinnedKey = null; // §9.2: when set, every signature is checked with it
+    var keyFor = function (n) {
+      if (!isInt(n)) return chain.keys[0];
+      var j = 0;
+      chain.bounds.forEach(function (b) { if (n instanceof J.JInt ? n.big > BigInt(b) : b < n) j++; });
+      return chain.keys[j];
+    };
+    var sigKey = function (n) { return pinnedKey !== null ? pinnedKey : keyFor(n); };
     if (opts.gatewayKey != null) {
       var pin = String(opts.gatewayKey);
-      if (pin.toLowerCase() !== keyHex) {
+      if (chain.keys.indexOf(pin.toLowerCase()) < 0) {
         fail(s1, "gateway key " + keyHex.slice(0, 16) + "… is not the pinned key " + pin.slice(0, 16) + "…");
         var raw = fromHexLenient(pin.toLowerCase());
         if (raw && raw.length === 32) {
           pubHex = bytesToHex(raw); // every signature below is then checked against the PINNED key
+          pinnedKey = pubHex;
           details.keySource = "pinned-mismatch";
         } else {
           fail(s1, "pinned gateway key " + pin.slice(0, 16) + "… is not a 32-byte hex key");
+          pinnedKey = keyHex;
           details.keySource = "bundle-bad-pin";
         }
       } else {
@@ -434,11 +491,11 @@
       if (!isObj(h) || !has(h, "block")) return;
       var c = canonOf("b" + i, h);
       if (c.error) return;
-      sigP.set("b" + i, verifySig(pubHex, get(blocks[i], "sig"), concat(HEADER_DOMAIN, c.data)));
+      sigP.set("b" + i, verifySig(sigKey(h.block), get(blocks[i], "sig"), concat(HEADER_DOMAIN, c.data)));
       hashP.set("b" + i, sha256(c.data).then(bytesToHex));
     }
     function recordSig(i, data) {
-      if (!sigP.has("r" + i)) sigP.set("r" + i, verifySig(pubHex, get(records[i], "sig"), concat(RECORD_DOMAIN, data)));
+      if (!sigP.has("r" + i)) sigP.set("r" + i, verifySig(sigKey(get(records[i], "block")), get(records[i], "sig"), concat(RECORD_DOMAIN, data)));
       return sigP.get("r" + i);
     }
     function recordInclusion(i, index, size, data, proof, rootHex) {
@@ -470,7 +527,7 @@
       var hd = { index: i, block: n, header: h, sigOk: false, kept: false, problems: [] };
       details.headers.push(hd);
       if (h.v !== 1) { fail(s3, "block " + n + ": header version " + show(h.v) + ", want 1"); hd.problems.push("version"); }
-      if (h.key.toLowerCase() !== keyHex) { fail(s3, "block " + n + ": signed by key " + h.key.slice(0, 16) + "…, not the gateway key " + keyHex.slice(0, 16) + "…"); hd.problems.push("key"); }
+      if (h.key.toLowerCase() !== keyFor(n)) { fail(s3, "block " + n + ": signed by key " + h.key.slice(0, 16) + "…, not the gateway key " + keyFor(n).slice(0, 16) + "…"); hd.problems.push("key"); }
       if (h.gateway !== gwId) { fail(s3, "block " + n + ": gateway " + show(h.gateway) + ", want " + show(gwId)); hd.problems.push("gateway"); }
       hd.sigOk = await sigP.get("b" + i);
       if (!hd.sigOk) fail(s3, "block " + n + ": header signature does not verify");
@@ -560,6 +617,20 @@
       }
       rd.proven = true;
       proven.push({ seq: seq, block: bk, record: rec });
+    }
+
+    // (4) a rotation whose block is in the bundle is a leaf of that block (§8.1) -----------
+    for (i = 0; i < chain.entries.length; i++) {
+      var ce1 = chain.entries[i], rr = ce1.record, rb = rr.last_block;
+      var rh = J.isSafeInt(rb) ? headers.get(rb) : undefined;
+      if (!rh) continue;
+      s4.checked++;
+      var rproof = get(ce1.entry, "proof"), rwhy = null;
+      if (!(rh.first_seq <= rr.seq && rr.seq <= rh.last_seq)) rwhy = "seq " + rr.seq + " outside block " + rb;
+      else if (!Array.isArray(rproof) || !rproof.every(function (x) { return typeof x === "string" && HEX64.test(x); })) rwhy = "proof is not a list of 64 lowercase hex characters";
+      else if (!HEX64.test(rh.root)) rwhy = "root " + show(rh.root, 70) + " is not 64 lowercase hex characters";
+      else rwhy = await verifyInclusion(rr.seq - rh.first_seq, rh.size, await hashLeaf(ce1.data), rproof.map(hexToBytes), hexToBytes(rh.root));
+      if (rwhy) fail(s4, "gateway.rotations[" + ce1.index + "] (seq " + rr.seq + ") in block " + rb + ": " + rwhy);
     }
 
     // (5) chain continuity ---------------------------------------------------------------
