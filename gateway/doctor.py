@@ -126,6 +126,10 @@ def check_journal(cfg: Config, public_key: str | None) -> list[Check]:
         try:
             db = sqlite3.connect(f"file:{cfg.journal.path}?mode=ro", uri=True)
             meta = dict(db.execute("SELECT k, v FROM meta"))
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='key_rotations'").fetchone():
+                rot = db.execute("SELECT new_key FROM key_rotations ORDER BY seq DESC LIMIT 1").fetchone()
+                if rot is not None:  # after `rotate-key` the configured key is the newest one
+                    meta["public_key"] = rot[0]
             db.close()
         except sqlite3.Error as exc:
             return out + [Check("journal", "FAIL", f"{cfg.journal.path}: cannot read ({exc})", "check the file and its permissions")]

@@ -208,3 +208,13 @@ def test_rotate_key_refused_while_the_gateway_runs(rotated: dict, capsys: pytest
         assert _snapshot(rotated) == before
     finally:
         gw.stop()
+
+
+def test_doctor_knows_the_rotated_key(rotated: dict) -> None:
+    from gateway.doctor import check_journal
+
+    def verdict(key: str) -> str:
+        return next(c for c in check_journal(rotated["cfg"], key) if c.name == "journal").status
+
+    assert verdict(rotated["new"]) == "PASS"
+    assert verdict(rotated["old"]) == "FAIL"
