@@ -872,3 +872,81 @@ def test_screenshots(vp_browser: Any, vp_station_cases: dict[str, tuple[Case, Pa
     finally:
         phone.close()
     assert not phone.errors, phone.errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Key rotation (docs/proof-format.md §8.1) on bundles the gateway's own code made
+# ---------------------------------------------------------------------------------------------
+
+def rotated_station_cases(tmp: Path) -> tuple[list[Case], str, str]:
+    """Readings, `gateway.keyrotation.rotate`, readings with the new key, anchors; bundles
+    before, across and after the rotation, and tampered ones."""
+    from gateway.keyrotation import rotate
+
+    clock = FakeClock()
+    old, new, lk = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    j = Journal(tmp / "journal.sqlite")
+    j.bind_identity(GW_ID, public_hex(old))
+    ledger = LocalLedger(tmp / "ledger.sqlite", lk, clock_ms=clock.now_ms)
+    anchorer = Anchorer(j, ledger, clock, GW_ID)
+
+    def readings(key: Ed25519PrivateKey, n: int) -> None:
+        sealer = Sealer(GW_ID, key, j.next_seq())
+        blocks = BlockSealer(j, key, GW_ID, clock, max_records=4, max_seconds=3600)
+        for i in range(n):
+            j.commit_batch([sealer.seal({"type": "reading", "sensor": f"probe-{1 + i % 2}", "kind": "temperature",
+                                         "value": 4000 + i, "unit": "mC"}, time_ms=clock.now_ms(), synced=True)],
+                           [], {}, {})
+            clock.advance(MIN)
+            blocks.maybe_seal()
+        blocks.maybe_seal(force=True)
+        clock.advance(2000)
+        while anchorer.step() != "idle":
+            pass
+
+    readings(old, 10)
+    before = export_record(j, 3)
+    rot = rotate(j, GW_ID, old, new, clock, max_records=4)
+    readings(new, 10)
+    p_old, p_new = public_hex(old), public_hex(new)
+    last = j.next_seq() - 1
+    across = export_range(j, "probe-1", T0, T0 + 60 * MIN)
+    after = export_record(j, last)
+    assert across["gateway"]["rotations"] and {b["header"]["key"] for b in across["blocks"]} == {p_old, p_new}
+    cases = []
+    for name, b in (("before-exported-before", before), ("record-before", export_record(j, 3)),
+                    ("rotation-record", export_record(j, rot.seq)), ("across", across), ("after", after)):
+        for pin_name, pin in (("old", p_old), ("new", p_new)):
+            cases.append(Case(f"rot:{name}-pin-{pin_name}", dumps(b), pins={"gateway_key": pin}))
+
+    def variant(name: str, base: dict[str, Any], mutate: Any) -> None:
+        b = copy.deepcopy(base)
+        mutate(b)
+        cases.append(Case(f"rot:{name}", dumps(b), pins={"gateway_key": p_old}))
+
+    variant("across-rotation-removed", across, lambda b: b["gateway"].pop("rotations"))
+    variant("after-rotation-removed", after, lambda b: b["gateway"].pop("rotations"))
+    variant("across-rotation-sig-flipped", across, lambda b: b["gateway"]["rotations"][0].update(
+        sig=_flip_hex(b["gateway"]["rotations"][0]["sig"])))
+    variant("across-new-key-sig-flipped", across, lambda b: b["gateway"]["rotations"][0]["record"].update(
+        new_key_sig=_flip_hex(b["gateway"]["rotations"][0]["record"]["new_key_sig"])))
+    variant("across-public-key-is-new", across, lambda b: b["gateway"].update(public_key=p_new))
+    variant("across-rotation-proof-added", across, lambda b: b["gateway"]["rotations"][0].update(proof=["00" * 32]))
+    return cases, p_old, p_new
+
+
+def test_rotated_gateway_bundles_agree_across_page_cli_and_spec(vp_api_page: VpPage, tmp_path: Path) -> None:
+    """Bundles from a gateway whose key was rotated: the page, the CLI and the independent
+    verifier give the same verdict; untampered ones verify with the old pin and the new."""
+    cases, _, _ = rotated_station_cases(tmp_path)
+    V = _independent().V
+    paths = _write_all(tmp_path, cases)
+    clis = _cli_all(paths, cases)
+    for case, cli, path in zip(cases, clis, paths):
+        page = vp_api_page.verify_bytes(case.bytes(), case.pins)
+        assert_agree(case.name, cli, page)
+        spec = V.verify_file(str(path), gateway_key=case.pins["gateway_key"])
+        assert spec.failing_steps == cli["failing"], (case.name, spec.as_dict(), cli)
+        tampered = not case.name.endswith(("-pin-old", "-pin-new"))
+        expect_ok = not tampered and case.name != "rot:before-exported-before-pin-new"
+        assert cli["ok"] == expect_ok, (case.name, cli)
