@@ -87,11 +87,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     j = _journal(cfg)
     s = j.stats()
     s["gateway"] = j.meta("gateway_id")
+    s["public_key"], s["key_rotations"] = j.current_key(), len(j.key_rotations())
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
     last = s["last_anchor_ms"]
     print(f"gateway        {s['gateway']}")
+    print(f"key            {s['public_key']}" + (f" (rotated {s['key_rotations']}×)" if s["key_rotations"] else ""))
     print(f"records        {s['records']} (next seq {s['next_seq']}, {s['unsealed_records']} not yet sealed)")
     print(f"blocks         {s['blocks']} sealed, {s['unanchored_blocks']} not yet anchored")
     print(f"last anchor    block {s['anchored_block']}" + (f" at {dt.datetime.fromtimestamp(last / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if last else ""))

@@ -218,3 +218,9 @@ def test_doctor_knows_the_rotated_key(rotated: dict) -> None:
 
     assert verdict(rotated["new"]) == "PASS"
     assert verdict(rotated["old"]) == "FAIL"
+
+
+def test_status_shows_the_current_key(rotated: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "-c", str(rotated["station"].config_path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["public_key"] == rotated["new"] and s["key_rotations"] == 1
