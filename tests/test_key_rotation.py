@@ -224,3 +224,61 @@ def test_status_shows_the_current_key(rotated: dict, capsys: pytest.CaptureFixtu
     assert main(["status", "-c", str(rotated["station"].config_path), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["public_key"] == rotated["new"] and s["key_rotations"] == 1
+
+
+def test_two_rotations_from_an_empty_journal_verify_with_every_key(tmp_path: Path) -> None:
+    """The gateway's own code paths (no broker): a rotation as the very first record (block
+    0), readings, a second rotation, readings; any key of the chain verifies every bundle,
+    and a stranger's key does not."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.anchoring import Anchorer
+    from gateway.blocks import BlockSealer
+    from gateway.clock import FakeClock
+    from gateway.keyrotation import RotationError, rotate
+    from gateway.seal import Sealer
+    from ledger_client.local import LocalLedger
+
+    clock = FakeClock()
+    keys = [Ed25519PrivateKey.generate() for _ in range(3)]
+    j = Journal(tmp_path / "j.sqlite")
+    j.bind_identity("gw-rot", public_hex(keys[0]))
+    anchorer = Anchorer(j, LocalLedger(tmp_path / "l.sqlite", Ed25519PrivateKey.generate(), clock_ms=clock.now_ms),
+                        clock, "gw-rot")
+
+    def readings(key: Ed25519PrivateKey, n: int) -> None:
+        sealer = Sealer("gw-rot", key, j.next_seq())
+        for i in range(n):
+            j.commit_batch([sealer.seal({"type": "reading", "sensor": "p", "kind": "temperature", "value": i,
+                                         "unit": "mC"}, time_ms=clock.now_ms(), synced=True)], [], {}, {})
+            clock.advance(1000)
+        BlockSealer(j, key, "gw-rot", clock, 3, 60).maybe_seal(force=True)
+        clock.advance(1000)
+        while anchorer.step() != "idle":
+            pass
+
+    r1 = rotate(j, "gw-rot", keys[0], keys[1], clock, max_records=3)
+    assert (r1.seq, r1.last_block) == (0, 0)
+    readings(keys[1], 7)
+    with pytest.raises(RotationError, match="not the journal's current key"):
+        rotate(j, "gw-rot", keys[0], keys[2], clock, max_records=3)
+    with pytest.raises(RotationError, match="already used"):
+        rotate(j, "gw-rot", keys[1], keys[0], clock, max_records=3)
+    j.commit_batch([Sealer("gw-rot", keys[1], j.next_seq()).seal(
+        {"type": "reading", "sensor": "p", "kind": "temperature", "value": 99, "unit": "mC"},
+        time_ms=clock.now_ms(), synced=True)], [], {}, {})  # waiting: sealed by the old key first
+    r2 = rotate(j, "gw-rot", keys[1], keys[2], clock, max_records=3)
+    assert j.block(r2.last_block - 1).last_seq == r2.seq - 1 and j.block(r2.last_block - 1).header_obj["key"] == \
+        public_hex(keys[1])
+    readings(keys[2], 5)
+    stranger = public_hex(Ed25519PrivateKey.generate())
+    top = j.next_seq() - 1
+    for b in (export_record(j, 1), export_record(j, top), export_range(j, "p", 0, 2**52)):
+        assert [r["record"]["seq"] for r in b["gateway"]["rotations"]] == [r1.seq, r2.seq]
+        for k in keys:
+            rep = verify_bundle(b, gateway_key=public_hex(k))
+            assert rep.ok, rep.as_dict()
+        assert rep.summary["key_chain"] == [{"key": public_hex(keys[0]), "from_block": 0},
+                                            {"key": public_hex(keys[1]), "from_block": 1},
+                                            {"key": public_hex(keys[2]), "from_block": r2.last_block + 1}]
+        assert [s.step for s in verify_bundle(b, gateway_key=stranger).steps if not s.ok] == [1, 2, 3]
