@@ -510,7 +510,7 @@ class Archive:
                     except queue.Empty:
                         break
             try:
-                touched = self.process([(m.topic, m.raw) for m in pending])
+                touched = self.process([(m.topic, m.payload) for m in pending])
             except StoreError as exc:  # not committed: keep the batch, ack nothing, retry
                 failures += 1
                 if self.store_ok:
