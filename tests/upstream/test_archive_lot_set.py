@@ -1,0 +1,105 @@
+"""Done means (issue 10): two gateways forward to one archive; a vaccine lot that moved
+from station A's fridge to station B's exports from the archive as one traceseal-set/1
+that `traceseal verify` accepts, and tampering any inner bundle makes it fail."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway import config as configmod
+from gateway.cli import main
+from gateway.export import export_lot
+from gateway.testing.mosquitto import Mosquitto
+from gateway.testing.waiting import wait_for
+
+import archive_kit as kit
+
+
+def test_lot_across_two_stations_exports_as_one_set_that_verifies(broker: Mosquitto, tmp_path: Path,
+                                                                 tmp_path_factory: pytest.TempPathFactory,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    a0, b0 = kit.stations(broker.port, tmp_path_factory)
+    a, b = a0.copy(tmp_path / "a"), b0.copy(tmp_path / "b")
+    prefix = kit.new_prefix()
+    toml = kit.archive_toml(tmp_path / "archive.toml", broker.port, prefix, kit.store_line("sqlite", tmp_path), [a, b])
+    arch = kit.start_archive(toml)
+    ups = [kit.Upstream(broker.port, prefix, s) for s in (a, b)]
+    acks = kit.AckWatcher(broker.port, prefix)
+    try:
+        for up in ups:
+            up.everything()
+        for up in ups:
+            wait_for(lambda: acks.acks.get(up.gw, {}).get("blocks") == up.last_block(), what=f"{up.gw} verified")
+    finally:
+        arch.stop()
+        acks.close()
+    keys = {s.gateway_id: s.public_key() for s in (a, b)}
+    pins = [x for g, k in keys.items() for x in ("--key", f"{g}={k}")]
+    out = tmp_path / "lot.json"
+    assert main(["archive", "export", "-c", str(toml), "--lot", kit.LOT, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "traceseal-set/1" and doc["selection"] == {"type": "lot", "lot": kit.LOT}
+    by_gw = {bd["gateway"]["id"]: bd for bd in doc["bundles"]}
+    assert sorted(by_gw) == ["station-a", "station-b"]
+    (wa,), (wb,) = by_gw["station-a"]["selection"]["windows"], by_gw["station-b"]["selection"]["windows"]
+    assert wa["unit"] == "fridge-a" and "open" not in wa           # scanned out of A ...
+    assert wb["unit"] == "fridge-b" and wb.get("open") is True     # ... and into B, still there
+    assert wa["to_ms"] < wb["from_ms"]
+    # each inner bundle is what the gateway itself exports (units from its signed profile)
+    for up in ups:
+        cfg = configmod.load(up.built.config_path)
+        own = export_lot(up.j, cfg.station.units, cfg.station.inventory, kit.LOT)
+        assert by_gw[up.gw] == dict(own, exported_ms=by_gw[up.gw]["exported_ms"]) or by_gw[up.gw] == own
+    temps = [e["record"]["value"] for e in by_gw["station-a"]["records"] if e["record"].get("kind") == "temperature"]
+    assert temps == [5000, 9000, 9500, 9800, 9700, 5200, 5000]
+    capsys.readouterr()
+    assert main(["verify", str(out), *pins]) == 0
+    assert "SET RESULT: VERIFIED" in capsys.readouterr().out
+
+    def verify(d: dict, *extra: str) -> tuple[int, dict]:
+        p = tmp_path / "t.json"
+        p.write_text(json.dumps(d))
+        capsys.readouterr()
+        rc = main(["verify", str(p), "--json", *extra])
+        return rc, json.loads(capsys.readouterr().out)
+
+    # tampering with any inner bundle fails the set, and the report names the bundle
+    for gw in ("station-a", "station-b"):
+        bad = copy.deepcopy(doc)
+        inner = next(bd for bd in bad["bundles"] if bd["gateway"]["id"] == gw)
+        rec = next(e for e in inner["records"] if e["record"].get("kind") == "temperature")
+        rec["record"]["value"] -= 3000
+        rc, rep = verify(bad, *pins)
+        assert rc == 1 and not rep["ok"]
+        res = {x["gateway"]: x for x in rep["bundles"]}
+        assert not res[gw]["ok"] and all(x["ok"] for g, x in res.items() if g != gw)
+        failing = [s["step"] for s in res[gw]["report"]["steps"] if not s["ok"]]
+        assert 2 in failing  # the record signature
+    # a wrong pin, an inner bundle of another lot, a gateway twice, a dropped station's pin
+    rc, rep = verify(doc, "--key", f"station-a={keys['station-b']}", "--key", f"station-b={keys['station-b']}")
+    assert rc == 1 and not {x["gateway"]: x for x in rep["bundles"]}["station-a"]["ok"]
+    other = copy.deepcopy(doc)
+    other["bundles"][1]["selection"]["lot"] = "LOT-B9"
+    rc, rep = verify(other, *pins)
+    assert rc == 1 and any("is not the set's" in f for f in rep["failures"])
+    twice = copy.deepcopy(doc)
+    twice["bundles"].append(copy.deepcopy(twice["bundles"][0]))
+    rc, rep = verify(twice, *pins)
+    assert rc == 1 and any("more than once" in f for f in rep["failures"])
+    rc, rep = verify(doc, "--key", f"station-a={keys['station-a']}")
+    assert rc == 1 and any("no pinned key" in f for f in rep["failures"])
+
+    # one reading from the archive: a plain traceseal-bundle/1 that verifies like a gateway's
+    one = tmp_path / "one.json"
+    assert main(["archive", "export", "-c", str(toml), "--gateway", "station-b", "--seq", "1", "-o", str(one)]) == 0
+    assert json.loads(one.read_text())["format"] == "traceseal-bundle/1"
+    assert main(["verify", str(one), "--gateway-key", keys["station-b"]]) == 0
+    capsys.readouterr()
+    assert main(["archive", "status", "-c", str(toml), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["gateways"]
+    assert {g: (s["rejections"], s["blocks_pending"]) for g, s in st.items()} == {"station-a": ({}, 0),
+                                                                                  "station-b": ({}, 0)}
