@@ -18,7 +18,7 @@ from typing import Any
 from ..export import ExportError, export_lot, export_route
 from ..journal import BlockRow, RecordRow
 from ..profile import station_from_profile
-from .store import Store
+from .store import HEADER_ONLY, Store
 
 SET_FORMAT = "traceseal-set/1"
 
@@ -55,7 +55,12 @@ class ArchiveView:
 
     def block_of_seq(self, seq: int) -> BlockRow | None:
         b = self.store.verified_block_at(self.gw, "first_seq <= ?", (seq,), "first_seq DESC")
-        return None if b is None or b.last_seq < seq else b.row()
+        if b is None or b.last_seq < seq:
+            return None
+        if b.verified == HEADER_ONLY:
+            raise ExportError(f"record seq {seq} is in block {b.block}, some of whose records the gateway pruned "
+                              "before forwarding them: no inclusion proof can be computed here")
+        return b.row()
 
     def blocks_between(self, lo: int, hi: int) -> Iterator[BlockRow]:
         for b in self.store.verified_blocks_between(self.gw, lo, hi):

@@ -55,7 +55,9 @@ def test_lot_across_two_stations_exports_as_one_set_that_verifies(broker: Mosqui
         own = export_lot(up.j, cfg.station.units, cfg.station.inventory, kit.LOT)
         assert by_gw[up.gw] == dict(own, exported_ms=by_gw[up.gw]["exported_ms"]) or by_gw[up.gw] == own
     temps = [e["record"]["value"] for e in by_gw["station-a"]["records"] if e["record"].get("kind") == "temperature"]
-    assert temps == [5000, 9000, 9500, 9800, 9700, 5200, 5000]
+    assert temps == [5000, 9000, 9500, 9800, 9900, 9700, 9600, 9400, 5200, 5000]
+    alarms = [e["record"]["state"] for e in by_gw["station-a"]["records"] if e["record"]["type"] == "alarm"]
+    assert alarms[:1] == ["raised"] and "cleared" in alarms  # the excursion travels with the lot
     capsys.readouterr()
     assert main(["verify", str(out), *pins]) == 0
     assert "SET RESULT: VERIFIED" in capsys.readouterr().out

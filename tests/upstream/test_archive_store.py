@@ -189,3 +189,38 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         arch.stop()
         up.close()
         acks.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_alarms_ahead_and_seqs_pruned_before_forwarding(backend: str, broker: Mosquitto, tmp_path: Path,
+                                                       station_a: kit.Built) -> None:
+    """Alarms come first on their own stream, then again in order (a no-op); seqs the gateway
+    pruned before it ever sent them are a finding, and their blocks keep their headers."""
+    arch, up, acks = _setup(backend, broker, tmp_path, station_a)
+    gw = up.gw
+    try:
+        items = up.record_items(0, 10**9)
+        alarms = [i for i in items if json.loads(i["body"])["type"] == "alarm"]
+        assert alarms, "station A's excursion raises an alarm"
+        up.hello()
+        up.send("alarms", up.records_msg(alarms, stream="alarms"))
+        rest = [i for i in items if i["seq"] >= 5]
+        up.send("records", dict(up.records_msg(rest[:6]), skipped_from=0))
+        up.send("records", up.records_msg(rest[6:]))
+        up.blocks()
+        up.anchors()
+        wait_for(lambda: acks.acks.get(gw, {}).get("blocks") == up.last_block(), what="every block accepted")
+        assert acks.acks[gw]["records"] == up.last_seq()
+        s = _status(arch, gw)
+        assert s["skipped"] == [[0, 4]] and s["rejections"] == {}
+        assert s["counters"]["duplicate_records"] == len([a for a in alarms if a["seq"] >= 5])
+        assert [arch.store.get_block(gw, n).verified for n in (0, 1, 2)] == [2, 2, 1]
+        view = ArchiveView(arch.store, gw)
+        with pytest.raises(Exception, match="pruned before forwarding"):
+            export_record(view, 6)
+        seq = up.j.block(2).first_seq
+        assert export_record(view, seq) == export_record(up.j, seq)  # block 1's header still links the chain
+    finally:
+        arch.stop()
+        up.close()
+        acks.close()
