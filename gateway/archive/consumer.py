@@ -281,7 +281,6 @@ class Archive:
                 self._reject(rej, gw, stream, "skipped_from", Reject("malformed", f"skipped_from {_text(skipped, 30)} "
                                                                                  "is not below the batch's first seq"))
         if new:
-            lo, hi = new[0].seq, new[-1].seq
             lo, hi = min(r.seq for r in new), max(r.seq for r in new)
             for b in self.store.pending_blocks(gw):
                 if b.first_seq <= hi and b.last_seq >= lo:
