@@ -148,8 +148,10 @@ class Archive:
             for gw in sorted(touched):
                 self._advance(gw)
             self.store.reject(rejections)
-        for r in rejections:
+        for r in rejections[:5]:  # a flood of garbage must not flood the log too; status has them all
             log.warning("rejected %s %s %s from %s: %s", r.stream, r.ref, r.reason, r.gateway, r.detail)
+        if len(rejections) > 5:
+            log.warning("… and %d more rejections (traceseal archive status)", len(rejections) - 5)
         self.processed += len(msgs)
         return touched
 
@@ -490,14 +492,15 @@ class Archive:
     def _writer(self) -> None:
         pending: list[Inbound] = []
         failures = 0
-        republished = False
+        was_connected = False
         while not self.stop_event.is_set():
-            if not republished and self.transport is not None and self.transport.connected.is_set():
-                try:  # the retained acks again: a broker restarted without persistence has lost them
+            connected = self.transport is not None and self.transport.connected.is_set()
+            if connected and not was_connected:
+                try:  # the retained acks again at each (re)connect: a broker may have lost them
                     self.publish_acks(sorted(self.keys), force=True)
-                    republished = True
                 except StoreError:
-                    pass
+                    connected = False  # try again next round
+            was_connected = connected
             if not pending:
                 try:
                     pending = [self.inbox.get(timeout=0.25)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -350,8 +351,8 @@ class _SqlStore:
             return
         self._many("INSERT INTO rejections (time_ms, gateway, stream, ref, reason, detail) VALUES (?,?,?,?,?,?)",
                    [(r.time_ms, r.gateway[:64], r.stream[:16], r.ref[:64], r.reason, r.detail[:500]) for r in rows])
-        for r in rows:
-            self.bump(r.gateway[:64], "rejected:" + r.reason)
+        for (gw, reason), n in Counter((r.gateway[:64], r.reason) for r in rows).items():
+            self.bump(gw, "rejected:" + reason, n)
         (n,) = self._one("SELECT COUNT(*) FROM rejections")
         if n > self.rejections_max_rows:
             self._exec("DELETE FROM rejections WHERE id IN (SELECT id FROM rejections ORDER BY id LIMIT ?)",
@@ -480,7 +481,23 @@ class PostgresStore(_SqlStore):
     def close(self) -> None:
         self.db.close()
 
+    def _reconnect(self) -> None:
+        """After the server restarted: a new session (never inside a transaction, which is lost anyway)."""
+        if self.db.closed or self.db.broken:
+            try:
+                self.db = self._psycopg.connect(self.dsn, autocommit=True)
+            except self._psycopg.Error as exc:
+                raise StoreError(f"cannot reconnect to PostgreSQL: {exc}") from exc
+
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        if not self._in_tx:
+            self._reconnect()
+        try:
+            return self.db.execute(sql.replace("?", "%s"), tuple(args))
+        except self._psycopg.Error as exc:
+            if self._in_tx or not self.db.broken:
+                raise StoreError(f"archive store: {exc}") from exc
+        self._reconnect()  # a read on a session the server dropped: once more on a new one
         try:
             return self.db.execute(sql.replace("?", "%s"), tuple(args))
         except self._psycopg.Error as exc:
@@ -498,6 +515,7 @@ class PostgresStore(_SqlStore):
         if self._in_tx:
             yield
             return
+        self._reconnect()
         self._in_tx = True
         try:
             with self.db.transaction():

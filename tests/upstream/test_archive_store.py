@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway.archive.store import open_store
 from gateway.archive.view import ArchiveView
 from gateway.export import export_range, export_record
 from gateway.testing.mosquitto import Mosquitto
@@ -33,11 +34,13 @@ def _setup(backend: str, broker: Mosquitto, tmp_path: Path, built: kit.Built) ->
     prefix = kit.new_prefix()
     toml = kit.archive_toml(tmp_path / "archive.toml", broker.port, prefix, kit.store_line(backend, tmp_path), [built])
     arch = kit.start_archive(toml)
+    # the test reads through a connection of its own, as `traceseal archive status` would
+    arch.reader = open_store(arch.cfg.store, readonly=True)
     return arch, kit.Upstream(broker.port, prefix, built), kit.AckWatcher(broker.port, prefix)
 
 
 def _status(arch: Any, gw: str) -> dict[str, Any]:
-    return arch.store.status(gw)
+    return arch.reader.status(gw)
 
 
 def _quiet(arch: Any, n: int) -> None:
@@ -60,8 +63,8 @@ def test_stream_verifies_acks_and_exports_the_gateways_bundle(backend: str, brok
         assert s["records"] == last_seq + 1 and s["highest_contiguous_seq"] == last_seq
         assert s["blocks_verified"] == last_block + 1 and s["blocks_pending"] == 0
         assert s["rejections"] == {}
-        assert arch.store.gateways()[up.gw].profile is not None
-        view = ArchiveView(arch.store, up.gw)
+        assert arch.reader.gateways()[up.gw].profile is not None
+        view = ArchiveView(arch.reader, up.gw)
         # the same code path over the archive gives the same bundle as over the journal
         for seq in (0, last_seq // 2, up.anchored_seq()):
             assert export_record(view, seq) == export_record(up.j, seq)
@@ -70,6 +73,7 @@ def test_stream_verifies_acks_and_exports_the_gateways_bundle(backend: str, brok
         assert verify_bundle(rng, gateway_key=station_a.public_key()).ok
     finally:
         arch.stop()
+        arch.reader.close()
         up.close()
         acks.close()
 
@@ -88,16 +92,18 @@ def test_blocks_before_their_records_wait_and_are_not_acknowledged(backend: str,
         wait_for(lambda: _status(arch, up.gw)["blocks"] == last_block + 1, what="headers stored")
         s = _status(arch, up.gw)
         assert s["blocks_verified"] == 1 and s["blocks_pending"] == last_block  # only block 0 is complete
-        wait_for(lambda: up.gw in acks.acks, what="an ack")
         b0 = up.j.block(0)
         assert b0 is not None
         # records of block 1 are stored but not acknowledged: their block is not verified yet
-        assert acks.acks[up.gw]["blocks"] == 0 and acks.acks[up.gw]["records"] == b0.last_seq
+        wait_for(lambda: tuple(acks.acks.get(up.gw, {}).get(k) for k in ("blocks", "records")) == (0, b0.last_seq),
+                 what="the ack of block 0 and its records only")
+        assert _status(arch, up.gw)["highest_contiguous_seq"] == b1.last_seq - 1
         up.records(b1.last_seq, 10**9)          # the rest arrives after its blocks
         wait_for(lambda: acks.acks[up.gw]["blocks"] == last_block, what="every block verified")
         assert acks.acks[up.gw]["records"] == up.last_seq() and _status(arch, up.gw)["rejections"] == {}
     finally:
         arch.stop()
+        arch.reader.close()
         up.close()
         acks.close()
 
@@ -140,15 +146,15 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         up.send("records", up.records_msg([spaced]))
         wait_for(lambda: _status(arch, gw)["rejections"].get("not_canonical") == 1, what="not_canonical")
         assert _status(arch, gw)["rejections"]["bad_signature"] == 1
-        assert not arch.store.has_record(gw, item["seq"])
+        assert not arch.reader.has_record(gw, item["seq"])
         up.send("records", up.records_msg([item]))                          # the correct copy is accepted
-        wait_for(lambda: arch.store.has_record(gw, item["seq"]), what="the correct copy stored")
-        assert arch.store.records_between(gw, item["seq"], item["seq"])[0][1] == item["body"].encode()
+        wait_for(lambda: arch.reader.has_record(gw, item["seq"]), what="the correct copy stored")
+        assert arch.reader.records_between(gw, item["seq"], item["seq"])[0][1] == item["body"].encode()
 
         # a validly signed, different record for a stored seq: someone rewrites history
         up.send("records", up.records_msg([_resign_record(up, up.record_items(3, 3)[0], time_ms=1)]))
         wait_for(lambda: _status(arch, gw)["rejections"].get("conflict") == 1, what="conflict")
-        assert arch.store.records_between(gw, 3, 3)[0][1] == bytes(up.j.records_range(3, 3)[0].body)
+        assert arch.reader.records_between(gw, 3, 3)[0][1] == bytes(up.j.records_range(3, 3)[0].body)
 
         # a header whose root does not match its records: block and records rejected
         up.records(b2.first_seq, b2.last_seq)
@@ -158,7 +164,7 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         up.send("blocks", {"v": 1, "gateway": gw, "items": [
             {"block": 2, "header": forged.decode(), "sig": up.key.sign(header_message(forged)).hex()}]})
         wait_for(lambda: _status(arch, gw)["rejections"].get("root_mismatch") == 1, what="root_mismatch")
-        assert arch.store.get_block(gw, 2) is None and not arch.store.has_record(gw, b2.first_seq)
+        assert arch.reader.get_block(gw, 2) is None and not arch.reader.has_record(gw, b2.first_seq)
 
         # unknown gateway, key mismatch, gateway mismatch, malformed, oversized, bad anchor
         up.send("records", up.records_msg(up.record_items(0, 1)), gw="ghost-gw")
@@ -172,8 +178,8 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         wait_for(lambda: _status(arch, gw)["rejections"].get("anchor_mismatch") == 1, what="anchor_mismatch")
         rj = _status(arch, gw)["rejections"]
         assert (rj["key_mismatch"], rj["gateway_mismatch"], rj["malformed"], rj["too_large"]) == (1, 1, 1, 1)
-        assert arch.store.status("ghost-gw")["rejections"] == {"unknown_gateway": 1}
-        recent = {r.reason: r for r in arch.store.rejections(limit=50)}
+        assert arch.reader.status("ghost-gw")["rejections"] == {"unknown_gateway": 1}
+        recent = {r.reason: r for r in arch.reader.rejections(limit=50)}
         assert recent["bad_signature"].ref == f"seq {item['seq']}" and recent["bad_signature"].stream == "records"
         assert "1048" in recent["too_large"].detail
 
@@ -187,6 +193,7 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         assert arch.thread is not None and arch.thread.is_alive()
     finally:
         arch.stop()
+        arch.reader.close()
         up.close()
         acks.close()
 
@@ -214,13 +221,57 @@ def test_alarms_ahead_and_seqs_pruned_before_forwarding(backend: str, broker: Mo
         s = _status(arch, gw)
         assert s["skipped"] == [[0, 4]] and s["rejections"] == {}
         assert s["counters"]["duplicate_records"] == len([a for a in alarms if a["seq"] >= 5])
-        assert [arch.store.get_block(gw, n).verified for n in (0, 1, 2)] == [2, 2, 1]
-        view = ArchiveView(arch.store, gw)
+        assert [arch.reader.get_block(gw, n).verified for n in (0, 1, 2)] == [2, 2, 1]
+        view = ArchiveView(arch.reader, gw)
         with pytest.raises(Exception, match="pruned before forwarding"):
             export_record(view, 6)
         seq = up.j.block(2).first_seq
         assert export_record(view, seq) == export_record(up.j, seq)  # block 1's header still links the chain
     finally:
         arch.stop()
+        arch.reader.close()
         up.close()
         acks.close()
+
+
+def test_postgres_outage_stops_acks_and_resumes_without_loss(broker: Mosquitto, tmp_path: Path,
+                                                             station_a: kit.Built) -> None:
+    """The database server goes away mid-stream: nothing is acknowledged while it is down
+    (the broker keeps the messages), and the archive reconnects and catches up."""
+    import psycopg
+
+    from gateway.testing.postgres import Postgres
+
+    with Postgres(tmp_path / "pg") as pg:
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            c.execute("CREATE DATABASE outage")
+        dsn = pg.dsn.rsplit("/", 1)[0] + "/outage"
+        prefix = kit.new_prefix()
+        toml = kit.archive_toml(tmp_path / "archive.toml", broker.port, prefix, f'postgres = "{dsn}"', [station_a])
+        arch = kit.start_archive(toml)
+        arch.reader = open_store(arch.cfg.store, readonly=True)
+        up, acks = kit.Upstream(broker.port, prefix, station_a), kit.AckWatcher(broker.port, prefix)
+        try:
+            b1 = up.j.block(1)
+            assert b1 is not None
+            up.hello()
+            up.records(0, b1.last_seq)
+            up.blocks(0, 1)
+            wait_for(lambda: acks.acks.get(up.gw, {}).get("blocks") == 1, what="blocks 0-1 acknowledged")
+            pg.stop()
+            done = arch.processed
+            up.records(b1.last_seq + 1, 10**9)
+            up.blocks(2)
+            up.anchors()
+            wait_for(lambda: not arch.store_ok, what="the archive noticing the outage")
+            assert arch.processed == done and acks.acks[up.gw]["blocks"] == 1  # nothing taken, nothing acked
+            pg.start()
+            wait_for(lambda: acks.acks[up.gw].get("blocks") == up.last_block(), what="caught up", timeout=30)
+            assert acks.acks[up.gw]["records"] == up.last_seq() and arch.store_ok
+            s = arch.reader.status(up.gw)
+            assert s["records"] == up.last_seq() + 1 and s["rejections"] == {}
+        finally:
+            arch.stop()
+            arch.reader.close()
+            up.close()
+            acks.close()
