@@ -60,10 +60,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         out = {g: {"public_key": row.public_key, "profile_ms": row.profile_ms, **store.status(g)}
                for g, row in store.gateways().items()}
         recent = [dataclasses.asdict(r) for r in store.rejections(limit=args.recent)]
+        others = store.unenrolled_rejections()
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"store": cfg.store.describe(), "gateways": out, "recent_rejections": recent}, indent=2))
+        print(json.dumps({"store": cfg.store.describe(), "gateways": out, "unenrolled_rejections": others,
+                          "recent_rejections": recent}, indent=2))
         return 0
     print(f"archive        {cfg.store.describe()}")
     for g, s in out.items():
@@ -80,6 +82,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         dups = {k: v for k, v in s["counters"].items() if k.startswith("duplicate")}
         if dups:
             print("  duplicates   " + ", ".join(f"{k.split('_', 1)[1]}: {v}" for k, v in dups.items()))
+    if others:
+        print("not enrolled   " + ", ".join(f"{g}: {n} rejected" for g, n in others.items()))
     for r in recent:
         print(f"rejected {r['gateway']} {r['stream']} {r['ref']}: {r['reason']}: {r['detail']}")
     return 0

@@ -345,8 +345,8 @@ class Archive:
                 self._chain(gw, b, h)
                 first_block = self.store.top_block(gw) is None
                 self.store.put_block(gw, b, h["first_time_ms"], h["last_time_ms"])
-                if first_block and self.store.progress(gw) is None:
-                    self.store.set_progress(gw, -1, b.block - 1)  # the chain starts here
+                if first_block:  # the chain starts here (block 0, or later for an archive enrolled late)
+                    self.store.set_progress(gw, (self.store.progress(gw) or (-1, -1))[0], b.block - 1)
                 self._try_verify(gw, b, rej)
             except Reject as r:
                 self._reject(rej, gw, "blocks", ref, r)

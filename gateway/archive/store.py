@@ -368,6 +368,12 @@ class _SqlStore:
             f"SELECT time_ms, gateway, stream, ref, reason, detail FROM rejections {where} ORDER BY id DESC LIMIT ?",
             (*args, limit))]
 
+    def unenrolled_rejections(self) -> dict[str, int]:
+        """Rejections of sources that are not enrolled gateways (unknown ids, bad topics)."""
+        return {r[0]: int(r[1]) for r in self._all(
+            "SELECT gateway, SUM(n) FROM counters WHERE substr(name, 1, 9) = 'rejected:' AND gateway NOT IN "
+            "(SELECT id FROM gateways) GROUP BY gateway ORDER BY gateway")}
+
     def counters(self, gateway: str) -> dict[str, int]:
         return {r[0]: int(r[1]) for r in self._all("SELECT name, n FROM counters WHERE gateway=? ORDER BY name", (gateway,))}
 

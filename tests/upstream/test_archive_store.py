@@ -166,6 +166,14 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         wait_for(lambda: _status(arch, gw)["rejections"].get("root_mismatch") == 1, what="root_mismatch")
         assert arch.reader.get_block(gw, 2) is None and not arch.reader.has_record(gw, b2.first_seq)
 
+        # a header that does not link to the stored chain
+        hdr = json.loads(bytes(b2.header))
+        hdr["prev"] = "11" * 32
+        unlinked = canonical(hdr)
+        up.send("blocks", {"v": 1, "gateway": gw, "items": [
+            {"block": 2, "header": unlinked.decode(), "sig": up.key.sign(header_message(unlinked)).hex()}]})
+        wait_for(lambda: _status(arch, gw)["rejections"].get("chain_mismatch") == 1, what="chain_mismatch")
+
         # unknown gateway, key mismatch, gateway mismatch, malformed, oversized, bad anchor
         up.send("records", up.records_msg(up.record_items(0, 1)), gw="ghost-gw")
         other = dict(up.hello_msg(), public_key=public_hex(kit.load_private_key(station_a.root / "ledger.key")))
@@ -179,6 +187,7 @@ def test_hostile_and_broken_input_is_rejected_with_its_reason_and_the_archive_ke
         rj = _status(arch, gw)["rejections"]
         assert (rj["key_mismatch"], rj["gateway_mismatch"], rj["malformed"], rj["too_large"]) == (1, 1, 1, 1)
         assert arch.reader.status("ghost-gw")["rejections"] == {"unknown_gateway": 1}
+        assert arch.reader.unenrolled_rejections() == {"ghost-gw": 1}
         recent = {r.reason: r for r in arch.reader.rejections(limit=50)}
         assert recent["bad_signature"].ref == f"seq {item['seq']}" and recent["bad_signature"].stream == "records"
         assert "1048" in recent["too_large"].detail
@@ -275,3 +284,41 @@ def test_postgres_outage_stops_acks_and_resumes_without_loss(broker: Mosquitto, 
             arch.reader.close()
             up.close()
             acks.close()
+
+
+def test_archive_enrolled_late_starts_the_chain_at_the_first_block_it_gets(tmp_path: Path, station_a: kit.Built) -> None:
+    """A gateway that pruned blocks 0-1 before it was enrolled: the chain starts at block 2,
+    records before it are a finding, and everything after is acknowledged."""
+    from gateway.archive import config as archive_config
+    from gateway.archive.consumer import Archive
+
+    toml = kit.archive_toml(tmp_path / "archive.toml", 1883, "p", kit.store_line("sqlite", tmp_path), [station_a])
+    cfg = archive_config.load(toml)
+    arch = Archive(cfg, open_store(cfg.store))
+    j = station_a.journal()
+    try:
+        b2 = j.block(2)
+        assert b2 is not None
+        recs = [{"seq": r.seq, "body": bytes(r.body).decode(), "sig": bytes(r.sig).hex()}
+                for r in j.records_range(b2.first_seq, 10**9)]
+        blocks = [{"block": b.block, "header": bytes(b.header).decode(), "sig": bytes(b.sig).hex()}
+                  for b in j.blocks_between(2, 10**9)]
+        gw = station_a.gateway_id
+        arch.process([(f"p/{gw}/records", json.dumps({"v": 1, "gateway": gw, "items": recs,
+                                                      "skipped_from": 0}).encode())])
+        assert arch.ack(gw).as_tuple() == (-1, -1, -1)       # records without a verified block: not yet
+        arch.process([(f"p/{gw}/blocks", json.dumps({"v": 1, "gateway": gw, "items": blocks}).encode())])
+        last = j.last_block()
+        assert last is not None
+        assert arch.ack(gw).as_tuple()[:2] == (last.last_seq, last.block)
+        s = arch.store.status(gw)
+        assert s["skipped"] == [[0, b2.first_seq - 1]] and s["rejections"] == {} and s["blocks_pending"] == 0
+        # a block from before the chain's start whose predecessor is not here cannot be linked
+        b1 = j.block(1)
+        assert b1 is not None
+        early = [{"block": 1, "header": bytes(b1.header).decode(), "sig": bytes(b1.sig).hex()}]
+        arch.process([(f"p/{gw}/blocks", json.dumps({"v": 1, "gateway": gw, "items": early}).encode())])
+        assert arch.store.status(gw)["rejections"] == {"chain_gap": 1}
+    finally:
+        j.close()
+        arch.store.close()
