@@ -105,3 +105,73 @@ def test_lot_across_two_stations_exports_as_one_set_that_verifies(broker: Mosqui
     st = json.loads(capsys.readouterr().out)["gateways"]
     assert {g: (s["rejections"], s["blocks_pending"]) for g, s in st.items()} == {"station-a": ({}, 0),
                                                                                   "station-b": ({}, 0)}
+
+
+def test_waste_route_across_three_gateways_exports_as_one_set(broker: Mosquitto, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The hospital's, the truck's and the plant's gateways forward one waste route; the
+    archive exports it as one set of three bundles that verifies, each against its own key."""
+    import sys
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from firmware_sim.waste_route import ROUTE, T0, waste_route
+    from gateway.anchoring import Anchorer
+    from gateway.blocks import BlockSealer
+    from gateway.clock import FakeClock
+    from gateway.journal import Journal
+    from gateway.seal import Sealer
+    from ledger_client.keys import public_hex, write_private_key
+    from ledger_client.local import LocalLedger
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custody"))
+    from custody_kit import HOUR, route_rigs, strip
+
+    built = []
+    for gw, rig in route_rigs(waste_route(), T0 + 3 * HOUR).items():
+        root = tmp_path / gw
+        key = write_private_key(root / "gateway.key")
+        clock = FakeClock(rig.records[-1]["time_ms"] + 1000)
+        j = Journal(root / "data" / "journal.sqlite")
+        j.bind_identity(gw, public_hex(key))
+        sealer = Sealer(gw, key, 0)
+        j.commit_batch([sealer.seal(strip(r), time_ms=r["time_ms"], synced=True) for r in rig.records], [], {}, {})
+        BlockSealer(j, key, gw, clock, max_records=16, max_seconds=60).maybe_seal(force=True)
+        anchorer = Anchorer(j, LocalLedger(root / "ledger.sqlite", Ed25519PrivateKey.generate(), clock_ms=clock.now_ms),
+                            clock, gw)
+        while anchorer.step() != "idle":
+            pass
+        j.close()
+        built.append(kit.Built(root, gw, root / "none.toml"))
+    assert len(built) == 3
+    prefix = kit.new_prefix()
+    toml = kit.archive_toml(tmp_path / "archive.toml", broker.port, prefix, kit.store_line("sqlite", tmp_path), built)
+    arch = kit.start_archive(toml)
+    ups = [kit.Upstream(broker.port, prefix, b) for b in built]
+    acks = kit.AckWatcher(broker.port, prefix)
+    try:
+        for up in ups:  # no hello: a route export needs no station profile
+            up.records(batch=50)
+            up.blocks()
+            up.anchors()
+        for up in ups:
+            wait_for(lambda: acks.acks.get(up.gw, {}).get("blocks") == up.last_block(), what=f"{up.gw} verified")
+    finally:
+        arch.stop()
+        acks.close()
+        for up in ups:
+            up.close()
+    out = tmp_path / "route.json"
+    assert main(["archive", "export", "-c", str(toml), "--route", ROUTE, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["selection"] == {"type": "route", "id": ROUTE}
+    assert sorted(bd["gateway"]["id"] for bd in doc["bundles"]) == sorted(b.gateway_id for b in built)
+    pins = [x for b in built for x in ("--key", f"{b.gateway_id}={b.public_key()}")]
+    capsys.readouterr()
+    assert main(["verify", str(out), *pins]) == 0
+    # the same bundles reconcile as a manifest, as if exported from each gateway
+    files = []
+    for i, bd in enumerate(doc["bundles"]):
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(bd))
+    assert main(["manifest", *map(str, files), *pins]) == 0
