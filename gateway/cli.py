@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--to", help="end (default: the last record)")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_report)
+    from .archive.cli import add_archive_parser
+
+    add_archive_parser(sub)
     v = sub.add_parser("verify", help="verify a bundle; exit 0 only if every step passes")
     lcli.add_verify_args(v)
     v.set_defaults(fn=lcli.run_verify)

@@ -40,7 +40,7 @@ def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any
     for seq in sorted(set(seqs)):
         b = journal.block_of_seq(seq)
         if b is None:
-            if journal.db.execute("SELECT 1 FROM records WHERE seq=?", (seq,)).fetchone() is None:
+            if not journal.has_record(seq):
                 raise ExportError(f"no record with seq {seq}")
             raise ExportError(f"record seq {seq} is not sealed into a block yet; try again after the next block is cut")
         by_block[b.block].append(seq)

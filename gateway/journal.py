@@ -321,6 +321,9 @@ class Journal:
             "SELECT seq, time_ms, type, sensor, kind, digest, body, sig FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
             (first, last))]
 
+    def has_record(self, seq: int) -> bool:
+        return self.db.execute("SELECT 1 FROM records WHERE seq=?", (seq,)).fetchone() is not None
+
     def insert_block(self, b: BlockRow, *, urgent: bool = False) -> None:
         try:
             self.db.execute("BEGIN IMMEDIATE")

@@ -13,7 +13,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from .verify import Report, default_checkers, loads_strict, verify_bundle
+from .verify import SET_FORMAT, Report, default_checkers, loads_strict, verify_bundle, verify_set
 
 
 def add_verify_args(p: argparse.ArgumentParser) -> None:
@@ -26,6 +26,8 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chain-id", type=int, help="expected EVM chain id")
     p.add_argument("--sender", help="expected EVM sender address of anchors")
     p.add_argument("--confirmations", type=int, help="required confirmations (default: the anchor's own)")
+    p.add_argument("--key", action="append", default=[], metavar="GATEWAY=HEX",
+                   help="a traceseal-set/1: pin this gateway's key (repeat per gateway)")
 
 
 def _fmt_time(ms: int) -> str:
@@ -70,6 +72,8 @@ def run_verify(args: argparse.Namespace) -> int:
             return 2
     checkers = default_checkers(ledger_key=args.ledger_key, ledger_file=args.ledger_file, rpc_url=args.rpc,
                                 chain_id=args.chain_id, sender=args.sender, min_confirmations=args.confirmations)
+    if isinstance(bundle, dict) and bundle.get("format") == SET_FORMAT:
+        return _run_verify_set(args, bundle, checkers)
     progress: Callable[[int, int], None] | None = None
     recs = bundle.get("records") if isinstance(bundle, dict) else None
     n = len(recs) if isinstance(recs, list) else 0
@@ -83,6 +87,32 @@ def run_verify(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
     return 0 if report.ok else 1
+
+
+def _run_verify_set(args: argparse.Namespace, doc: dict[str, Any], checkers: Any) -> int:
+    """A ``traceseal-set/1``: every inner bundle against its gateway's pinned key."""
+    if args.gateway_key is not None:
+        print("traceseal verify: a set holds several gateways: pin each with --key GATEWAY=HEX", file=sys.stderr)
+        return 2
+    keys: dict[str, str] = {}
+    for item in args.key:
+        gw, _, hexkey = item.partition("=")
+        if not gw or len(hexkey) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hexkey):
+            print(f"traceseal verify: --key wants GATEWAY=64-hex-characters, got {item!r}", file=sys.stderr)
+            return 2
+        keys[gw] = hexkey.lower()
+    rep = verify_set(doc, gateway_keys=keys, checkers=checkers)
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+        return 0 if rep.ok else 1
+    lines = [f"set of {len(rep.bundles)} bundle(s), selection {json.dumps(doc.get('selection'), sort_keys=True)}"]
+    for gw, r in rep.bundles:
+        lines.append(f"== bundle of gateway {gw}: {'VERIFIED' if r.ok else 'FAILED'}")
+        lines.append(render(r))
+    lines += [f"✗ {f}" for f in rep.failures] + [f"· {n}" for n in rep.notes]
+    lines.append("SET RESULT: VERIFIED" if rep.ok else "SET RESULT: FAILED")
+    print("\n".join(lines))
+    return 0 if rep.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,121 @@
+"""``archive.toml``: broker, store and enrolled gateways, validated once at start.
+
+Errors name the key, and unknown keys are errors, as in the gateway's config
+(gateway/config.py): a typo in ``[store]`` must not silently archive into a default file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import MqttConfig, _pos, _Table
+from ..errors import ConfigError
+
+GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SECTIONS = {"prefix", "broker", "store", "gateways", "limits"}
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    sqlite: Path | None = None
+    postgres: str | None = None  # a libpq DSN; its password belongs in ~/.pgpass, not here
+
+    def describe(self) -> str:
+        if self.postgres is not None:
+            return "postgres " + re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", self.postgres)
+        return f"sqlite {self.sqlite}"
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    prefix: str
+    broker: MqttConfig
+    store: StoreConfig
+    gateways: dict[str, str]  # id -> public key (hex)
+    max_payload: int = 256 * 1024
+    inbox: int = 64
+    batch_messages: int = 32
+    rejections_max_rows: int = 100_000
+    source: Path | None = None
+
+
+def valid_key(v: str) -> bool:
+    return isinstance(v, str) and bool(_HEX64.fullmatch(v))
+
+
+def load(path: Path | str) -> ArchiveConfig:
+    path = Path(path).resolve()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "no such config file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    return parse(raw, path.parent, source=path)
+
+
+def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> ArchiveConfig:
+    for k in raw:
+        if k not in _SECTIONS:
+            near = difflib.get_close_matches(k, sorted(_SECTIONS), n=1)
+            raise ConfigError(k, "unknown section" + (f"; did you mean {near[0]!r}?" if near else ""))
+    top = _Table({"prefix": raw["prefix"]} if "prefix" in raw else {}, "", base)
+    prefix = top.get("prefix", str, "traceseal/up",
+                     check=lambda s: bool(s) and not any(c in s for c in "+#") and not s.endswith("/"),
+                     why="must be a topic prefix without '+', '#' or a trailing '/'")
+
+    m = _Table(raw.get("broker", {}), "broker", base)
+    broker = MqttConfig(
+        host=m.get("host", str, "127.0.0.1"),
+        port=m.get("port", int, 1883, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
+        client_id=m.get("client_id", str, "traceseal-archive", check=bool, why="must not be empty"),
+        topics=tuple(f"{prefix}/+/{s}" for s in ("hello", "records", "alarms", "blocks", "anchors")),
+        username=m.get("username", str, None),
+        password_file=m.path_("password_file", None),
+        tls_ca=m.path_("tls_ca", None), tls_cert=m.path_("tls_cert", None), tls_key=m.path_("tls_key", None),
+        receive_maximum=m.get("receive_maximum", int, 32, check=lambda v: 1 <= v <= 65535, why="must be in 1..65535"),
+        keepalive=m.get("keepalive", int, 30, check=_pos, why="must be positive"),
+        session_expiry_s=m.get("session_expiry_s", int, 30 * 24 * 3600, check=_pos, why="must be positive"),
+    )
+    m.done()
+
+    s = _Table(raw.get("store", {}), "store", base)
+    sqlite = s.path_("sqlite", None)
+    postgres = s.get("postgres", str, None, check=bool, why="must be a non-empty libpq DSN")
+    s.done()
+    if sqlite is not None and postgres is not None:
+        raise ConfigError("store", "give either sqlite or postgres, not both")
+    if sqlite is None and postgres is None:
+        sqlite = base / "archive.sqlite"
+    store = StoreConfig(sqlite=sqlite, postgres=postgres)
+
+    lim = _Table(raw.get("limits", {}), "limits", base)
+    limits = {
+        "max_payload": lim.get("max_payload", int, 256 * 1024, check=lambda v: 1024 <= v <= 16 * 2**20,
+                               why="must be in 1024..16 MiB"),
+        "inbox": lim.get("inbox", int, 64, check=_pos, why="must be positive"),
+        "batch_messages": lim.get("batch_messages", int, 32, check=_pos, why="must be positive"),
+        "rejections_max_rows": lim.get("rejections_max_rows", int, 100_000, check=_pos, why="must be positive"),
+    }
+    lim.done()
+
+    gws: dict[str, str] = {}
+    items = raw.get("gateways", [])
+    if not isinstance(items, list):
+        raise ConfigError("gateways", "must be an array of tables ([[gateways]])")
+    for i, item in enumerate(items):
+        t = _Table(item, f"gateways[{i}]", base)
+        gid = t.get("id", str, check=lambda v: bool(GATEWAY_ID.fullmatch(v)),
+                    why="must be 1-64 letters, digits, '.', '_' or '-'")
+        key = t.get("public_key", str, check=valid_key, why="must be 64 lowercase hex characters")
+        t.done()
+        if gid in gws:
+            raise ConfigError(f"gateways[{i}].id", f"{gid!r} is enrolled twice")
+        gws[gid] = key
+    return ArchiveConfig(prefix=prefix, broker=broker, store=store, gateways=gws, source=source, **limits)

@@ -1,0 +1,537 @@
+"""The archive's consumer: verify what gateways forward, store it, then acknowledge.
+
+One writer thread owns the store. paho's network thread only enqueues into a bounded inbox
+(a full inbox blocks it, so a backlog waits at the broker, as in the gateway). The writer
+takes up to ``batch_messages`` messages, checks every item as docs/upstream.md §Archive-side
+verification says, writes the accepted items and the rejections in ONE transaction, and
+only after its commit PUBACKs the messages (in arrival order) and publishes the retained
+per-gateway ack. A crash anywhere before the commit loses nothing (the broker redelivers);
+after it, the redelivery is a counted duplicate.
+
+Nothing a gateway (or anyone on the broker) sends can stop the writer: every malformed,
+oversized or hostile payload becomes a rejection row with a stable reason code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger_client.canonical import canonical, header_hash, header_message, record_message
+from ledger_client.keys import public_from_hex, verify_sig
+from ledger_client.merkle import hash_leaf, root
+from ledger_client.verify import loads_strict
+
+from ..journal import RecordRow
+from ..pipeline import Inbound
+from ..profile import PROFILE_DOMAIN, station_from_profile
+from .config import GATEWAY_ID, ArchiveConfig
+from .store import HEADER_ONLY, PENDING, VERIFIED, Rejection, Store, StoreError, StoredBlock
+
+log = logging.getLogger("traceseal.archive")
+
+STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
+ZERO_HASH = "00" * 32
+MAX_ITEMS = 20_000          # per message; the forwarder cuts at batch_max
+MAX_BODY = 64 * 1024        # one record's canonical text
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX128 = re.compile(r"[0-9a-f]{128}")
+_KIND = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+class Reject(Exception):
+    """One item (or message) refused: ``reason`` is the stable code of docs/upstream.md."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _text(v: Any, n: int = 500) -> str:
+    """Safe to store in any TEXT column: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    return str(v)[:n].replace("\x00", "\\0").encode("utf-8", "replace").decode("utf-8")
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**62) < v < 2**62
+
+
+def _canonical_text(text: Any, what: str) -> tuple[bytes, dict[str, Any]]:
+    """The bytes as sent, and the object, if and only if the text is its own RFC 8785 form."""
+    if not isinstance(text, str):
+        raise Reject("malformed", f"{what} is {type(text).__name__}, want a string")
+    if len(text) > MAX_BODY:
+        raise Reject("too_large", f"{what} is {len(text)} characters, more than {MAX_BODY}")
+    try:
+        data = text.encode("utf-8")
+        obj = loads_strict(text)
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        raise Reject("malformed", f"{what} is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise Reject("malformed", f"{what} is {type(obj).__name__}, want an object")
+    try:
+        again = canonical(obj)
+    except Exception as exc:
+        raise Reject("not_canonical", f"{what} cannot be canonicalised: {exc}") from None
+    if again != data:
+        raise Reject("not_canonical", f"{what} is not in RFC 8785 canonical form")
+    return data, obj
+
+
+@dataclass
+class Ack:
+    records: int = -1
+    blocks: int = -1
+    anchors: int = -1
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.records, self.blocks, self.anchors)
+
+
+class Archive:
+    """The verification and storage core; ``start``/``stop`` add MQTT around it."""
+
+    def __init__(self, cfg: ArchiveConfig, store: Store, *, now_ms: Callable[[], int] | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
+        self.published: dict[str, tuple[int, int, int]] = {}
+        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=cfg.inbox)
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.transport: Any = None
+        self.store_ok = True
+        self.processed = 0
+        now = self.now_ms()
+        for gid, key in cfg.gateways.items():
+            store.enroll(gid, key, now)  # a different stored key raises StoreError: no silent rotation
+        self._load_keys()
+
+    # -- enrolled keys ---------------------------------------------------------------------------
+    def _load_keys(self) -> None:
+        self.keys = {g.id: (g.public_key, public_from_hex(g.public_key)) for g in self.store.gateways().values()}
+
+    def _key(self, gw: str) -> tuple[str, Ed25519PublicKey] | None:
+        if gw not in self.keys:
+            self._load_keys()  # `traceseal archive enroll` while running
+        return self.keys.get(gw)
+
+    # -- one transaction over a batch of messages ---------------------------------------------------
+    def process(self, msgs: Sequence[tuple[str, bytes]]) -> set[str]:
+        """Verify and store ``msgs`` in one transaction; returns the gateways touched.
+
+        Raises StoreError when the store cannot commit: then nothing was stored and nothing
+        may be acknowledged.
+        """
+        touched: set[str] = set()
+        rejections: list[Rejection] = []
+        with self.store.tx():
+            for topic, payload in msgs:
+                gw, stream = self._route(topic)
+                try:
+                    self._message(gw, stream, payload, rejections)
+                    touched.add(gw)
+                except Reject as r:
+                    rejections.append(Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
+                                                r.reason, _text(r.detail)))
+            for gw in sorted(touched):
+                self._advance(gw)
+            self.store.reject(rejections)
+        for r in rejections[:5]:  # a flood of garbage must not flood the log too; status has them all
+            log.warning("rejected %s %s %s from %s: %s", r.stream, r.ref, r.reason, r.gateway, r.detail)
+        if len(rejections) > 5:
+            log.warning("… and %d more rejections (traceseal archive status)", len(rejections) - 5)
+        self.processed += len(msgs)
+        return touched
+
+    def _route(self, topic: str) -> tuple[str, str]:
+        prefix = self.cfg.prefix + "/"
+        rest = topic[len(prefix):] if topic.startswith(prefix) else ""
+        gw, _, stream = rest.partition("/")
+        return (gw if GATEWAY_ID.fullmatch(gw) else "?"), (stream if stream in STREAMS else "?")
+
+    def _message(self, gw: str, stream: str, payload: bytes, rej: list[Rejection]) -> None:
+        if len(payload) > self.cfg.max_payload:
+            raise Reject("too_large", f"payload of {len(payload)} bytes is over the {self.cfg.max_payload}-byte limit")
+        if gw == "?" or stream == "?":
+            raise Reject("malformed", "topic is not {prefix}/{gateway}/{stream} with a valid gateway id and stream")
+        key = self._key(gw)
+        if key is None:
+            raise Reject("unknown_gateway", f"gateway {gw!r} is not enrolled")
+        try:
+            msg = loads_strict(payload.decode("utf-8"))
+        except (ValueError, UnicodeError, RecursionError) as exc:
+            raise Reject("malformed", f"payload is not JSON: {exc}") from None
+        if not isinstance(msg, dict):
+            raise Reject("malformed", f"payload is {type(msg).__name__}, want an object")
+        if msg.get("v") != 1:
+            raise Reject("malformed", f"v is {msg.get('v')!r}, want 1")
+        if msg.get("gateway") != gw:
+            raise Reject("gateway_mismatch", f"payload names gateway {_text(msg.get('gateway'), 70)!r}, topic {gw!r}")
+        if stream == "hello":
+            self._hello(gw, key, msg)
+            return
+        items = msg.get("items")
+        if not isinstance(items, list) or len(items) > MAX_ITEMS:
+            raise Reject("malformed", f"items must be a list of at most {MAX_ITEMS}")
+        if stream in ("records", "alarms"):
+            self._records(gw, stream, key[1], msg, items, rej)
+        elif stream == "blocks":
+            self._blocks(gw, key, items, rej)
+        else:
+            self._anchors(gw, items, rej)
+
+    def _reject(self, rej: list[Rejection], gw: str, stream: str, ref: str, r: Reject) -> None:
+        rej.append(Rejection(self.now_ms(), gw, stream, ref, r.reason, _text(r.detail)))
+
+    # -- hello -----------------------------------------------------------------------------------
+    def _hello(self, gw: str, key: tuple[str, Ed25519PublicKey], msg: dict[str, Any]) -> None:
+        if msg.get("public_key") != key[0]:
+            raise Reject("key_mismatch", f"hello carries key {_text(msg.get('public_key'), 16)}…, "
+                                         f"enrolled key is {key[0][:16]}…")
+        data, prof = _canonical_text(msg.get("profile"), "profile")
+        if prof.get("gateway") != gw:
+            raise Reject("gateway_mismatch", f"profile names gateway {_text(prof.get('gateway'), 70)!r}")
+        sig = msg.get("sig")
+        if not isinstance(sig, str) or not verify_sig(key[1], sig, PROFILE_DOMAIN + data):
+            raise Reject("bad_signature", "profile signature does not verify with the enrolled key")
+        t = prof.get("time_ms")
+        if not _int(t):
+            raise Reject("bad_profile", "profile time_ms is not an integer")
+        try:
+            station_from_profile(prof)
+        except ValueError as exc:
+            raise Reject("bad_profile", str(exc)) from None
+        have = self.store.gateways()[gw]
+        if have.profile == msg["profile"]:
+            self.store.bump(gw, "duplicate_hello")
+        elif have.profile_ms is None or t >= have.profile_ms:
+            self.store.set_profile(gw, msg["profile"], sig, t)
+        else:
+            self.store.bump(gw, "stale_hello")
+
+    # -- records ---------------------------------------------------------------------------------
+    def _record(self, gw: str, pub: Ed25519PublicKey, item: Any) -> RecordRow:
+        if not isinstance(item, dict) or not _int(item.get("seq")) or item["seq"] < 0:
+            raise Reject("malformed", "item needs a non-negative integer seq, a body and a sig")
+        seq = item["seq"]
+        data, rec = _canonical_text(item.get("body"), "body")
+        if rec.get("seq") != seq:
+            raise Reject("seq_mismatch", f"body has seq {_text(rec.get('seq'), 30)}, item has {seq}")
+        if rec.get("gateway") != gw:
+            raise Reject("gateway_mismatch", f"body names gateway {_text(rec.get('gateway'), 70)!r}")
+        sig = item.get("sig")
+        if not isinstance(sig, str) or not _HEX128.fullmatch(sig) or not verify_sig(pub, sig, record_message(data)):
+            raise Reject("bad_signature", "record signature does not verify with the enrolled key")
+        typ, sensor, kind, t = rec.get("type"), rec.get("sensor"), rec.get("kind"), rec.get("time_ms")
+        if not isinstance(typ, str) or not _int(t):
+            raise Reject("malformed", "record has no string type or integer time_ms")
+        cols = [typ, sensor if isinstance(sensor, str) else None, kind if isinstance(kind, str) else None]
+        if any(c is not None and (len(c) > 256 or "\x00" in c) for c in cols):
+            raise Reject("malformed", "record type, sensor or kind is over 256 characters or holds NUL")
+        return RecordRow(seq, t, cols[0], cols[1], cols[2], None, data, bytes.fromhex(sig))
+
+    def _records(self, gw: str, stream: str, pub: Ed25519PublicKey, msg: dict[str, Any], items: list[Any],
+                 rej: list[Rejection]) -> None:
+        seqs = [it["seq"] for it in items if isinstance(it, dict) and _int(it.get("seq"))]
+        existing: dict[int, bytes] = {}
+        if seqs:
+            lo, hi = min(seqs), max(seqs)
+            if hi - lo <= 4 * len(seqs) + 64:
+                existing = {s: b for s, b, _ in self.store.records_between(gw, lo, hi)}
+            else:  # scattered (an alarms batch): look each up
+                for s in set(seqs):
+                    existing.update({x: b for x, b, _ in self.store.records_between(gw, s, s)})
+        new: list[RecordRow] = []
+        dup = 0
+        for i, item in enumerate(items):
+            ref = f"seq {item.get('seq')}" if isinstance(item, dict) and _int(item.get("seq")) else f"item {i}"
+            try:
+                row = self._record(gw, pub, item)
+                have = existing.get(row.seq)
+                if have is not None:
+                    if have != row.body:
+                        raise Reject("conflict", f"seq {row.seq} is already stored with different bytes "
+                                                 "(validly signed: someone is rewriting history)")
+                    dup += 1
+                    continue
+                existing[row.seq] = row.body
+                new.append(row)
+            except Reject as r:
+                self._reject(rej, gw, stream, ref, r)
+        self.store.put_records(gw, new)
+        if dup:
+            self.store.bump(gw, "duplicate_records", dup)
+        skipped = msg.get("skipped_from")
+        if stream == "records" and skipped is not None:
+            first = min(seqs) if seqs else None
+            if _int(skipped) and first is not None and 0 <= skipped < first:
+                self.store.add_skip(gw, skipped, first - 1)  # a finding: pruned before it was ever sent
+                log.warning("gateway %s: seqs %d..%d were pruned before forwarding", gw, skipped, first - 1)
+            else:
+                self._reject(rej, gw, stream, "skipped_from", Reject("malformed", f"skipped_from {_text(skipped, 30)} "
+                                                                                 "is not below the batch's first seq"))
+        if new:
+            lo, hi = min(r.seq for r in new), max(r.seq for r in new)
+            for b in self.store.pending_blocks(gw):
+                if b.first_seq <= hi and b.last_seq >= lo:
+                    self._try_verify(gw, b, rej)
+
+    # -- blocks ----------------------------------------------------------------------------------
+    def _header(self, gw: str, key: tuple[str, Ed25519PublicKey], item: Any) -> tuple[StoredBlock, dict[str, Any]]:
+        if not isinstance(item, dict) or not _int(item.get("block")) or item["block"] < 0:
+            raise Reject("malformed", "item needs a non-negative integer block, a header and a sig")
+        data, h = _canonical_text(item.get("header"), "header")
+        n = item["block"]
+        if h.get("block") != n:
+            raise Reject("seq_mismatch", f"header is block {_text(h.get('block'), 30)}, item says {n}")
+        if h.get("gateway") != gw:
+            raise Reject("gateway_mismatch", f"header names gateway {_text(h.get('gateway'), 70)!r}")
+        if h.get("key") != key[0]:
+            raise Reject("key_mismatch", f"header names key {_text(h.get('key'), 16)}…, enrolled key is {key[0][:16]}…")
+        ints = ("first_seq", "last_seq", "size", "first_time_ms", "last_time_ms", "sealed_ms")
+        if not all(_int(h.get(k)) for k in ints) or not all(
+                isinstance(h.get(k), str) and _HEX64.fullmatch(h[k]) for k in ("root", "prev")):
+            raise Reject("malformed", f"header needs integer {', '.join(ints)} and hex root, prev")
+        if h["size"] < 1 or h["size"] != h["last_seq"] - h["first_seq"] + 1 or h["first_seq"] < 0:
+            raise Reject("malformed", f"header size {h['size']} does not match seqs {h['first_seq']}..{h['last_seq']}")
+        sig = item.get("sig")
+        if not isinstance(sig, str) or not _HEX128.fullmatch(sig) or not verify_sig(key[1], sig, header_message(data)):
+            raise Reject("bad_signature", "header signature does not verify with the enrolled key")
+        return StoredBlock(n, h["first_seq"], h["last_seq"], data, bytes.fromhex(sig), header_hash(data),
+                           h["sealed_ms"], PENDING), h
+
+    def _chain(self, gw: str, b: StoredBlock, h: dict[str, Any]) -> None:
+        prev = self.store.get_block(gw, b.block - 1) if b.block > 0 else None
+        if b.block == 0:
+            if h["prev"] != ZERO_HASH or b.first_seq != 0:
+                raise Reject("chain_mismatch", "block 0 must have an all-zero prev and first_seq 0")
+        elif prev is not None:
+            if h["prev"] != prev.hash.hex():
+                raise Reject("chain_mismatch", f"prev {h['prev'][:16]}… is not the hash of stored block {prev.block} "
+                                               f"{prev.hash.hex()[:16]}…")
+            if b.first_seq != prev.last_seq + 1:
+                raise Reject("chain_mismatch", f"first_seq {b.first_seq} does not follow block {prev.block}'s last_seq "
+                                               f"{prev.last_seq}")
+        elif self.store.top_block(gw) is not None:
+            raise Reject("chain_gap", f"block {b.block - 1} is not stored: blocks must arrive in order")
+        nxt = self.store.get_block(gw, b.block + 1)
+        if nxt is not None and json.loads(nxt.header).get("prev") != b.hash.hex():
+            raise Reject("chain_mismatch", f"stored block {nxt.block} does not link to this header")
+
+    def _blocks(self, gw: str, key: tuple[str, Ed25519PublicKey], items: list[Any], rej: list[Rejection]) -> None:
+        dup = 0
+        for i, item in enumerate(items):
+            ref = f"block {item.get('block')}" if isinstance(item, dict) and _int(item.get("block")) else f"item {i}"
+            try:
+                b, h = self._header(gw, key, item)
+                have = self.store.get_block(gw, b.block)
+                if have is not None:
+                    if have.header != b.header:
+                        raise Reject("conflict", f"block {b.block} is already stored with a different header")
+                    dup += 1
+                    continue
+                self._chain(gw, b, h)
+                first_block = self.store.top_block(gw) is None
+                self.store.put_block(gw, b, h["first_time_ms"], h["last_time_ms"])
+                if first_block:  # the chain starts here (block 0, or later for an archive enrolled late)
+                    self.store.set_progress(gw, (self.store.progress(gw) or (-1, -1))[0], b.block - 1)
+                self._try_verify(gw, b, rej)
+            except Reject as r:
+                self._reject(rej, gw, "blocks", ref, r)
+        if dup:
+            self.store.bump(gw, "duplicate_blocks", dup)
+
+    def _try_verify(self, gw: str, b: StoredBlock, rej: list[Rejection]) -> None:
+        """Once every record of the block is stored: recompute its RFC 9162 root."""
+        skipped = sum(max(0, min(hi, b.last_seq) - max(lo, b.first_seq) + 1) for lo, hi in self.store.skips(gw))
+        size = b.last_seq - b.first_seq + 1
+        if self.store.count_records(gw, b.first_seq, b.last_seq) + skipped < size:
+            return  # pending: not acknowledged until verified
+        if skipped:
+            self.store.set_verified(gw, b.block, HEADER_ONLY)
+            return
+        rows = self.store.records_between(gw, b.first_seq, b.last_seq)
+        want = json.loads(b.header)["root"]
+        got = root([hash_leaf(body) for _, body, _ in rows]).hex()
+        if got == want:
+            self.store.set_verified(gw, b.block, VERIFIED)
+            return
+        self.store.drop_block(gw, b.block)
+        self._reject(rej, gw, "blocks", f"block {b.block}", Reject(
+            "root_mismatch", f"root of records {b.first_seq}..{b.last_seq} is {got[:16]}…, header says {want[:16]}…; "
+                             "the block and its records are not kept"))
+
+    # -- anchors ---------------------------------------------------------------------------------
+    def _anchors(self, gw: str, items: list[Any], rej: list[Rejection]) -> None:
+        dup = 0
+        for i, item in enumerate(items):
+            ref = f"block {item.get('block')}" if isinstance(item, dict) and _int(item.get("block")) else f"item {i}"
+            try:
+                if not (isinstance(item, dict) and _int(item.get("block")) and _int(item.get("time_ms"))
+                        and isinstance(item.get("header_hash"), str) and _HEX64.fullmatch(item["header_hash"])
+                        and isinstance(item.get("kind"), str) and _KIND.fullmatch(item["kind"])
+                        and isinstance(item.get("anchor"), dict)):
+                    raise Reject("malformed", "anchor item needs block, header_hash (64 hex), kind, anchor{}, time_ms")
+                a = item["anchor"]
+                inner = a.get("header_hash")
+                if inner is None and isinstance(a.get("entry"), dict):
+                    inner = a["entry"].get("header_hash")
+                if inner is not None and inner != item["header_hash"]:
+                    raise Reject("anchor_mismatch", "the anchor object names another header hash than the item")
+                b = self.store.get_block(gw, item["block"])
+                if b is None:
+                    raise Reject("unknown_block", f"block {item['block']} is not stored (send the block first)")
+                if b.hash.hex() != item["header_hash"]:
+                    raise Reject("anchor_mismatch", f"header_hash {item['header_hash'][:16]}… is not the stored "
+                                                    f"header's {b.hash.hex()[:16]}…")
+                try:
+                    text = json.dumps(a, sort_keys=True, ensure_ascii=True, allow_nan=False)
+                except (ValueError, TypeError, RecursionError) as exc:
+                    raise Reject("malformed", f"anchor object: {exc}") from None
+                if len(text) > MAX_BODY:
+                    raise Reject("too_large", f"anchor object is {len(text)} characters")
+                if self.store.has_anchor(gw, b.block, item["kind"], text):
+                    dup += 1
+                    continue
+                self.store.put_anchor(gw, b.block, b.hash, item["kind"], text, item["time_ms"])
+            except Reject as r:
+                self._reject(rej, gw, "anchors", ref, r)
+        if dup:
+            self.store.bump(gw, "duplicate_anchors", dup)
+
+    # -- progress and acks ------------------------------------------------------------------------
+    def _advance(self, gw: str) -> None:
+        """Move the contiguous cursors forward (amortised: only over what is new)."""
+        prog = self.store.progress(gw)
+        r, b = prog if prog is not None else (-1, -1)
+        r0, b0 = r, b
+        skips = self.store.skips(gw)
+        while True:
+            moved = False
+            for lo, hi in skips:
+                if lo <= r + 1 <= hi:
+                    r, moved = hi, True
+            seqs = self.store.seqs_after(gw, r, 5000)
+            for s in seqs:
+                if s != r + 1:
+                    break
+                r, moved = s, True
+            if not moved:
+                break
+        while True:
+            nb = self.store.get_block(gw, b + 1)
+            if nb is None or nb.verified not in (VERIFIED, HEADER_ONLY):
+                break
+            b += 1
+        if (r, b) != (r0, b0):
+            self.store.set_progress(gw, r, b)
+
+    def ack(self, gw: str) -> Ack:
+        """What the gateway may treat as archived: a record only once its block is verified
+        too (so a record whose block later fails the root check was never acknowledged)."""
+        prog = self.store.progress(gw)
+        if prog is None:
+            return Ack()
+        r, b = prog
+        blk = self.store.get_block(gw, b) if b >= 0 else None
+        records = min(r, blk.last_seq) if blk is not None else -1
+        return Ack(records, b if blk is not None else -1, self.store.max_anchored(gw, b) if blk is not None else -1)
+
+    def publish_acks(self, gateways: Sequence[str], *, force: bool = False) -> None:
+        if self.transport is None:
+            return
+        for gw in gateways:
+            a = self.ack(gw)
+            if not force and self.published.get(gw) == a.as_tuple():
+                continue
+            payload = json.dumps({"v": 1, "gateway": gw, "records": a.records, "blocks": a.blocks,
+                                  "anchors": a.anchors, "time_ms": self.now_ms()}, sort_keys=True)
+            self.transport.client.publish(f"{self.cfg.prefix}/{gw}/ack", payload, qos=1, retain=True)
+            self.published[gw] = a.as_tuple()
+
+    # -- the running service ------------------------------------------------------------------------
+    def start(self) -> None:
+        from ..transports.mqtt import MqttTransport
+
+        self.transport = MqttTransport(self.cfg.broker, self.inbox.put)
+        self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
+        self.thread.start()
+        self.transport.start()
+        log.info("archive started: %d gateways enrolled, topics %s", len(self.keys), ", ".join(self.transport.topics))
+
+    def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.stop()  # intake first; what is queued but un-acked is redelivered later
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=15)
+        self.store.close()
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        self.start()
+        try:
+            while not self.stop_event.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    def _writer(self) -> None:
+        pending: list[Inbound] = []
+        failures = 0
+        was_connected = False
+        while not self.stop_event.is_set():
+            connected = self.transport is not None and self.transport.connected.is_set()
+            if connected and not was_connected:
+                try:  # the retained acks again at each (re)connect: a broker may have lost them
+                    self.publish_acks(sorted(self.keys), force=True)
+                except StoreError:
+                    connected = False  # try again next round
+            was_connected = connected
+            if not pending:
+                try:
+                    pending = [self.inbox.get(timeout=0.25)]
+                except queue.Empty:
+                    continue
+                while len(pending) < self.cfg.batch_messages:
+                    try:
+                        pending.append(self.inbox.get_nowait())
+                    except queue.Empty:
+                        break
+            try:
+                touched = self.process([(m.topic, m.payload) for m in pending])
+            except StoreError as exc:  # not committed: keep the batch, ack nothing, retry
+                failures += 1
+                if self.store_ok:
+                    log.error("archive store cannot commit (%s); acknowledgements stopped", exc)
+                self.store_ok = False
+                self.stop_event.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                continue
+            except Exception:  # a bug must not stop the archive; the batch stays un-acked
+                log.exception("unexpected error in the archive writer; batch kept for retry")
+                self.stop_event.wait(1.0)
+                continue
+            for m in pending:  # durable now: PUBACK, in arrival order
+                if m.ack is not None:
+                    m.ack()
+            pending, failures = [], 0
+            if not self.store_ok:
+                log.warning("archive store writable again; resuming acknowledgements")
+            self.store_ok = True
+            try:
+                self.publish_acks(sorted(touched))
+            except StoreError as exc:
+                log.error("could not read acks to publish: %s", exc)
