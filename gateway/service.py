@@ -91,6 +91,12 @@ class Gateway:
 
             self.web = WebServer(GatewaySource(self), cfg.web)  # a bad token file is a ConfigError
         self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
+        self.pruner = None
+        if cfg.retention.days > 0:  # its own connection: deletes never run on the ingest writer's
+            from .retention import Pruner
+
+            self.pruner = Pruner(Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
+                                         busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock)
         self._notify: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -99,6 +105,9 @@ class Gateway:
             threading.Thread(target=self._writer, name="writer", daemon=True),
             threading.Thread(target=self.anchorer.run, args=(self.stop_event,), name="anchor", daemon=True),
         ]
+        if self.pruner is not None:
+            self.threads.append(threading.Thread(target=self.pruner.run, args=(self.stop_event,), name="retention",
+                                                 daemon=True))
         for t in self.threads:
             t.start()
         if self.mqtt is not None:
@@ -132,6 +141,8 @@ class Gateway:
         self.ledger.close()
         self.journal.close()
         self.anchor_journal.close()
+        if self.pruner is not None:
+            self.pruner.journal.close()
 
     def _drain_remaining(self) -> None:
         """Commit what serial/1-wire already delivered: they cannot redeliver after a stop."""
@@ -246,4 +257,6 @@ class Gateway:
                   "broker_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
                   "ledger": {"kind": self.ledger.kind, **self.anchorer.status()},
                   "clock_synced": self.clock.synced(), "inbox": self.inbox.qsize()})
+        if self.pruner is not None:
+            s["retention"] = {"days": self.cfg.retention.days, "last_run": self.pruner.last}
         return s
