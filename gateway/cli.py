@@ -140,7 +140,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 3
     j = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous, busy_timeout_ms=cfg.journal.busy_timeout_ms)
     try:
-        res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run)
+        floor = retention.station_floor(cfg, j) if cfg.retention.days else None
+        res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run, floor=floor)
         out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db)}
     finally:
         j.close()

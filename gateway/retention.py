@@ -125,7 +125,24 @@ def range_error(db: sqlite3.Connection, what: str, first_block: int) -> str | No
             "export what starts after that, or ask the archive")
 
 
-def plan(journal: Journal, cfg: RetentionConfig, now_ms: int) -> Plan:
+def station_floor(cfg: Any, journal: Journal) -> tuple[int, str] | None:
+    """The station's floor for a prune run outside the gateway (the CLI): replay the journal
+    as a restart would, without touching the GPIO panel the running gateway owns."""
+    import dataclasses
+
+    from .station import Station
+
+    st = Station(dataclasses.replace(cfg, station=dataclasses.replace(cfg.station, gpio=None)))
+    try:
+        st.replay(journal)
+    finally:
+        st.close()
+    return st.floor
+
+
+def plan(journal: Journal, cfg: RetentionConfig, now_ms: int, *, floor: tuple[int, str] | None = None) -> Plan:
+    """``floor``: (time, why) of the oldest record the station's state still needs (see
+    ``Station._floor``); no block holding a record at or after it is pruned."""
     cutoff = now_ms - cfg.days * DAY_MS
     p = Plan(days=cfg.days, cutoff_ms=cutoff, archived_seq=archived_seq(journal))
     if cfg.days <= 0:
@@ -152,6 +169,8 @@ def plan(journal: Journal, cfg: RetentionConfig, now_ms: int) -> Plan:
             why = "not anchored yet (no confirmed anchor at or after it)"
         elif last_time >= cutoff:
             why = f"newer than the retention cutoff ({_fmt_day(cutoff)})"
+        elif floor is not None and last_time >= floor[0]:
+            why = f"a restart needs it: {floor[1]} since {_fmt_day(floor[0])}"
         elif anchors[ai][1] >= cutoff:
             why = f"its anchor (block {anchors[ai][0]}) was confirmed after the cutoff ({_fmt_day(cutoff)})"
         elif p.archived_seq is not None and last_seq > p.archived_seq:
@@ -177,14 +196,15 @@ class Result:
 
 
 def prune(journal: Journal, cfg: RetentionConfig, now_ms: int, *, dry_run: bool = False,
-          stop: threading.Event | None = None, vacuum_pages: int = 1024) -> Result:
+          stop: threading.Event | None = None, vacuum_pages: int = 1024,
+          floor: tuple[int, str] | None = None) -> Result:
     """Delete what ``plan`` allows, in short transactions of whole blocks.
 
     Each transaction deletes about ``cfg.batch`` records (at least one whole block) and logs
     itself in ``pruned``; the ingest writer waits at most that long (busy_timeout). Safe to
     run on a stale plan: anchors, time and the archive's acknowledgement only ever grow.
     """
-    p = plan(journal, cfg, now_ms)
+    p = plan(journal, cfg, now_ms, floor=floor)
     res = Result(p)
     if dry_run or not p.blocks:
         return res
@@ -266,10 +286,11 @@ def log_rows(db: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
 class Pruner:
     """The gateway's retention thread: its own connection, never the ingest writer's."""
 
-    def __init__(self, journal: Journal, cfg: RetentionConfig, clock: Clock) -> None:
+    def __init__(self, journal: Journal, cfg: RetentionConfig, clock: Clock, station: Any = None) -> None:
         self.journal = journal
         self.cfg = cfg
         self.clock = clock
+        self.station = station  # gateway.station.Station: its floor keeps what a restart needs
         self.last: dict[str, Any] = {}
 
     def step(self, stop: threading.Event | None = None) -> Result | None:
@@ -278,7 +299,13 @@ class Pruner:
             # must not decide what is old; nothing is lost by waiting.
             self.last = {"skipped": "clock not synchronised"}
             return None
-        res = prune(self.journal, self.cfg, self.clock.now_ms(), stop=stop)
+        floor = None
+        if self.station is not None:
+            if not self.station.replayed:  # the writer has not rebuilt the state yet
+                self.last = {"skipped": "station state not rebuilt yet"}
+                return None
+            floor = self.station.floor
+        res = prune(self.journal, self.cfg, self.clock.now_ms(), stop=stop, floor=floor)
         self.last = res.as_dict()
         if res.deleted:
             log.info("retention pruned %d records of blocks %s..%s (days=%d)", res.deleted,

@@ -96,7 +96,8 @@ class Gateway:
             from .retention import Pruner
 
             self.pruner = Pruner(Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
-                                         busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock)
+                                         busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock,
+                                 station=self.station)
         self._notify: Any = None
 
     # -- lifecycle -------------------------------------------------------------------

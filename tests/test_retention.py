@@ -382,3 +382,79 @@ def test_kill_9_mid_prune_leaves_a_consistent_journal(tmp_path: Path) -> None:
     assert res.plan.blocks[0][0] == gone + 1 and j.db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 50
     j.close()
     rig.ledger.close()
+
+
+def test_running_gateway_prunes_on_its_own_thread_and_a_restart_keeps_what_is_open(tmp_path: Path) -> None:
+    """A real gateway (alarm rules, local ledger, FakeClock): its retention thread waits while
+    an unacknowledged alarm needs the old records, prunes once it is acknowledged, while
+    ingest goes on; /metrics and status show it; a restart's replay of the pruned journal
+    loses no unacknowledged alarm."""
+    from gateway import metrics
+    from gateway.station import Station
+    from gateway.web.source import GatewaySource
+    from gateway.web.testkit import make_rig, wait_for
+
+    rig = make_rig(tmp_path / "rig", scanners=False, extra_toml="[retention]\ndays = 30\ninterval_s = 1\n")
+    pruned = lambda: rig.journal.db.execute("SELECT COUNT(*) FROM pruned").fetchone()[0]  # noqa: E731
+    try:
+        assert rig.gw.pruner is not None and rig.gw.pruner.journal is not rig.gw.journal  # not the writer's
+        for mc in (5000, 5000, 9500, 9800, 9900, 9900, 9900, 9900, 9900, 5000, 5000):  # a high alarm, then back
+            rig.reading(mc)
+        wait_for(lambda: bool(rig.alarm_records("cleared")), what="alarm raised and cleared")
+        rig.clock.advance(2 * 3600_000)
+        wait_for(lambda: rig.journal.stats()["blocks"] >= 1 and rig.journal.stats()["unanchored_blocks"] == 0,
+                 what="old blocks sealed and anchored")
+        rig.clock.advance(40 * DAY_MS)
+
+        def new_anchored_block() -> None:
+            for _ in range(3):
+                rig.reading(5000)
+            rig.clock.advance(2 * 3600_000)
+            n = rig.journal.stats()["blocks"]
+            rig.reading(5000)  # the writer seals the due block, the anchor thread anchors it
+            wait_for(lambda: rig.journal.stats()["blocks"] > n and rig.journal.stats()["unanchored_blocks"] == 0,
+                     what="a new block sealed and anchored")
+
+        new_anchored_block()
+        # old and anchored, but the high alarm was never acknowledged: a restart needs its records
+        wait_for(lambda: "unacknowledged alarm" in rig.gw.status()["retention"]["last_run"].get("reason", ""),
+                 what="retention ran and kept the alarm's records")
+        assert pruned() == 0
+        rig.gw.station.acknowledge("nurse")
+        wait_for(lambda: not any(not a.get("acknowledged") for a in rig.gw.station.active()), what="acknowledged")
+        new_anchored_block()
+        wait_for(lambda: pruned() > 0, what="pruned")
+        h = rig.journal.db.execute("SELECT MAX(last_seq), SUM(records) FROM pruned").fetchone()
+        first_alarm = rig.journal.db.execute("SELECT MIN(seq) FROM records WHERE type='alarm'").fetchone()[0]
+        assert rig.journal.db.execute("SELECT COUNT(*) FROM records WHERE seq <= ?", (h[0],)).fetchone()[0] == 0
+        assert first_alarm is None or first_alarm > h[0]
+        assert rig.gw.status()["retention"]["last_run"]["deleted"] >= 11
+        scraped = metrics.render(metrics.registry_for(GatewaySource(rig.gw))).decode()
+        assert f"traceseal_retention_pruned_records_total {float(h[1])}" in scraped
+        rig.reading(5000)  # ingest goes on after pruning
+        live = rig.gw.station.active()
+    finally:
+        rig.close()
+    # a restart: the station rebuilds from what is kept, and copes with the missing prefix
+    j = Journal(rig.cfg.journal.path, readonly=True)
+    st = Station(rig.cfg)
+    out = st.replay(j)
+    assert out[-1] == {"type": "gateway_started"}
+    rebuilt = {a["id"] for a in st.active()}
+    assert {a["id"] for a in live if not a.get("acknowledged")} <= rebuilt
+    j.close()
+
+
+def test_station_floor_holds_back_pruning(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    times = []
+    for _ in range(5):
+        rig.block()
+        times.append(rig.clock.now_ms())
+        rig.clock.advance(DAY_MS)
+    rig.anchor()
+    rig.clock.advance(40 * DAY_MS)
+    res = prune(rig.journal, cfg(), rig.clock.now_ms(), floor=(times[2], "lot L1 of 0950 still in fridge-1"))
+    assert [b for b, n in rig.counts().items() if n == 0] == [0, 1]
+    assert res.plan.stopped_at == 2 and "a restart needs it: lot L1 of 0950 still in fridge-1" in res.plan.reason
+    rig.close()
