@@ -297,6 +297,7 @@ def _station_journal(tmp_path: Path, *, extra: str = "", blocks: int = 6, per_bl
     rig.sealer.gateway_id = rig.blocks.gateway_id = rig.anchorer.gateway_id = st.gateway_id
     for _ in range(blocks):
         rig.block()
+        rig.clock.advance(60_000)
     rig.anchor()
     return st.config_path, rig
 
@@ -321,6 +322,21 @@ def test_cli_prune_dry_run_then_prune_and_status(tmp_path: Path, capsys: pytest.
     assert json.loads(capsys.readouterr().out)["retention"]["pruned_records"] == 15
     assert cli.main(["prune", "-c", str(config), "--trust-clock"]) == 0
     assert "nothing to prune" in capsys.readouterr().out
+    # the kept records export and `traceseal verify` passes, the chain starting at a pruned block's header
+    j = Journal(rig.path, readonly=True)
+    first_kept = json.loads(j.block(3).header)["first_time_ms"]  # type: ignore[union-attr]
+    j.close()
+    out_file = tmp_path / "kept.json"
+    assert cli.main(["export", "-c", str(config), "--sensor", "p", "--from", str(first_kept), "--to", str(2**50),
+                     "-o", str(out_file)]) == 0
+    bundle = json.loads(out_file.read_text())
+    assert bundle["blocks"][0]["header"]["block"] == 2 and len(bundle["records"]) == 5
+    capsys.readouterr()
+    assert cli.main(["verify", str(out_file), "--gateway-key", public_hex(rig.key),
+                     "--ledger-file", str(tmp_path / "l.sqlite")]) == 0
+    assert "FAIL" not in capsys.readouterr().out
+    assert cli.main(["export", "-c", str(config), "--seq", "3"]) == 3
+    assert "record seq 3 was pruned on" in capsys.readouterr().err
 
 
 def test_lot_export_refuses_once_the_journal_was_pruned(tmp_path: Path) -> None:
