@@ -458,6 +458,19 @@ def test_running_gateway_prunes_on_its_own_thread_and_a_restart_keeps_what_is_op
     assert out[-1] == {"type": "gateway_started"}
     rebuilt = {a["id"] for a in st.active()}
     assert {a["id"] for a in live if not a.get("acknowledged")} <= rebuilt
+    # and the restarted gateway seals what its replay derived and goes on journaling
+    # (it did not: a replayed alarm it had not derived carried the record envelope into
+    # its next body, the sealer refused it, and the writer retried that batch forever)
+    started = j.db.execute("SELECT COUNT(*) FROM records WHERE type='gateway_started'").fetchone()[0]
+    from gateway.service import Gateway
+
+    gw = Gateway(rig.cfg, clock=FakeClock(start_ms=rig.clock.now_ms()), with_mqtt=False)
+    gw.start()
+    try:
+        wait_for(lambda: j.db.execute("SELECT COUNT(*) FROM records WHERE type='gateway_started'").fetchone()[0]
+                 > started, what="the restarted gateway sealed its start")
+    finally:
+        gw.stop()
     j.close()
 
 
