@@ -86,10 +86,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)
     j = _journal(cfg)
     s = j.stats()
-    s["gateway"] = j.meta("gateway_id")
     from .retention import status as retention_status
 
     s["retention"] = {"days": cfg.retention.days, **retention_status(j.db)}
+    s["gateway"] = j.meta("gateway_id")
     if args.json:
         print(json.dumps(s, indent=2))
         return 0

@@ -140,10 +140,10 @@ class Gateway:
             log.exception("could not seal the last block at shutdown; it is sealed at next start")
         self.station.close()
         self.ledger.close()
-        self.journal.close()
-        self.anchor_journal.close()
         if self.pruner is not None:
             self.pruner.journal.close()
+        self.journal.close()
+        self.anchor_journal.close()
 
     def _drain_remaining(self) -> None:
         """Commit what serial/1-wire already delivered: they cannot redeliver after a stop."""
