@@ -38,11 +38,11 @@ def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any
                  now_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     gw, key = _identity(journal)
     by_block: dict[int, list[int]] = defaultdict(list)
-    gone = retention.pruned_block(journal.db)
+    gone = retention.pruned_block(_db(journal))
     for seq in sorted(set(seqs)):
         b = journal.block_of_seq(seq)
         if b is not None and b.block <= gone:  # its header is kept, its records are not
-            raise ExportError(retention.pruned_error(journal.db, seq) or f"record seq {seq} was pruned by retention")
+            raise ExportError(retention.pruned_error(_db(journal), seq) or f"record seq {seq} was pruned by retention")
         if b is None:
             if journal.db.execute("SELECT 1 FROM records WHERE seq=?", (seq,)).fetchone() is None:
                 raise ExportError(f"no record with seq {seq}")
@@ -113,7 +113,7 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     seqs = journal.sensor_seqs(sensor, from_ms, to_ms, top.last_seq)
     span = journal.blocks_overlapping(from_ms, to_ms)
     if span is not None:  # a range with pruned records in it would look complete and not be
-        pruned = retention.range_error(journal.db, f"the range of {sensor!r} from {from_ms}", span[0])
+        pruned = retention.range_error(_db(journal), f"the range of {sensor!r} from {from_ms}", span[0])
         if pruned:
             raise ExportError(pruned)
     before = journal.block_before(from_ms)
@@ -134,10 +134,16 @@ def _all_records(journal: Journal, max_seq: int) -> Iterable[tuple[int, dict[str
             yield r.seq, json.loads(r.body)
 
 
+def _db(journal: Any) -> Any:
+    """The journal's connection, for retention's questions; None for a journal-like source
+    without one (the archive's view keeps everything, so nothing there was pruned)."""
+    return getattr(journal, "db", None)
+
+
 def _refuse_if_pruned(journal: Journal, what: str) -> None:
     """A lot's or route's history is rebuilt from the whole journal: if its beginning may have
     been pruned, the gateway cannot tell a complete bundle from a truncated one, so it refuses."""
-    msg = retention.range_error(journal.db, f"the history of {what}", 0)
+    msg = retention.range_error(_db(journal), f"the history of {what}", 0)
     if msg:
         raise ExportError(msg)
 

@@ -75,9 +75,9 @@ def _never_pruned(db: sqlite3.Connection) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone() is None
 
 
-def pruned_block(db: sqlite3.Connection) -> int:
+def pruned_block(db: sqlite3.Connection | None) -> int:
     """Highest block whose records are gone (-1: nothing pruned)."""
-    if _never_pruned(db):
+    if db is None or _never_pruned(db):  # None: a journal-like source with no connection (the archive)
         return -1
     row = db.execute("SELECT MAX(last_block) FROM pruned").fetchone()
     return -1 if row[0] is None else int(row[0])
@@ -87,9 +87,9 @@ def _fmt_day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def pruned_error(db: sqlite3.Connection, seq: int) -> str | None:
+def pruned_error(db: sqlite3.Connection | None, seq: int) -> str | None:
     """A sentence for a user who asked for ``seq``, or None if it was not pruned."""
-    if _never_pruned(db):
+    if db is None or _never_pruned(db):
         return None
     row = db.execute("SELECT time_ms, days FROM pruned WHERE ? BETWEEN first_seq AND last_seq ORDER BY id LIMIT 1",
                      (seq,)).fetchone()
@@ -99,9 +99,9 @@ def pruned_error(db: sqlite3.Connection, seq: int) -> str | None:
             "ask the archive for it")
 
 
-def horizon(db: sqlite3.Connection) -> dict[str, Any] | None:
+def horizon(db: sqlite3.Connection | None) -> dict[str, Any] | None:
     """Where the kept journal starts, for error messages and status (None: nothing pruned)."""
-    if _never_pruned(db):
+    if db is None or _never_pruned(db):
         return None
     row = db.execute("SELECT MAX(last_block), MAX(last_seq), MAX(time_ms), COUNT(DISTINCT run_ms), SUM(records) "
                      "FROM pruned").fetchone()
@@ -114,7 +114,7 @@ def horizon(db: sqlite3.Connection) -> dict[str, Any] | None:
             "last_prune_ms": last_ms, "runs": runs, "records": records, "days": int(days)}
 
 
-def range_error(db: sqlite3.Connection, what: str, first_block: int) -> str | None:
+def range_error(db: sqlite3.Connection | None, what: str, first_block: int) -> str | None:
     """A sentence when an export that needs every record from ``first_block`` on cannot have them."""
     h = horizon(db)
     if h is None or first_block > h["last_block"]:
