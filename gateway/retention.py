@@ -314,8 +314,10 @@ class Pruner:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            delay: float = self.cfg.interval_s
             try:
-                self.step(stop)
+                if self.step(stop) is None:  # waiting for the replay or the clock: look again soon
+                    delay = min(delay, 10.0)
             except Exception:  # never let the thread die silently; nothing is deleted by a failed run
                 log.exception("retention run failed; retrying at the next interval")
-            stop.wait(self.cfg.interval_s)
+            stop.wait(delay)
