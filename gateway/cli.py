@@ -86,6 +86,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)
     j = _journal(cfg)
     s = j.stats()
+    from .retention import status as retention_status
+
+    s["retention"] = {"days": cfg.retention.days, **retention_status(j.db)}
     s["gateway"] = j.meta("gateway_id")
     s["public_key"], s["key_rotations"] = j.current_key(), len(j.key_rotations())
     if args.json:
@@ -103,6 +106,62 @@ def cmd_status(args: argparse.Namespace) -> int:
     dup = s["counters"].get("duplicate", 0)
     if dup:
         print(f"duplicates     {dup} redeliveries recognised and kept once")
+    _print_retention(cfg, j)
+    return 0
+
+
+def _print_retention(cfg: configmod.Config, j: Any) -> None:
+    from . import retention
+
+    r = retention.status(j.db)
+    days = f"days={cfg.retention.days}" if cfg.retention.days else "off (records kept forever)"
+    if r["pruned_blocks"] == 0:
+        print(f"retention      {days}; nothing pruned")
+        return
+    print(f"retention      {days}; {r['pruned_records']} records of blocks 0..{r['pruned_through_block']} pruned "
+          f"(seq ≤ {r['pruned_through_seq']}), last run {_utc(r['last_prune_ms'])}")
+
+
+def _utc(ms: int | None) -> str:
+    return "never" if ms is None else f"{dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete the records retention allows (old AND anchored AND, when forwarding, archived)."""
+    from . import retention
+    from .clock import SystemClock
+    from .journal import Journal
+
+    cfg = configmod.load(args.config)
+    if not cfg.journal.path.exists():
+        raise ConfigError("journal.path", f"{cfg.journal.path} does not exist (has the gateway run?)")
+    clock = SystemClock()
+    if not args.dry_run and not args.trust_clock and not clock.synced():
+        print("traceseal prune: the system clock is not NTP-synchronised, so it cannot judge what is old; "
+              "sync it, or pass --trust-clock", file=sys.stderr)
+        return 3
+    j = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous, busy_timeout_ms=cfg.journal.busy_timeout_ms)
+    try:
+        floor = retention.station_floor(cfg, j) if cfg.retention.days else None
+        res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run, floor=floor)
+        out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db)}
+    finally:
+        j.close()
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    p = res.plan
+    verb = "would prune" if args.dry_run else "pruned"
+    if p.blocks:
+        n = p.records if args.dry_run else res.deleted
+        print(f"{verb} {n} records of blocks {p.blocks[0][0]}..{p.blocks[-1][0]} "
+              f"(seq {p.blocks[0][1]}..{p.blocks[-1][2]}), older than {_utc(p.cutoff_ms)}"
+              + ("" if args.dry_run else f", in {res.transactions} transactions"))
+    else:
+        print(f"nothing to prune (days={cfg.retention.days})")
+    if p.stopped_at is not None or p.reason:
+        where = f"block {p.stopped_at}" if p.stopped_at is not None else "retention"
+        print(f"kept from {where}: {p.reason}")
     return 0
 
 
@@ -251,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-c", "--config", type=Path, required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_status)
+    pr = sub.add_parser("prune", help="delete records retention allows: old, anchored (and archived, when forwarding)")
+    pr.add_argument("-c", "--config", type=Path, required=True)
+    pr.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--trust-clock", action="store_true", help="prune although the clock is not NTP-synchronised")
+    pr.set_defaults(fn=cmd_prune)
     e = sub.add_parser("export", help="write a traceseal-bundle/1 for a record or a sensor's range")
     e.add_argument("-c", "--config", type=Path, required=True)
     e.add_argument("--seq", type=int, help="one record by gateway sequence number")

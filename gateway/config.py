@@ -124,6 +124,13 @@ class StationConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    days: int = 0  # 0 = keep every record forever; else prune anchored blocks older than this
+    interval_s: int = 3600  # how often the gateway prunes
+    batch: int = 5000  # records per delete transaction (rounded up to whole blocks)
+
+
+@dataclass(frozen=True)
 class Config:
     gateway_id: str
     key_file: Path
@@ -141,10 +148,12 @@ class Config:
     filters: FilterConfig = FilterConfig()
     station: StationConfig = StationConfig()
     web: Any = None  # gateway.web.settings.WebConfig | None
+    retention: RetentionConfig = RetentionConfig()
 
 
 _SECTIONS = {"gateway", "mqtt", "journal", "blocks", "ledger", "admission", "sensors", "include", "serial", "w1",
-             "routes", "filters", "units", "inventory", "alarms", "gpio", "operators", "custody", "web"}
+             "routes", "filters", "units", "inventory", "alarms", "gpio", "operators", "custody", "web",
+             "retention"}
 _SERIAL_ADAPTERS = {"mtsics", "ad_scale", "gs1", "epc", "badge"}
 _MQTT_ADAPTERS = {"traceseal", "tasmota", "zigbee2mqtt", "shelly"}
 
@@ -345,8 +354,26 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     from .web.settings import parse_web  # lazy: web.settings imports this module
 
     web = parse_web(raw.get("web"), base)
+    retention = _retention(raw, base, mqtt)
     return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source,
-                  tuple(serial), w1, tuple(routes), filters, station, web)
+                  tuple(serial), w1, tuple(routes), filters, station, web, retention)
+
+
+def _retention(raw: dict[str, Any], base: Path, mqtt: MqttConfig) -> RetentionConfig:
+    t = _Table(raw.get("retention", {}), "retention", base)
+    days = t.get("days", int, 0, check=lambda v: 0 <= v <= 100 * 365, why="must be in 0..36500 (0 = keep forever)")
+    if days and days * 86400 <= mqtt.session_expiry_s:
+        # The broker may redeliver a message it never saw acknowledged until its session
+        # expires; the digest that recognises such a redelivery lives in the record's row.
+        raise ConfigError("retention.days", f"must keep records longer than mqtt.session_expiry_s "
+                                            f"({mqtt.session_expiry_s} s), got {days}")
+    cfg = RetentionConfig(
+        days=days,
+        interval_s=t.get("interval_s", int, 3600, check=lambda v: 1 <= v <= 7 * 86400, why="must be in 1..604800"),
+        batch=t.get("batch", int, 5000, check=lambda v: 1 <= v <= 1_000_000, why="must be in 1..1000000"),
+    )
+    t.done()
+    return cfg
 
 
 def _station(raw: dict[str, Any], base: Path, filters: FilterConfig | None = None) -> StationConfig:

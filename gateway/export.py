@@ -15,6 +15,7 @@ from typing import Any
 
 from ledger_client.merkle import hash_leaf, inclusion_proofs
 
+from . import retention
 from .errors import GatewayError
 from .journal import Journal
 
@@ -37,8 +38,11 @@ def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any
                  now_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     gw, key = _identity(journal)
     by_block: dict[int, list[int]] = defaultdict(list)
+    gone = retention.pruned_block(_db(journal))
     for seq in sorted(set(seqs)):
         b = journal.block_of_seq(seq)
+        if b is not None and b.block <= gone:  # its header is kept, its records are not
+            raise ExportError(retention.pruned_error(_db(journal), seq) or f"record seq {seq} was pruned by retention")
         if b is None:
             if not journal.has_record(seq):
                 raise ExportError(f"no record with seq {seq}")
@@ -113,6 +117,10 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     assert top is not None
     seqs = journal.sensor_seqs(sensor, from_ms, to_ms, top.last_seq)
     span = journal.blocks_overlapping(from_ms, to_ms)
+    if span is not None:  # a range with pruned records in it would look complete and not be
+        pruned = retention.range_error(_db(journal), f"the range of {sensor!r} from {from_ms}", span[0])
+        if pruned:
+            raise ExportError(pruned)
     before = journal.block_before(from_ms)
     after = journal.block_after(to_ms)
     lo = before if before is not None else (span[0] if span else 0)
@@ -131,6 +139,20 @@ def _all_records(journal: Journal, max_seq: int) -> Iterable[tuple[int, dict[str
             yield r.seq, json.loads(r.body)
 
 
+def _db(journal: Any) -> Any:
+    """The journal's connection, for retention's questions; None for a journal-like source
+    without one (the archive's view keeps everything, so nothing there was pruned)."""
+    return getattr(journal, "db", None)
+
+
+def _refuse_if_pruned(journal: Journal, what: str) -> None:
+    """A lot's or route's history is rebuilt from the whole journal: if its beginning may have
+    been pruned, the gateway cannot tell a complete bundle from a truncated one, so it refuses."""
+    msg = retention.range_error(_db(journal), f"the history of {what}", 0)
+    if msg:
+        raise ExportError(msg)
+
+
 def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot: str, *,
                gtin: str | None = None, **kw: Any) -> dict[str, Any]:
     """Everything that proves, or disproves, that lot ``lot`` was kept in range.
@@ -142,6 +164,7 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
     """
     from .rules import Inventory
 
+    _refuse_if_pruned(journal, f"lot {lot!r}")
     latest = journal.latest_anchor()
     last = journal.last_block()
     if last is None:
@@ -199,6 +222,7 @@ def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
     operator sessions they cite, and the badge, bin-scan and weight readings behind them."""
     from .custody.manifest import route_records
 
+    _refuse_if_pruned(journal, f"route {route!r}")
     latest = journal.latest_anchor()
     last = journal.last_block()
     if last is None:

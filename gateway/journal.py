@@ -7,7 +7,8 @@ Throughput comes from group commit (many messages per transaction), not from wea
 fsync: FACTS.md measured ~3.7k rows/s at one row per commit vs ~100k at 100 per commit.
 
 Records and block headers are append-only (triggers refuse UPDATE); only retention may
-delete, and only what is anchored (gateway/retention is a later issue).
+delete records, and only whole anchored blocks (gateway/retention.py); block headers and
+anchors are never deleted.
 """
 
 from __future__ import annotations
@@ -89,6 +90,41 @@ CREATE TRIGGER IF NOT EXISTS blocks_append_only BEFORE UPDATE ON blocks
 """
 
 
+# Retention (gateway/retention.py). A DELETE on records is refused unless the deleting
+# transaction itself put a row in prune_guard (and removes it before COMMIT): a stray
+# DELETE in any other code path fails loudly instead of silently losing readings. The
+# guard is a real table because a trigger on a main-schema table cannot see TEMP tables.
+# It protects against bugs, not a hostile operator (who could drop triggers; the header
+# chain and the anchors are what make that detectable).
+_RETENTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS prune_guard (run INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pruned (
+    id INTEGER PRIMARY KEY,
+    run_ms INTEGER NOT NULL,      -- the run this transaction belonged to (its start time)
+    time_ms INTEGER NOT NULL,     -- when this transaction committed
+    first_block INTEGER NOT NULL,
+    last_block INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    days INTEGER NOT NULL,        -- the retention that allowed it
+    cutoff_ms INTEGER NOT NULL,   -- blocks ending before this (and anchored before it) went
+    archived_seq INTEGER          -- the upstream archive's acknowledged seq, NULL without forwarding
+);
+CREATE TRIGGER IF NOT EXISTS records_delete_by_retention_only BEFORE DELETE ON records
+    WHEN NOT EXISTS (SELECT 1 FROM prune_guard)
+    BEGIN SELECT RAISE(ABORT, 'records are deleted only by retention (gateway/retention.py)'); END;
+CREATE TRIGGER IF NOT EXISTS blocks_kept BEFORE DELETE ON blocks
+    BEGIN SELECT RAISE(ABORT, 'block headers are kept forever'); END;
+CREATE TRIGGER IF NOT EXISTS anchors_kept BEFORE DELETE ON anchors
+    BEGIN SELECT RAISE(ABORT, 'anchors are kept forever'); END;
+CREATE TRIGGER IF NOT EXISTS pruned_append_only BEFORE UPDATE ON pruned
+    BEGIN SELECT RAISE(ABORT, 'the prune log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS pruned_kept BEFORE DELETE ON pruned
+    BEGIN SELECT RAISE(ABORT, 'the prune log is kept forever'); END;
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordRow:
     seq: int
@@ -151,6 +187,7 @@ class Journal:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={synchronous}")
                 self.db.executescript(_SCHEMA)
+                self.db.executescript(_RETENTION_SCHEMA)
                 cols = [r[1] for r in self.db.execute("PRAGMA table_info(sensor_state)")]
                 if "window" not in cols:  # journals from before the anti-replay window
                     self.db.execute("ALTER TABLE sensor_state ADD COLUMN window BLOB")

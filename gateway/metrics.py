@@ -28,6 +28,9 @@ Families (``_total`` are counters):
     traceseal_inbox_messages                         received, waiting for the writer
     traceseal_disk_free_bytes, traceseal_disk_total_bytes
     traceseal_journal_readable                       0 when this scrape could not read the journal
+    traceseal_retention_pruned_records_total         records deleted by retention (gateway/retention.py)
+    traceseal_retention_pruned_blocks                blocks whose records are gone (headers are kept)
+    traceseal_retention_last_prune_timestamp_seconds (NaN: never pruned)
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class TracesealCollector(Collector):
                                value={"gateway": cfg.gateway_id, "ledger": str(st.get("ledger_kind", cfg.ledger.kind))})
         try:
             yield from self._journal()
+            yield from self._retention()
             readable = 1.0
         except Exception:  # a scrape must answer: say the journal was unreadable, with the rest
             log.exception("metrics: journal not readable")
@@ -131,6 +135,19 @@ class TracesealCollector(Collector):
                      math.nan if last is None else last / 1000)
         yield _gauge("traceseal_last_anchor_age_seconds", "Seconds since the newest anchor (NaN: never).",
                      math.nan if last is None else max(0.0, (now - last) / 1000))
+
+    def _retention(self) -> Iterator[Metric]:
+        from .retention import status
+
+        with queries.connect(self.source.journal_path) as db:
+            r = status(db)
+        yield CounterMetricFamily("traceseal_retention_pruned_records", "Records deleted by retention.",
+                                  value=r["pruned_records"])
+        yield _gauge("traceseal_retention_pruned_blocks", "Blocks whose records retention deleted (headers kept).",
+                     float(r["pruned_blocks"]))
+        last = r["last_prune_ms"]
+        yield _gauge("traceseal_retention_last_prune_timestamp_seconds", "When retention last deleted (NaN: never).",
+                     math.nan if last is None else last / 1000)
 
     def _alarms(self) -> Iterator[Metric]:
         present: Counter[tuple[str, str]] = Counter()

@@ -91,6 +91,13 @@ class Gateway:
 
             self.web = WebServer(GatewaySource(self), cfg.web)  # a bad token file is a ConfigError
         self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
+        self.pruner = None
+        if cfg.retention.days > 0:  # its own connection: deletes never run on the ingest writer's
+            from .retention import Pruner
+
+            self.pruner = Pruner(Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
+                                         busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock,
+                                 station=self.station)
         self._notify: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -103,6 +110,9 @@ class Gateway:
             threading.Thread(target=self._writer, name="writer", daemon=True),
             threading.Thread(target=self.anchorer.run, args=(self.stop_event,), name="anchor", daemon=True),
         ]
+        if self.pruner is not None:
+            self.threads.append(threading.Thread(target=self.pruner.run, args=(self.stop_event,), name="retention",
+                                                 daemon=True))
         for t in self.threads:
             t.start()
         if self.mqtt is not None:
@@ -134,6 +144,8 @@ class Gateway:
             log.exception("could not seal the last block at shutdown; it is sealed at next start")
         self.station.close()
         self.ledger.close()
+        if self.pruner is not None:
+            self.pruner.journal.close()
         self.journal.close()
         self.anchor_journal.close()
         if getattr(self, "_journal_lock", None) is not None:
@@ -252,4 +264,6 @@ class Gateway:
                   "broker_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
                   "ledger": {"kind": self.ledger.kind, **self.anchorer.status()},
                   "clock_synced": self.clock.synced(), "inbox": self.inbox.qsize()})
+        if self.pruner is not None:
+            s["retention"] = {"days": self.cfg.retention.days, "last_run": self.pruner.last}
         return s

@@ -43,6 +43,10 @@ class Station:
             self.custody.append(Reconciler(cust.reconcile))
             self.enabled = True
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # from gpiozero's threads
+        # (time_ms, why) of the oldest record a restart's replay still needs, for retention;
+        # set by the writer thread after each replay/feed, read by the retention thread
+        self.floor: tuple[int, str] | None = None
+        self.replayed = False  # until then the floor is unknown and retention waits
         self.faults: dict[str, dict[str, Any]] = {}  # gateway faults shown locally (journal full, …)
         self.panel = None
         self._inputs: list[Any] = []  # keep references: gpiozero frees pins of collected devices
@@ -64,6 +68,7 @@ class Station:
     def replay(self, journal: Journal) -> list[dict[str, Any]]:
         """Rebuild from the journal; returns bodies to seal (derived-but-unsealed, and the restart)."""
         if not self.enabled:
+            self.replayed = True
             return []
 
         def records() -> Iterable[dict[str, Any]]:
@@ -77,6 +82,8 @@ class Station:
             out += rule.replay(records())
         out.append({"type": "gateway_started"})
         self._show()
+        self.floor = self._floor()
+        self.replayed = True
         return out
 
     def feed(self, rows: Sequence[RecordRow], now_ms: int) -> tuple[list[dict[str, Any]], bool]:
@@ -93,7 +100,25 @@ class Station:
             for rule in self._rules():
                 out += rule.feed(rec, now_ms)
         self._show()
+        self.floor = self._floor()
         return out, urgent
+
+    def _floor(self) -> tuple[int, str] | None:
+        """What retention must keep so that a restart rebuilds the same local state: an
+        unacknowledged alarm must not vanish from the panel, nor a lot in stock from the
+        inventory (it is rebuilt from the scans). Acknowledged alarms may go: a condition
+        still present is derived again from the readings kept."""
+        best: tuple[int, str] | None = None
+        for a in self.alarms.active():
+            if a.get("acknowledged"):
+                continue
+            times = [v for v in (a.get("since_ms"), a.get("raised_ms")) if isinstance(v, int)]
+            if times and (best is None or min(times) < best[0]):
+                best = (min(times), f"unacknowledged alarm {a.get('id')}")
+        for r in self.inventory.residency():
+            if r.left_ms is None and (best is None or r.entered_ms < best[0]):
+                best = (r.entered_ms, f"lot {r.lot} of {r.gtin} still in {r.unit}")
+        return best
 
     def due(self, now_ms: int) -> list[dict[str, Any]]:
         """What time and people produced since the last call."""

@@ -20,6 +20,7 @@ CI: dict[str, dict[str, Any]] = {
     "spoofing": {"rounds": 3},
     "tamper": {"sample": 200, "full": False},
     "keys": {},
+    "retention": {"cycles": 5, "blocks": 120, "per_block": 20},
 }
 
 REPORT: dict[str, dict[str, Any]] = {
@@ -32,6 +33,7 @@ REPORT: dict[str, dict[str, Any]] = {
     "spoofing": {"rounds": 20},
     "tamper": {"sample": None, "full": True, "range_bundle": True},
     "keys": {},
+    "retention": {"cycles": 100, "blocks": 2_000, "per_block": 25},
 }
 
 
@@ -61,10 +63,13 @@ def _scenario(name: str) -> Callable[..., list[Row]]:
     if name == "keys":
         from .keys import run_keys
         return run_keys
+    if name == "retention":
+        from .retention import run_retention
+        return run_retention
     raise KeyError(name)
 
 
-TAKES_RNG = {"crash", "broker", "hostile", "tamper"}
+TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention"}
 
 
 def run(name: str, workdir: Path, sizes: dict[str, dict[str, Any]], *, seed: int | None = None,

@@ -35,6 +35,7 @@ from ._records import as_int, as_str
 SUBJECT_KEYS = ("unit", "sensor", "gtin", "lot", "route", "grai", "sscc", "stage")  # custody alarms too
 COMMON_KEYS = frozenset({"type", "id", "alarm", "state", "severity", "at_ms", "since_ms", "value",
                          "threshold", "value_unit", "extreme", "by", *SUBJECT_KEYS})
+ENVELOPE_KEYS = frozenset({"v", "gateway", "seq", "time_ms", "clock_synced"})  # gateway/seal.RESERVED
 STATES = ("raised", "escalated", "cleared", "acknowledged")
 Key = tuple[str, tuple[tuple[str, str], ...]]
 ACK_RETRY_MS = 10_000  # an ack asked for but not yet fed back is not asked again before this
@@ -188,7 +189,9 @@ class AlarmBook:
                 return
             since = as_int(rec.get("since_ms"))
             sev = rec.get("severity") if rec.get("severity") in ("alarm", "warning") else "alarm"
-            detail = {k: v for k, v in rec.items() if k not in COMMON_KEYS
+            # not the sealer's envelope (v, gateway, seq, time_ms): a body derived from this
+            # alarm later (its clearing, in a replay) would carry them, and sealing refuses that
+            detail = {k: v for k, v in rec.items() if k not in COMMON_KEYS and k not in ENVELOPE_KEYS
                       and isinstance(v, (int, str)) and not isinstance(v, bool)}
             vu = as_str(rec.get("value_unit"))
             self.open(Alarm(ident, alarm, str(sev), subject, at if since is None else since, at,
