@@ -45,6 +45,7 @@ class Gateway:
                                quarantine_max_rows=cfg.journal.quarantine_max_rows,
                                busy_timeout_ms=cfg.journal.busy_timeout_ms)
         self.journal.bind_identity(cfg.gateway_id, self.public_key)
+        self.journal.set_forwarding(cfg.upstream.enabled)  # retention asks Journal.archived_seq()
         self.sealer = Sealer(cfg.gateway_id, self.key, self.journal.next_seq())
         self.pipeline = Pipeline(cfg, self.journal, self.sealer, self.clock)
         self.blocks = BlockSealer(self.journal, self.key, cfg.gateway_id, self.clock,
@@ -92,6 +93,11 @@ class Gateway:
             self.web = WebServer(GatewaySource(self), cfg.web)  # a bad token file is a ConfigError
         self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
         self._notify: Any = None
+        self.forwarder = None
+        if cfg.upstream.enabled:
+            from .forward import Forwarder
+
+            self.forwarder = Forwarder(cfg, self.key, self.clock)  # a bad password file is a ConfigError
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +114,8 @@ class Gateway:
                 t.start()
         if self.web is not None:
             self.web.start()
+        if self.forwarder is not None:
+            self.forwarder.start()
         log.info("gateway %s started (key %s…, journal %s, ledger %s)", self.cfg.gateway_id,
                  self.public_key[:16], self.cfg.journal.path, self.ledger.kind)
 
@@ -124,6 +132,8 @@ class Gateway:
         self.anchorer.wake()
         for t in self.threads:
             t.join(timeout=10)
+        if self.forwarder is not None:
+            self.forwarder.stop()
         try:  # a clean stop leaves nothing unsealed; the next start anchors it
             self.blocks.maybe_seal(force=True)
         except Exception:
@@ -246,4 +256,6 @@ class Gateway:
                   "broker_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
                   "ledger": {"kind": self.ledger.kind, **self.anchorer.status()},
                   "clock_synced": self.clock.synced(), "inbox": self.inbox.qsize()})
+        if self.forwarder is not None:
+            s["upstream"] = self.forwarder.status()
         return s
