@@ -87,6 +87,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     j = _journal(cfg)
     s = j.stats()
     s["gateway"] = j.meta("gateway_id")
+    if cfg.upstream.enabled:
+        s["upstream"] = j.upstream_stats(int(dt.datetime.now().timestamp() * 1000))
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -101,7 +103,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     dup = s["counters"].get("duplicate", 0)
     if dup:
         print(f"duplicates     {dup} redeliveries recognised and kept once")
+    if "upstream" in s:
+        _print_upstream(cfg, s["upstream"])
     return 0
+
+
+def _print_upstream(cfg: configmod.Config, up: dict[str, Any] | None) -> None:
+    where = f"{cfg.upstream.host}:{cfg.upstream.port}"
+    if up is None:
+        print(f"upstream       {where}: the forwarder has not run on this journal yet")
+        return
+    since = up.get("since_ms")
+    at = f" since {dt.datetime.fromtimestamp(since / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if since else ""
+    state = "connected" if up["connected"] else "disconnected" + (f" ({up['error']})" if up["error"] else "")
+    print(f"upstream       {where} {state}{at}")
+    for name, st in up["streams"].items():
+        print(f"  {name:<12} sent {st['sent']}, archived {st['archived']}; backlog {st['backlog']} unsent, "
+              f"{st['unarchived']} unarchived; lag {st['lag_s']:.0f} s")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
