@@ -298,7 +298,9 @@ class Forwarder:
                "anchors": ack["anchors"]}
         if new == self.archived:
             return
-        if any(new[s] < self.archived[s] for s in new):  # the archive lost data (restored?): believe it
-            log.warning("upstream: the archive's acknowledgement went back (%s -> %s)", self.archived, new)
+        if any(new[s] < self.archived[s] for s in new):
+            # An older ack re-sent after a reconnect, or an archive restored from a backup:
+            # either way retention must not trust more than the archive says now.
+            log.info("upstream: the archive's acknowledgement went back (%s -> %s)", self.archived, new)
         self.journal.save_forward_cursors(archived=new)
         self.archived = new
