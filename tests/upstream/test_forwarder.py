@@ -30,12 +30,14 @@ from paho.mqtt.properties import Properties
 from firmware_sim.message import build_message, temperature
 from gateway import config as configmod
 from gateway.journal import Journal
+from gateway.metrics import registry_for, render
 from gateway.profile import PROFILE_DOMAIN
 from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
 from gateway.testing.waiting import wait_for
+from gateway.web.source import GatewaySource
 from ledger_client.canonical import canonical, header_hash
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,6 +212,13 @@ def test_outage_then_everything_in_order_with_credentials(tmp_path: Path, broker
         assert main(["status", "-c", str(st.config_path)]) == 0
         text = capsys.readouterr().out
         assert f"127.0.0.1:{up.port} disconnected" in text and "records      sent" in text
+        metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                   for line in render(registry_for(GatewaySource(gw))).decode().splitlines()
+                   if line.startswith("traceseal_upstream_")}
+        assert metrics["traceseal_upstream_connected"] == 0.0
+        assert metrics['traceseal_upstream_backlog{stream="records"}'] >= 400
+        assert metrics['traceseal_upstream_sent{stream="records"}'] == stats["streams"]["records"]["sent"]
+        assert metrics['traceseal_upstream_lag_seconds{stream="records"}'] > 0
 
         up.start()
         wait_for(lambda: gw.forwarder.connected.is_set(), timeout=15, what="forwarder reconnects")
