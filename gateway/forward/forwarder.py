@@ -250,8 +250,9 @@ class Forwarder:
             self.last_error = f"broker {self.up.host}:{self.up.port} refused the connection: {reason}"
             log.error("upstream: %s", self.last_error)
             return
-        # Mosquitto disconnects a client that exceeds its Receive Maximum, and paho does not
-        # enforce it: share it between the four streams (one slot for the hello).
+        # MQTT 5 lets a broker disconnect a client that exceeds the Receive Maximum it announced
+        # (Mosquitto: max_inflight_messages, 20 by default), and paho does not enforce it:
+        # share it between the four streams, one slot left for the hello.
         rmax = int(getattr(properties, "ReceiveMaximum", 65535) or 65535)
         per = max(1, min(self.up.max_inflight, (rmax - 1) // len(self.windows)))
         for w in self.windows.values():
