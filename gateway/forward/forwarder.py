@@ -112,6 +112,7 @@ class Forwarder:
         self._attempt = 0
         self._next_try = 0.0
         self._busy = False
+        self._link_state: tuple[bool, str] | None = None
 
     def topic(self, kind: str) -> str:
         return wire.topic(self.up.prefix, self.gateway, kind)
@@ -224,7 +225,12 @@ class Forwarder:
             self._saved.update(moved)
 
     def _link(self, connected: bool, error: str = "") -> None:
+        """Record a change of the link for ``traceseal status`` (only changes: an SD card
+        should not pay an fsync per reconnect attempt)."""
         self.last_error = error
+        if self._link_state == (connected, error):
+            return
+        self._link_state = (connected, error)
         self.journal.set_meta(LINK_META, json.dumps({"connected": connected, "since_ms": self.clock.now_ms(),
                                                      "error": error}))
 
