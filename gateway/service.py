@@ -39,6 +39,10 @@ class Gateway:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.key = load_private_key(cfg.key_file)  # refuses keys readable by others
+        if cfg.upstream.enabled:  # a readable upstream password or TLS key stops the start before anything opens
+            from .forward import read_password
+
+            read_password(cfg.upstream)
         self.public_key = public_hex(self.key)
         self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
                                quarantine_raw_bytes=cfg.journal.quarantine_raw_bytes,
@@ -97,7 +101,7 @@ class Gateway:
         if cfg.upstream.enabled:
             from .forward import Forwarder
 
-            self.forwarder = Forwarder(cfg, self.key, self.clock)  # a bad password file is a ConfigError
+            self.forwarder = Forwarder(cfg, self.key, self.clock)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:

@@ -27,6 +27,7 @@ import ssl
 import stat
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -53,16 +54,24 @@ _ORDER = ("alarms", "records", "blocks", "anchors")  # each round fills the wind
 _PROFILE_META = "upstream_profile"
 
 
+def _private(key: str, p: Path, what: str) -> None:
+    try:
+        mode = stat.S_IMODE(p.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {p}: {exc.strerror or exc}") from exc
+    if mode & 0o077:
+        raise ConfigError(key, f"{p}: mode {mode:04o} lets group/others read the {what}; run: chmod 600 {p}")
+
+
 def read_password(up: UpstreamConfig) -> str | None:
     """The broker password, refused unless the file is private (0600, like the keys)."""
+    if up.tls_key is not None:
+        _private("upstream.tls.key_file", up.tls_key, "TLS client key")
     if up.password_file is None:
         return None
     p = up.password_file
+    _private("upstream.password_file", p, "password")
     try:
-        mode = stat.S_IMODE(p.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigError("upstream.password_file",
-                              f"{p}: mode {mode:04o} lets group/others read the password; run: chmod 600 {p}")
         text = p.read_text().strip()
     except OSError as exc:
         raise ConfigError("upstream.password_file", f"cannot read {p}: {exc.strerror or exc}") from exc
@@ -78,7 +87,7 @@ class Forwarder:
         self.gateway = cfg.gateway_id
         self.clock = clock
         self.rand = rand or random.Random()
-        password = read_password(up)  # before any connection: a bad file stops the start
+        password = read_password(up)  # before any connection: a bad or readable file stops the start
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=up.client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(0)  # our windows bound what is in flight, per stream
         self.client.max_queued_messages_set(0)

@@ -29,6 +29,7 @@ from paho.mqtt.properties import Properties
 
 from firmware_sim.message import build_message, temperature
 from gateway import config as configmod
+from gateway.errors import ConfigError
 from gateway.journal import Journal
 from gateway.metrics import registry_for, render
 from gateway.profile import PROFILE_DOMAIN
@@ -393,3 +394,84 @@ def test_kill9_mid_forward_resumes_from_the_cursor(tmp_path: Path, broker: Mosqu
     assert resumed["items"][0]["seq"] == sent + 1  # from the durable cursor, not from 0
     dup = assert_records_match(peer, j, last, max_dup=inflight * batch_max)
     print(f"kill -9 at sent={sent}: {dup} duplicates (bound {inflight * batch_max})")
+
+
+def make_pki(d: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (PEM)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    d.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def cert(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey,
+             *, ca: bool = False, ip: bool = False) -> x509.Certificate:
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+             .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ip:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    out: dict[str, Path] = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    for name, c, k in (("ca", cert("test CA", ca_key, ca_name, ca_key, ca=True), ca_key),
+                       ("server", None, ec.generate_private_key(ec.SECP256R1())),
+                       ("client", None, ec.generate_private_key(ec.SECP256R1()))):
+        c = c or cert(name, k, ca_name, ca_key, ip=name == "server")
+        out[name] = d / f"{name}.pem"
+        out[name].write_bytes(c.public_bytes(serialization.Encoding.PEM))
+        out[f"{name}_key"] = d / f"{name}.key"
+        out[f"{name}_key"].write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+        out[f"{name}_key"].chmod(0o600)
+    return out
+
+
+def test_tls_with_client_certificate(tmp_path: Path, broker: Mosquitto) -> None:
+    """Over a TLS listener that requires a client certificate: the forwarder verifies the
+    broker against ca_file, presents cert_file/key_file, and the records arrive."""
+    pki = make_pki(tmp_path / "pki")
+    up = Mosquitto(tmp_path / "upstream", extra=f"cafile {pki['ca']}\ncertfile {pki['server']}\n"
+                                                f"keyfile {pki['server_key']}\nrequire_certificate true\n")
+    up.start()
+    gw_id = f"gw-{uuid.uuid4().hex[:6]}"
+    st = make_station(tmp_path / "st", broker.port, gateway_id=gw_id, max_records=1000, max_seconds=3600,
+                      extra_toml=upstream_toml(up.port, batch_max=50, max_inflight=2, extra=textwrap.dedent(f"""
+                          [upstream.tls]
+                          ca_file = "{pki['ca']}"
+                          cert_file = "{pki['client']}"
+                          key_file = "{pki['client_key']}"
+                          """)))
+    peer_client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    peer_client.tls_set(ca_certs=str(pki["ca"]), certfile=str(pki["client"]), keyfile=str(pki["client_key"]))
+    got: list[dict[str, Any]] = []
+    peer_client.on_message = lambda c, u, m: got.append(json.loads(m.payload)) if m.topic.endswith("/records") else None
+    peer_client.connect("127.0.0.1", up.port)
+    peer_client.subscribe(f"traceseal/up/{gw_id}/records", qos=1)
+    peer_client.loop_start()
+    cfg = configmod.load(st.config_path)
+    assert cfg.upstream.tls_ca == pki["ca"]
+    gw = Gateway(cfg)
+    gw.start()
+    try:
+        assert gw.forwarder is not None and gw.forwarder.connected.wait(10), gw.forwarder.last_error
+        publish_readings(st, broker.port, 30)
+        wait_for(lambda: sum(len(p["items"]) for p in got) >= 30, what="30 records over TLS")
+    finally:
+        gw.stop()
+        peer_client.loop_stop()
+        peer_client.disconnect()
+        up.stop()
+    assert [it["seq"] for p in got for it in p["items"]][:30] == list(range(30))
+    pki["client_key"].chmod(0o644)
+    with pytest.raises(ConfigError, match="upstream.tls.key_file: .*mode 0644 lets group/others read the TLS"):
+        Gateway(configmod.load(st.config_path))
