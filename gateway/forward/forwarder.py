@@ -20,7 +20,6 @@ central broker does not return in lock-step.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import ssl
@@ -35,23 +34,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ledger_client.canonical import canonical
-from ledger_client.keys import public_hex
 from ledger_client.retry import backoff_s
 
 from ..clock import Clock
 from ..config import Config, UpstreamConfig
 from ..errors import ConfigError, JournalError
-from ..journal import Journal
-from ..profile import profile_message, station_profile
 from . import wire
-from .state import LINK_META, STREAMS
-from .window import Window
+from .streams import ORDER, Streams
 
 log = logging.getLogger("traceseal.forward")
-
-_ORDER = ("alarms", "records", "blocks", "anchors")  # each round fills the windows in this order
-_PROFILE_META = "upstream_profile"
 
 
 def _private(key: str, p: Path, what: str) -> None:
@@ -104,24 +95,25 @@ class Forwarder:
         props.SessionExpiryInterval = up.session_expiry_s
         self.client.connect_async(up.host, up.port, keepalive=up.keepalive, clean_start=False, properties=props)
 
-        self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
-                               busy_timeout_ms=cfg.journal.busy_timeout_ms)
-        cursors = self.journal.forward_cursors()
-        self.windows = {s: Window(cursors[s][0], up.max_inflight) for s in STREAMS}
-        self.archived = {s: cursors[s][1] for s in STREAMS}
-        self._saved = {s: cursors[s][0] for s in STREAMS}
+        self.streams = Streams(cfg, key, clock, up.max_inflight)
+        self.windows = self.streams.windows
         self._mids: dict[int, str] = {}  # paho message id -> stream, for the batches in flight
-        self._hello = self._make_hello(cfg, key)
         self.connected = threading.Event()
         self.stop_event = threading.Event()
-        self.last_error = ""
         self.batches_sent = 0
         self.thread: threading.Thread | None = None
         self._sock_open = False
         self._attempt = 0
         self._next_try = 0.0
         self._busy = False
-        self._link_state: tuple[bool, str] | None = None
+
+    @property
+    def last_error(self) -> str:
+        return self.streams.last_error
+
+    @last_error.setter
+    def last_error(self, v: str) -> None:
+        self.streams.last_error = v
 
     def topic(self, kind: str) -> str:
         return wire.topic(self.up.prefix, self.gateway, kind)
@@ -139,8 +131,7 @@ class Forwarder:
     def status(self) -> dict[str, Any]:
         """Live state for ``Gateway.status`` and the dashboard (safe from any thread)."""
         return {"connected": self.connected.is_set(), "error": self.last_error, "batches_sent": self.batches_sent,
-                "streams": {s: {"sent": w.sent, "in_flight": w.in_flight, "peak_in_flight": w.peak,
-                                "archived": self.archived[s]} for s, w in self.windows.items()}}
+                "streams": self.streams.status()}
 
     def run(self) -> None:
         log.info("forwarding to %s:%d as %s (topics %s/…)", self.up.host, self.up.port, self.up.client_id,
@@ -158,15 +149,15 @@ class Forwarder:
 
     def _shutdown(self) -> None:
         try:
-            self._persist()
+            self.streams.persist()
             if self._sock_open:
                 self.client.disconnect()
                 self.client.loop(timeout=0.1)
-            self._link(False, "stopped")
+            self.streams.link(False, "stopped")
         except Exception:
             log.exception("forwarder shutdown")
         finally:
-            self.journal.close()
+            self.streams.close()
 
     # -- one round ---------------------------------------------------------------------
     def _round(self) -> None:
@@ -188,7 +179,7 @@ class Forwarder:
             return
         if self.connected.is_set():
             self._pump()
-        self._persist()
+        self.streams.persist()
 
     def _failed(self, why: str) -> None:
         self._attempt += 1
@@ -196,16 +187,14 @@ class Forwarder:
         self._next_try = time.monotonic() + delay
         if self._attempt == 1 or why != self.last_error:
             log.warning("upstream: %s; retrying with backoff (next in %.1f s)", why, delay)
-        self._link(False, why)
+        self.streams.link(False, why)
 
     def _pump(self) -> None:
         busy = False
-        rec = self.windows["records"]
-        self.windows["alarms"].advance(rec.sent)  # alarms the ordered stream already delivered
-        for stream in _ORDER:
+        for stream in ORDER:
             w = self.windows[stream]
             while w.room():
-                batch = self._next_batch(stream, w.head)
+                batch = self.streams.next_batch(stream, w.head)
                 if batch is None:
                     break
                 info = self.client.publish(self.topic(stream), batch.payload, qos=1)
@@ -215,48 +204,6 @@ class Forwarder:
                 self.batches_sent += 1
             busy = busy or w.in_flight > 0
         self._busy = busy
-
-    def _next_batch(self, stream: str, after: int) -> wire.Batch | None:
-        j, n = self.journal, self.up.batch_max
-        if stream == "records":
-            return wire.records_batch(self.gateway, stream, j.forward_records(after, n), after, n)
-        if stream == "alarms":
-            after = max(after, self.windows["records"].sent)
-            return wire.records_batch(self.gateway, stream, j.forward_records(after, n, alarms_only=True), after, n)
-        if stream == "blocks":  # only blocks whose records the broker already has
-            return wire.blocks_batch(self.gateway, j.forward_blocks(after, self.windows["records"].sent, n), n)
-        return wire.anchors_batch(self.gateway, j.forward_anchors(after, self.windows["blocks"].sent, n), n)
-
-    def _persist(self) -> None:
-        moved = {s: w.sent for s, w in self.windows.items() if w.sent != self._saved[s]}
-        if moved:
-            self.journal.save_forward_cursors(sent=moved)
-            self._saved.update(moved)
-
-    def _link(self, connected: bool, error: str = "") -> None:
-        """Record a change of the link for ``traceseal status`` (only changes: an SD card
-        should not pay an fsync per reconnect attempt)."""
-        self.last_error = error
-        if self._link_state == (connected, error):
-            return
-        self._link_state = (connected, error)
-        self.journal.set_meta(LINK_META, json.dumps({"connected": connected, "since_ms": self.clock.now_ms(),
-                                                     "error": error}))
-
-    # -- hello -------------------------------------------------------------------------
-    def _make_hello(self, cfg: Config, key: Ed25519PrivateKey) -> bytes:
-        """The signed profile; an unchanged profile keeps its time so the archive sees the
-        same bytes (a duplicate) instead of a new version at every restart."""
-        prof = station_profile(self.gateway, cfg.station.units, cfg.station.inventory, self.clock.now_ms())
-        stored = self.journal.meta(_PROFILE_META)
-        if stored is not None:
-            old = json.loads(stored)
-            if {**old, "time_ms": prof["time_ms"]} == json.loads(canonical(prof)):
-                prof = old
-        text = canonical(prof).decode()
-        if text != stored:
-            self.journal.set_meta(_PROFILE_META, text)
-        return wire.hello(self.gateway, public_hex(key), text, key.sign(profile_message(prof)))
 
     # -- paho callbacks (run inside client.loop(), on this thread) -----------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
@@ -276,9 +223,9 @@ class Forwarder:
         log.info("upstream connected to %s:%d (session present: %s)", self.up.host, self.up.port,
                  flags.session_present)
         client.subscribe(self.topic("ack"), qos=1)
-        client.publish(self.topic("hello"), self._hello, qos=1, retain=True)
+        client.publish(self.topic("hello"), self.streams.hello, qos=1, retain=True)
         self.connected.set()
-        self._link(True)
+        self.streams.link(True)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        reason: mqtt.ReasonCode, properties: Properties | None) -> None:
@@ -303,20 +250,5 @@ class Forwarder:
         w.ack(mid)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic != self.topic("ack"):
-            return
-        try:
-            ack = wire.parse_ack(bytes(msg.payload), self.gateway)
-        except wire.AckError as exc:
-            log.warning("upstream: ignoring an ack on %s: %s", msg.topic, exc)
-            return
-        new = {"records": ack["records"], "alarms": ack["records"], "blocks": ack["blocks"],
-               "anchors": ack["anchors"]}
-        if new == self.archived:
-            return
-        if any(new[s] < self.archived[s] for s in new):
-            # An older ack re-sent after a reconnect, or an archive restored from a backup:
-            # either way retention must not trust more than the archive says now.
-            log.info("upstream: the archive's acknowledgement went back (%s -> %s)", self.archived, new)
-        self.journal.save_forward_cursors(archived=new)
-        self.archived = new
+        if msg.topic == self.topic("ack"):
+            self.streams.take_ack(bytes(msg.payload), msg.topic)
