@@ -128,6 +128,8 @@ class UpstreamConfig:
     """``[upstream]``: the central broker the forwarder ships to (docs/upstream.md)."""
 
     enabled: bool = False
+    transport: str = "mqtt"  # "mqtt" (host, port) or "https" (url)
+    url: str = ""
     host: str = ""
     port: int = 1883
     prefix: str = "traceseal/up"
@@ -420,8 +422,13 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
     whatever answers there."""
     u = _Table(data, "upstream", base)
     enabled = u.get("enabled", bool, False)
-    if enabled and "host" not in u.data:
+    transport = u.get("transport", str, "mqtt", check=lambda t: t in ("mqtt", "https"), why="must be 'mqtt' or 'https'")
+    url = u.get("url", str, "", check=lambda v: v.startswith("https://") and len(v) > 8,
+                why="must be an https:// URL (records and credentials never travel in clear)")
+    if enabled and transport == "mqtt" and "host" not in u.data:
         raise ConfigError("upstream.host", "is required when upstream.enabled = true")
+    if enabled and transport == "https" and not url:
+        raise ConfigError("upstream.url", "is required when upstream.transport = 'https'")
     tls = _Table(u.get("tls", dict, {}), "upstream.tls", base)
     tls_ca, tls_cert, tls_key = tls.path_("ca_file", None), tls.path_("cert_file", None), tls.path_("key_file", None)
     tls.done()
@@ -431,7 +438,7 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
     if tls_cert is not None and tls_ca is None:
         raise ConfigError("upstream.tls.ca_file", "is required when a client certificate is configured")
     up = UpstreamConfig(
-        enabled=enabled,
+        enabled=enabled, transport=transport, url=url.rstrip("/"),
         host=u.get("host", str, "", check=lambda h: bool(h.strip()), why="must not be empty"),
         port=u.get("port", int, 8883 if tls_ca is not None else 1883, check=lambda p: 0 < p < 65536,
                    why="must be in 1..65535"),
@@ -455,7 +462,7 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
         if not all(c.isascii() and (c.isalnum() or c in "._-") for c in gateway_id):
             raise ConfigError("gateway.id", f"must be ASCII letters, digits, '.', '_' or '-' to name upstream "
                                             f"topics, got {gateway_id!r}")
-        if (up.host, up.port, up.client_id) == (mqtt.host, mqtt.port, mqtt.client_id):
+        if transport == "mqtt" and (up.host, up.port, up.client_id) == (mqtt.host, mqtt.port, mqtt.client_id):
             raise ConfigError("upstream.client_id", f"{up.client_id!r} is the ingest client's id on the same broker; "
                                                     "two sessions with one id disconnect each other")
     return up

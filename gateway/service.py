@@ -97,11 +97,12 @@ class Gateway:
             self.web = WebServer(GatewaySource(self), cfg.web)  # a bad token file is a ConfigError
         self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
         self._notify: Any = None
-        self.forwarder = None
+        self.forwarder: Any = None
         if cfg.upstream.enabled:
-            from .forward import Forwarder
+            from .forward import Forwarder, HttpsForwarder
 
-            self.forwarder = Forwarder(cfg, self.key, self.clock)
+            self.forwarder = (HttpsForwarder if cfg.upstream.transport == "https" else Forwarder)(cfg, self.key,
+                                                                                                   self.clock)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:

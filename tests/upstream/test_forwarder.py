@@ -320,6 +320,7 @@ def test_alarm_goes_ahead_of_the_backlog(tmp_path: Path, broker: Mosquitto, upst
     gw.start()
     j = journal(st)
     try:
+        assert gw.mqtt is not None and gw.mqtt.connected.wait(10)
         publish_readings(st, broker.port, 3000)
         publish_readings(st, broker.port, 1, sensors=("probe-1",), value=12_000)  # 12 °C in a fridge
         wait_for(lambda: j.db.execute("SELECT COUNT(*) FROM records WHERE type='alarm'").fetchone()[0] >= 1,
@@ -475,3 +476,118 @@ def test_tls_with_client_certificate(tmp_path: Path, broker: Mosquitto) -> None:
     pki["client_key"].chmod(0o644)
     with pytest.raises(ConfigError, match="upstream.tls.key_file: .*mode 0644 lets group/others read the TLS"):
         Gateway(configmod.load(st.config_path))
+
+
+class HttpsPeer:
+    """A minimal archive over HTTPS (docs/upstream.md §HTTPS): records each POST in arrival
+    order, demands Basic credentials, answers with the ack."""
+
+    def __init__(self, pki: dict[str, Path], gateway: str, password: str) -> None:
+        import base64
+        import ssl
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.port = Mosquitto(Path("/nonexistent")).port  # a free loopback port
+        self.password = password
+        self.arrivals: list[tuple[str, dict[str, Any]]] = []
+        self.records: dict[int, dict[str, Any]] = {}
+        self.blocks: dict[int, Any] = {}
+        self.refused = 0
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                want = "Basic " + base64.b64encode(f"gw:{peer.password}".encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    peer.refused += 1
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                kind = self.path.rsplit("/", 1)[1]
+                assert self.path == f"/up/{gateway}/{kind}", self.path
+                if self.command == "POST":
+                    p = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    peer.arrivals.append((kind, p))
+                    for it in p.get("items", []):
+                        (peer.records if kind in ("records", "alarms") else peer.blocks).setdefault(
+                            it.get("seq", it.get("block")), it)
+                body = json.dumps({"v": 1, "gateway": gateway, "records": ArchivePeer._contiguous(peer.records),
+                                   "blocks": ArchivePeer._contiguous(peer.blocks), "anchors": -1,
+                                   "time_ms": T0}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET = _answer
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(pki["server"]), str(pki["server_key"]))
+        self.ctx, self.handler, self.server_cls = ctx, Handler, ThreadingHTTPServer
+        self.server: Any = None
+
+    def start(self) -> None:
+        self.server = self.server_cls(("127.0.0.1", self.port), self.handler)
+        self.server.socket = self.ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def test_https_transport(tmp_path: Path, broker: Mosquitto) -> None:
+    """Over HTTPS: the archive unreachable, then refusing the password (401: nothing moves),
+    then right: every record in order, blocks after their records, ``archived`` from the body."""
+    pki = make_pki(tmp_path / "pki")
+    gw_id = f"gw-{uuid.uuid4().hex[:6]}"
+    peer = HttpsPeer(pki, gw_id, password="not-yet")
+    st = make_station(tmp_path / "st", broker.port, gateway_id=gw_id, max_records=30, max_seconds=3600,
+                      extra_toml=textwrap.dedent(f"""
+                          [upstream]
+                          enabled = true
+                          transport = "https"
+                          url = "https://127.0.0.1:{peer.port}/up/"
+                          username = "gw"
+                          password_file = "up.pw"
+                          batch_max = 25
+                          reconnect_max_s = 1
+                          [upstream.tls]
+                          ca_file = "{pki['ca']}"
+                          """))
+    (st.root / "up.pw").write_text("s3cret\n")
+    (st.root / "up.pw").chmod(0o600)
+    gw = Gateway(configmod.load(st.config_path))
+    gw.start()
+    j = journal(st)
+    try:
+        fw = gw.forwarder
+        assert fw is not None and type(fw).__name__ == "HttpsForwarder"
+        assert gw.mqtt is not None and gw.mqtt.connected.wait(10)
+        publish_readings(st, broker.port, 200)
+        wait_for(lambda: readings_in(j) == 200, what="200 readings journaled")
+        wait_for(lambda: "Connection refused" in fw.last_error, what="archive unreachable, reported")
+        peer.start()
+        wait_for(lambda: peer.refused > 0 and "HTTP 401" in fw.last_error, what="wrong password reported")
+        assert j.forward_cursors()["records"] == (-1, -1) and not peer.arrivals
+        peer.password = "s3cret"
+        last = j.next_seq() - 1
+        wait_for(lambda: len(peer.records) > last, timeout=20, what="every record over HTTPS")
+        wait_for(lambda: j.forward_cursors()["records"][1] >= last, what="archived from the response")
+        wait_for(lambda: j.forward_cursors()["blocks"][0] >= 5, what="blocks forwarded")
+    finally:
+        gw.stop()
+        peer.stop()
+    assert peer.arrivals[0][0] == "hello"
+    batches = [[it["seq"] for it in p["items"]] for k, p in peer.arrivals if k == "records"]
+    assert [s for b in batches for s in b] == list(range(last + 1))  # in order, once each
+    for k, p in peer.arrivals:
+        if k == "blocks":
+            assert all(json.loads(it["header"])["last_seq"] <= last for it in p["items"])
+    for r in j.records_range(0, last):
+        assert peer.records[r.seq]["body"].encode() == r.body

@@ -52,6 +52,10 @@ def test_defaults_and_tls_port() -> None:
      "is required"),
     ({"enabled": True, "host": "h", "tls": {"cafile": "x"}}, "upstream.tls.cafile", "unknown key; did you mean 'ca_file'"),
     ({"enabled": True, "host": "h", "batchmax": 5}, "upstream.batchmax", "did you mean 'batch_max'"),
+    ({"enabled": True, "host": "h", "transport": "http"}, "upstream.transport", "must be 'mqtt' or 'https'"),
+    ({"enabled": True, "transport": "https"}, "upstream.url", "is required when upstream.transport = 'https'"),
+    ({"enabled": True, "transport": "https", "url": "http://a.example/up"}, "upstream.url",
+     "must be an https:// URL"),
 ])
 def test_bad_upstream_config_names_the_key(upstream: dict, key: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem) as exc:
