@@ -109,7 +109,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_upstream(cfg: configmod.Config, up: dict[str, Any] | None) -> None:
-    where = f"{cfg.upstream.host}:{cfg.upstream.port}"
+    where = cfg.upstream.url if cfg.upstream.transport == "https" else f"{cfg.upstream.host}:{cfg.upstream.port}"
     if up is None:
         print(f"upstream       {where}: the forwarder has not run on this journal yet")
         return

@@ -417,9 +417,9 @@ def _topic_level(v: str) -> bool:
 
 
 def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> UpstreamConfig:
-    """``[upstream]`` (and ``[upstream.tls]``). Disabled by default; when enabled, ``host`` is
-    required, because forwarding to a default address would ship a station's records to
-    whatever answers there."""
+    """``[upstream]`` (and ``[upstream.tls]``). Disabled by default; when enabled, ``host`` (MQTT)
+    or ``url`` (HTTPS) is required, because forwarding to a default address would ship a
+    station's records to whatever answers there."""
     u = _Table(data, "upstream", base)
     enabled = u.get("enabled", bool, False)
     transport = u.get("transport", str, "mqtt", check=lambda t: t in ("mqtt", "https"), why="must be 'mqtt' or 'https'")

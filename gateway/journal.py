@@ -91,7 +91,7 @@ CREATE TRIGGER IF NOT EXISTS blocks_append_only BEFORE UPDATE ON blocks
 
 # Upstream forwarding (gateway/forward, docs/upstream.md): one row per stream (records,
 # alarms, blocks, anchors). ``sent``: everything at or below it was PUBACKed by the upstream
-# broker; ``archived``: the archive's own acknowledgement, the only cursor retention may
+# broker (over HTTPS: answered 2xx); ``archived``: the archive's own acknowledgement, the only cursor retention may
 # trust. The partial index holds only alarm records, so the forwarder finds a new alarm
 # among a million readings at once while ingest pays nothing for readings.
 _FORWARD_SCHEMA = """
@@ -432,7 +432,7 @@ class Journal:
 
     def forward_cursors(self) -> dict[str, tuple[int, int]]:
         """stream -> (sent, archived); -1 = nothing yet."""
-        have = dict(((s, (a, b)) for s, a, b in self.db.execute("SELECT stream, sent, archived FROM forward_state")))
+        have = {s: (a, b) for s, a, b in self.db.execute("SELECT stream, sent, archived FROM forward_state")}
         return {s: have.get(s, (-1, -1)) for s in FORWARD_STREAMS}
 
     def save_forward_cursors(self, sent: dict[str, int] | None = None, archived: dict[str, int] | None = None) -> None:
