@@ -106,6 +106,8 @@ class Forwarder:
         self._attempt = 0
         self._next_try = 0.0
         self._busy = False
+        self._refused: dict[str, int] = {}  # stream -> refusals in a row (ACL, quota)
+        self._hold: dict[str, float] = {}  # stream -> monotonic time before which it waits
 
     @property
     def last_error(self) -> str:
@@ -191,8 +193,11 @@ class Forwarder:
 
     def _pump(self) -> None:
         busy = False
+        now = time.monotonic()
         for stream in ORDER:
             w = self.windows[stream]
+            if self._hold.get(stream, 0.0) > now:  # refused by the broker: wait, do not hammer it
+                continue
             while w.room():
                 batch = self.streams.next_batch(stream, w.head)
                 if batch is None:
@@ -219,7 +224,6 @@ class Forwarder:
         per = max(1, min(self.up.max_inflight, (rmax - 1) // len(self.windows)))
         for w in self.windows.values():
             w.limit = per
-        self._attempt = 0
         log.info("upstream connected to %s:%d (session present: %s)", self.up.host, self.up.port,
                  flags.session_present)
         client.subscribe(self.topic("ack"), qos=1)
@@ -241,12 +245,22 @@ class Forwarder:
             return  # the hello, or a batch of a window that was reset
         w = self.windows[stream]
         if reason.is_failure:
-            # The broker refused the batch (ACL, quota): send the stream again from its cursor.
+            # The broker refused the batch (ACL, quota): the stream resends from its cursor
+            # after a backoff; the other streams go on.
+            n = self._refused[stream] = self._refused.get(stream, 0) + 1
+            delay = backoff_s(n, self.rand, base=1.0, cap=float(self.up.reconnect_max_s))
+            self._hold[stream] = time.monotonic() + delay
             self.last_error = f"broker refused a {stream} batch: {reason}"
-            log.error("upstream: %s; resending from %d", self.last_error, w.sent)
+            if n == 1:
+                log.error("upstream: %s; resending from %d after a backoff", self.last_error, w.sent + 1)
             self._mids = {m: s for m, s in self._mids.items() if s != stream}
             w.reset()
             return
+        # The backoff starts over only once the broker takes data again, not at CONNACK: a
+        # broker that accepts the connection and then drops it (e.g. Mosquitto 2.0.11 after a
+        # denied PUBLISH, measured) must not be reconnected to in a tight loop.
+        self._attempt = 0
+        self._refused.pop(stream, None)
         w.ack(mid)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:

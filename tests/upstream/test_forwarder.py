@@ -591,3 +591,54 @@ def test_https_transport(tmp_path: Path, broker: Mosquitto) -> None:
             assert all(json.loads(it["header"])["last_seq"] <= last for it in p["items"])
     for r in j.records_range(0, last):
         assert peer.records[r.seq]["body"].encode() == r.body
+
+
+def test_a_refused_stream_waits_and_the_others_go_on(tmp_path: Path, broker: Mosquitto) -> None:
+    """The central broker's ACL refuses the blocks topic: no block gets through and its
+    cursor stays put, the problem shows in status, and the forwarder backs off instead of
+    reconnecting in a loop (Mosquitto 2.0.11 drops the connection after a denied PUBLISH,
+    and paho re-sends the batch at each reconnect, so the link stalls until the ACL is fixed)."""
+    gw_id = f"gw-{uuid.uuid4().hex[:6]}"
+    pwfile, acl = tmp_path / "passwd", tmp_path / "acl"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "gw", "pw-gw"], check=True, capture_output=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(pwfile), "archive", "pw-ar"], check=True, capture_output=True)
+    acl.write_text(f"user gw\ntopic write traceseal/up/{gw_id}/hello\ntopic write traceseal/up/{gw_id}/records\n"
+                   f"topic write traceseal/up/{gw_id}/alarms\ntopic read traceseal/up/{gw_id}/ack\n"
+                   "user archive\ntopic readwrite traceseal/up/#\n")
+    up = Mosquitto(tmp_path / "upstream", anonymous=False, extra=f"password_file {pwfile}\nacl_file {acl}")
+    up.start()
+    st = make_station(tmp_path / "st", broker.port, gateway_id=gw_id, max_records=20, max_seconds=3600,
+                      extra_toml=upstream_toml(up.port, batch_max=50, max_inflight=2,
+                                               extra='username = "gw"\npassword_file = "up.pw"\nreconnect_max_s = 4\n'
+                                               ).replace("reconnect_max_s = 1\n", ""))
+    (st.root / "up.pw").write_text("pw-gw")
+    (st.root / "up.pw").chmod(0o600)
+    peer = ArchivePeer(up.port, gw_id, username="archive", password="pw-ar")
+    gw = Gateway(configmod.load(st.config_path))
+    gw.start()
+    j = journal(st)
+    try:
+        fw = gw.forwarder
+        assert fw is not None and fw.connected.wait(10)
+        publish_readings(st, broker.port, 100)
+        wait_for(lambda: len(peer.records) >= 20, what="records upstream")
+        wait_for(lambda: j.stats()["blocks"] >= 5, what="5 blocks sealed")
+        t0 = time.monotonic()
+        connects0 = up.log.read_text().count(f"as traceseal-up-{gw_id}")
+        time.sleep(4)
+        connects = up.log.read_text().count(f"as traceseal-up-{gw_id}") - connects0
+        stats = j.upstream_stats(int(time.time() * 1000))
+    finally:
+        gw.stop()
+        peer.close()
+        up.stop()
+    assert not peer.payloads("blocks") and j.forward_cursors()["blocks"][0] == -1
+    assert stats is not None and stats["streams"]["blocks"]["backlog"] >= 5
+    assert fw.last_error or stats["error"]
+    # backoff: full jitter up to 0.5·2^(n-1) s (cap 4 s); a loop would reconnect hundreds of times
+    assert connects <= 12, f"{connects} reconnects in {time.monotonic() - t0:.1f} s: not backing off"
+
+
+def peer_kinds(peer: ArchivePeer) -> list[tuple[str, dict[str, Any]]]:
+    with peer.lock:
+        return [(k, p) for _, k, p in peer.arrivals]
