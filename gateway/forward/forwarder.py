@@ -44,6 +44,8 @@ from .streams import ORDER, Streams
 
 log = logging.getLogger("traceseal.forward")
 
+STABLE_S = 30.0  # connected this long without trouble: the reconnect backoff starts over
+
 
 def _private(key: str, p: Path, what: str) -> None:
     try:
@@ -106,6 +108,7 @@ class Forwarder:
         self._attempt = 0
         self._next_try = 0.0
         self._busy = False
+        self._connected_at = 0.0
         self._refused: dict[str, int] = {}  # stream -> refusals in a row (ACL, quota)
         self._hold: dict[str, float] = {}  # stream -> monotonic time before which it waits
 
@@ -180,6 +183,8 @@ class Forwarder:
             self._failed(self.last_error or f"connection lost ({mqtt.error_string(rc)})")
             return
         if self.connected.is_set():
+            if self._attempt and time.monotonic() - self._connected_at > STABLE_S:
+                self._attempt = 0  # a link that held is a fresh start, even with nothing to send
             self._pump()
         self.streams.persist()
 
@@ -226,6 +231,7 @@ class Forwarder:
             w.limit = per
         log.info("upstream connected to %s:%d (session present: %s)", self.up.host, self.up.port,
                  flags.session_present)
+        self._connected_at = time.monotonic()
         client.subscribe(self.topic("ack"), qos=1)
         client.publish(self.topic("hello"), self.streams.hello, qos=1, retain=True)
         self.connected.set()
@@ -246,7 +252,7 @@ class Forwarder:
         w = self.windows[stream]
         if reason.is_failure:
             # The broker refused the batch (ACL, quota): the stream resends from its cursor
-            # after a backoff; the other streams go on.
+            # after a backoff (the other streams go on, if the broker keeps the connection).
             n = self._refused[stream] = self._refused.get(stream, 0) + 1
             delay = backoff_s(n, self.rand, base=1.0, cap=float(self.up.reconnect_max_s))
             self._hold[stream] = time.monotonic() + delay

@@ -593,7 +593,7 @@ def test_https_transport(tmp_path: Path, broker: Mosquitto) -> None:
         assert peer.records[r.seq]["body"].encode() == r.body
 
 
-def test_a_refused_stream_waits_and_the_others_go_on(tmp_path: Path, broker: Mosquitto) -> None:
+def test_a_refused_topic_is_reported_and_retried_with_backoff(tmp_path: Path, broker: Mosquitto) -> None:
     """The central broker's ACL refuses the blocks topic: no block gets through and its
     cursor stays put, the problem shows in status, and the forwarder backs off instead of
     reconnecting in a loop (Mosquitto 2.0.11 drops the connection after a denied PUBLISH,
