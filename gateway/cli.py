@@ -91,6 +91,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     s["retention"] = {"days": cfg.retention.days, **retention_status(j.db)}
     s["gateway"] = j.meta("gateway_id")
     s["public_key"], s["key_rotations"] = j.current_key(), len(j.key_rotations())
+    if cfg.upstream.enabled:
+        s["upstream"] = j.upstream_stats(int(dt.datetime.now().timestamp() * 1000))
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -107,6 +109,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if dup:
         print(f"duplicates     {dup} redeliveries recognised and kept once")
     _print_retention(cfg, j)
+    if "upstream" in s:
+        _print_upstream(cfg, s["upstream"])
     return 0
 
 
@@ -163,6 +167,20 @@ def cmd_prune(args: argparse.Namespace) -> int:
         where = f"block {p.stopped_at}" if p.stopped_at is not None else "retention"
         print(f"kept from {where}: {p.reason}")
     return 0
+
+
+def _print_upstream(cfg: configmod.Config, up: dict[str, Any] | None) -> None:
+    where = cfg.upstream.url if cfg.upstream.transport == "https" else f"{cfg.upstream.host}:{cfg.upstream.port}"
+    if up is None:
+        print(f"upstream       {where}: the forwarder has not run on this journal yet")
+        return
+    since = up.get("since_ms")
+    at = f" since {dt.datetime.fromtimestamp(since / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if since else ""
+    state = "connected" if up["connected"] else "disconnected" + (f" ({up['error']})" if up["error"] else "")
+    print(f"upstream       {where} {state}{at}")
+    for name, st in up["streams"].items():
+        print(f"  {name:<12} sent {st['sent']}, archived {st['archived']}; backlog {st['backlog']} unsent, "
+              f"{st['unarchived']} unarchived; lag {st['lag_s']:.0f} s")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

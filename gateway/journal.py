@@ -124,6 +124,17 @@ CREATE TRIGGER IF NOT EXISTS pruned_kept BEFORE DELETE ON pruned
     BEGIN SELECT RAISE(ABORT, 'the prune log is kept forever'); END;
 """
 
+# Upstream forwarding (gateway/forward, docs/upstream.md): one row per stream (records,
+# alarms, blocks, anchors). ``sent``: everything at or below it was PUBACKed by the upstream
+# broker (over HTTPS: answered 2xx); ``archived``: the archive's own acknowledgement, the only cursor retention may
+# trust. The partial index holds only alarm records, so the forwarder finds a new alarm
+# among a million readings at once while ingest pays nothing for readings.
+_FORWARD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS forward_state (stream TEXT PRIMARY KEY, sent INTEGER NOT NULL, archived INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS records_alarms ON records(seq) WHERE type = 'alarm';
+"""
+FORWARD_STREAMS = ("records", "alarms", "blocks", "anchors")
+
 
 @dataclass(frozen=True, slots=True)
 class RecordRow:
@@ -188,6 +199,7 @@ class Journal:
                 self.db.execute(f"PRAGMA synchronous={synchronous}")
                 self.db.executescript(_SCHEMA)
                 self.db.executescript(_RETENTION_SCHEMA)
+                self.db.executescript(_FORWARD_SCHEMA)
                 cols = [r[1] for r in self.db.execute("PRAGMA table_info(sensor_state)")]
                 if "window" not in cols:  # journals from before the anti-replay window
                     self.db.execute("ALTER TABLE sensor_state ADD COLUMN window BLOB")
@@ -502,3 +514,72 @@ class Journal:
 
     def integrity_check(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- upstream forwarding (gateway/forward) -----------------------------------------------
+    def set_forwarding(self, enabled: bool) -> None:
+        """Recorded at every gateway start, so ``archived_seq`` knows whether the archive's
+        acknowledgement binds retention (cursors of a disabled forwarder are kept for later)."""
+        self.set_meta("upstream_enabled", "1" if enabled else "0")
+
+    def set_meta(self, k: str, v: str) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (k, v))
+
+    def forward_cursors(self) -> dict[str, tuple[int, int]]:
+        """stream -> (sent, archived); -1 = nothing yet."""
+        have = {s: (a, b) for s, a, b in self.db.execute("SELECT stream, sent, archived FROM forward_state")}
+        return {s: have.get(s, (-1, -1)) for s in FORWARD_STREAMS}
+
+    def save_forward_cursors(self, sent: dict[str, int] | None = None, archived: dict[str, int] | None = None) -> None:
+        """One fsynced transaction for every cursor that moved (the forwarder calls this once
+        per network round, not per acknowledgement)."""
+        rows = [(s, v, -1) for s, v in (sent or {}).items()]
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT INTO forward_state VALUES (?, ?, ?) "
+                                "ON CONFLICT(stream) DO UPDATE SET sent=excluded.sent", rows)
+            self.db.executemany("INSERT INTO forward_state VALUES (?, -1, ?) "
+                                "ON CONFLICT(stream) DO UPDATE SET archived=excluded.archived",
+                                list((archived or {}).items()))
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise JournalError(f"saving the upstream cursors failed: {exc}") from exc
+
+    def archived_seq(self) -> int | None:
+        """The highest record seq the upstream archive acknowledged as stored (every record
+        at or below it is archived), for retention: with forwarding enabled, pruning may
+        remove only records at or below it. ``None``: forwarding is disabled (retention
+        needs no upstream acknowledgement); ``-1``: enabled, nothing archived yet."""
+        if self.meta("upstream_enabled") != "1":
+            return None
+        row = self.db.execute("SELECT archived FROM forward_state WHERE stream='records'").fetchone()
+        return -1 if row is None else int(row[0])
+
+    def forward_records(self, after: int, limit: int, *, alarms_only: bool = False) -> list[tuple[int, int, bytes, bytes]]:
+        """(seq, time_ms, body, sig) after ``after`` in seq order."""
+        where = "type = 'alarm' AND seq > ?" if alarms_only else "seq > ?"
+        return [(s, t, bytes(b), bytes(g)) for s, t, b, g in self.db.execute(
+            f"SELECT seq, time_ms, body, sig FROM records WHERE {where} ORDER BY seq LIMIT ?", (after, limit))]
+
+    def forward_blocks(self, after: int, upto_seq: int, limit: int) -> list[BlockRow]:
+        """Blocks after ``after`` whose records all lie at or below ``upto_seq``."""
+        return [BlockRow(*r) for r in self.db.execute(
+            "SELECT block, first_seq, last_seq, header, sig, hash, sealed_ms FROM blocks "
+            "WHERE block > ? AND last_seq <= ? ORDER BY block LIMIT ?", (after, upto_seq, limit))]
+
+    def forward_anchors(self, after: int, upto_block: int, limit: int) -> list[tuple[int, bytes, str, str, int]]:
+        """(block, header_hash, kind, anchor JSON text, time_ms) of anchored blocks in
+        (``after``, ``upto_block``], every anchor of a block together."""
+        return [(b, bytes(h), k, a, t) for b, h, k, a, t in self.db.execute(
+            "SELECT block, header_hash, kind, anchor, time_ms FROM anchors WHERE block > ? AND block <= ? "
+            "AND block <= (SELECT MAX(block) FROM (SELECT DISTINCT block FROM anchors WHERE block > ? "
+            "AND block <= ? ORDER BY block LIMIT ?)) ORDER BY block, id", (after, upto_block, after, upto_block, limit))]
+
+    def upstream_stats(self, now_ms: int) -> dict[str, Any] | None:
+        """Per-stream forwarding state for ``traceseal status`` (None: never enabled)."""
+        from .forward.state import upstream_stats
+
+        return upstream_stats(self.db, now_ms)

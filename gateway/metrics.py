@@ -31,6 +31,11 @@ Families (``_total`` are counters):
     traceseal_retention_pruned_records_total         records deleted by retention (gateway/retention.py)
     traceseal_retention_pruned_blocks                blocks whose records are gone (headers are kept)
     traceseal_retention_last_prune_timestamp_seconds (NaN: never pruned)
+    traceseal_upstream_connected                     1 while the forwarder's broker link is up (with [upstream])
+    traceseal_upstream_{sent,archived}{stream}       the forwarder's cursors (seq or block; -1: none)
+    traceseal_upstream_backlog{stream}               items not yet PUBACKed by the upstream broker
+    traceseal_upstream_unarchived{stream}            items the archive has not acknowledged (retention waits)
+    traceseal_upstream_lag_seconds{stream}           age of the oldest item not yet sent (0: none)
 """
 
 from __future__ import annotations
@@ -135,6 +140,29 @@ class TracesealCollector(Collector):
                      math.nan if last is None else last / 1000)
         yield _gauge("traceseal_last_anchor_age_seconds", "Seconds since the newest anchor (NaN: never).",
                      math.nan if last is None else max(0.0, (now - last) / 1000))
+        if getattr(getattr(self.source.cfg, "upstream", None), "enabled", False):
+            yield from self._upstream(now)
+
+    def _upstream(self, now: int) -> Iterator[Metric]:
+        from .forward.state import upstream_stats
+
+        with queries.connect(self.source.journal_path) as db:
+            up = upstream_stats(db, now)
+        live = self.source.status().get("upstream_connected")
+        connected = bool(live) if live is not None else bool(up and up["connected"])
+        yield _gauge("traceseal_upstream_connected", "1 while the forwarder is connected to the upstream broker.",
+                     float(connected))
+        if up is None:
+            return
+        for key, name, doc in (("sent", "sent", "Upstream cursor PUBACKed by the broker (seq or block)."),
+                               ("archived", "archived", "Upstream cursor acknowledged by the archive."),
+                               ("backlog", "backlog", "Items not yet sent upstream."),
+                               ("unarchived", "unarchived", "Items the archive has not acknowledged yet."),
+                               ("lag_s", "lag_seconds", "Age of the oldest item not yet sent upstream.")):
+            g = GaugeMetricFamily(f"traceseal_upstream_{name}", doc, labels=["stream"])
+            for stream, st in up["streams"].items():
+                g.add_metric([stream], float(st[key]))
+            yield g
 
     def _retention(self) -> Iterator[Metric]:
         from .retention import status

@@ -39,12 +39,17 @@ class Gateway:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.key = load_private_key(cfg.key_file)  # refuses keys readable by others
+        if cfg.upstream.enabled:  # a readable upstream password or TLS key stops the start before anything opens
+            from .forward import read_password
+
+            read_password(cfg.upstream)
         self.public_key = public_hex(self.key)
         self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
                                quarantine_raw_bytes=cfg.journal.quarantine_raw_bytes,
                                quarantine_max_rows=cfg.journal.quarantine_max_rows,
                                busy_timeout_ms=cfg.journal.busy_timeout_ms)
         self.journal.bind_identity(cfg.gateway_id, self.public_key)
+        self.journal.set_forwarding(cfg.upstream.enabled)  # retention asks Journal.archived_seq()
         self.sealer = Sealer(cfg.gateway_id, self.key, self.journal.next_seq())
         self.pipeline = Pipeline(cfg, self.journal, self.sealer, self.clock)
         self.blocks = BlockSealer(self.journal, self.key, cfg.gateway_id, self.clock,
@@ -99,6 +104,12 @@ class Gateway:
                                          busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock,
                                  station=self.station)
         self._notify: Any = None
+        self.forwarder: Any = None
+        if cfg.upstream.enabled:
+            from .forward import Forwarder, HttpsForwarder
+
+            self.forwarder = (HttpsForwarder if cfg.upstream.transport == "https" else Forwarder)(cfg, self.key,
+                                                                                                   self.clock)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -122,6 +133,8 @@ class Gateway:
                 t.start()
         if self.web is not None:
             self.web.start()
+        if self.forwarder is not None:
+            self.forwarder.start()
         log.info("gateway %s started (key %s…, journal %s, ledger %s)", self.cfg.gateway_id,
                  self.public_key[:16], self.cfg.journal.path, self.ledger.kind)
 
@@ -138,6 +151,8 @@ class Gateway:
         self.anchorer.wake()
         for t in self.threads:
             t.join(timeout=10)
+        if self.forwarder is not None:
+            self.forwarder.stop()
         try:  # a clean stop leaves nothing unsealed; the next start anchors it
             self.blocks.maybe_seal(force=True)
         except Exception:
@@ -266,4 +281,6 @@ class Gateway:
                   "clock_synced": self.clock.synced(), "inbox": self.inbox.qsize()})
         if self.pruner is not None:
             s["retention"] = {"days": self.cfg.retention.days, "last_run": self.pruner.last}
+        if self.forwarder is not None:
+            s["upstream"] = self.forwarder.status()
         return s

@@ -50,7 +50,8 @@ class DashboardSource(Protocol):
 
     def status(self) -> dict[str, Any]:
         """Live state the journal does not hold: journal_ok, broker_connected (None without
-        MQTT), ledger_kind, ledger_connected, ledger_error, clock_synced, inbox."""
+        MQTT), ledger_kind, ledger_connected, ledger_error, clock_synced, inbox, upstream_connected
+        (None without ``[upstream]``)."""
         ...
 
     def active_alarms(self) -> list[dict[str, Any]]:
@@ -92,6 +93,8 @@ class GatewaySource:
             "ledger_error": str(a.get("last_error") or ""),
             "clock_synced": bool(gw.clock.synced()),
             "inbox": gw.inbox.qsize(),
+            "upstream_connected": None if getattr(gw, "forwarder", None) is None
+            else bool(gw.forwarder.connected.is_set()),
         }
 
     def active_alarms(self) -> list[dict[str, Any]]:
