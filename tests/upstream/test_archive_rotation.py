@@ -212,3 +212,33 @@ def test_hello_with_any_key_of_the_chain_is_accepted_a_stranger_is_not(setup: di
     up.send("hello", up.hello_msg(kit.T0 + 5))
     wait_for(lambda: reader.gateways()[up.gw].profile_ms == kit.T0 + 5, what="last hello stored")
     assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 2, "key_mismatch": 2}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_retired_key_cannot_sign_past_the_rotation(setup: dict[str, Any]) -> None:
+    """Whoever still holds the old key (the reason to rotate) signs a record after the
+    rotation seq and a block after its last block: the record, stored early as an alarm,
+    is dropped when the rotation arrives; the header is refused."""
+    arch, reader, up = setup["arch"], setup["reader"], setup["up"]
+    rot_seq, last_block, old = setup["rot_seq"], setup["last_block"], setup["old"]
+    real = up.record_items(rot_seq + 2, rot_seq + 2)[0]
+    fake = _signed(old, {**json.loads(real["body"]), "value": 99999})
+    up.send("alarms", up.records_msg([fake], "alarms"))
+    wait_for(lambda: reader.records_between(up.gw, rot_seq + 2, rot_seq + 2) != [], what="early alarm stored")
+    up.records()
+    wait_for(lambda: reader.status(up.gw)["records"] == up.last_seq() + 1, what="records")
+    (seq, body, _), = reader.records_between(up.gw, rot_seq + 2, rot_seq + 2)
+    assert body.decode() == real["body"]  # the gateway's record replaced the retired key's
+    assert reader.status(up.gw)["rejections"] == {"bad_signature": 1}
+    assert any(r.ref == f"seq {seq}" and "retired key" in r.detail for r in reader.rejections(up.gw, 5))
+    up.blocks(0, last_block)
+    h = json.loads(up.block_items(last_block + 1, last_block + 1)[0]["header"])
+    data = canonical({**h, "key": setup["old_hex"]})
+    from ledger_client.canonical import header_message
+
+    up.send("blocks", {"v": 1, "gateway": up.gw, "items": [{"block": last_block + 1, "header": data.decode(),
+                                                             "sig": old.sign(header_message(data)).hex()}]})
+    wait_for(lambda: sum(reader.status(up.gw)["rejections"].values()) == 2, what="forged header refused")
+    assert reader.status(up.gw)["rejections"] == {"bad_signature": 1, "key_mismatch": 1}
+    up.blocks(last_block + 1)
+    wait_for(lambda: reader.status(up.gw)["blocks_verified"] == up.last_block() + 1, what="real blocks verified")
