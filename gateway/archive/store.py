@@ -274,8 +274,16 @@ class _SqlStore:
     def key_rotations(self, gateway: str) -> list[tuple[int, int, str, str]]:
         """(record seq, last block of the old key, old key, new key), oldest first: the same
         rows as gateway.journal.Journal.key_rotations, so export reads them alike."""
-        return [(int(r[0]), int(r[1]), r[2], r[3]) for r in self._all(
-            "SELECT seq, last_block, old_key, new_key FROM key_rotations WHERE gateway=? ORDER BY seq", (gateway,))]
+        try:
+            rows = self._all("SELECT seq, last_block, old_key, new_key FROM key_rotations WHERE gateway=? ORDER BY seq",
+                             (gateway,))
+        except StoreError as exc:
+            # read-only (status, export) on an archive the rotation-aware version has not
+            # opened for writing yet: it has no such table, hence no rotation
+            if self._in_tx or "key_rotations" not in str(exc):
+                raise
+            return []
+        return [(int(r[0]), int(r[1]), r[2], r[3]) for r in rows]
 
     def add_rotation(self, gateway: str, seq: int, last_block: int, old_key: str, new_key: str) -> None:
         self._exec("INSERT INTO key_rotations (gateway, seq, last_block, old_key, new_key) VALUES (?,?,?,?,?)",

@@ -91,7 +91,7 @@ def setup(rotated: dict[str, Any], backend: str, broker: Mosquitto, tmp_path: Pa
     (rot_seq, last_block, _, _), = up.j.key_rotations()
     try:
         yield {**rotated, "arch": arch, "reader": reader, "up": up, "acks": acks, "rot_seq": rot_seq,
-               "last_block": last_block}
+               "last_block": last_block, "toml": toml}
     finally:
         arch.stop()
         reader.close()
@@ -105,7 +105,8 @@ def _signed(key: Any, rec: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(setup: dict[str, Any]) -> None:
+def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(
+        setup: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     arch, reader, up, acks = setup["arch"], setup["reader"], setup["up"], setup["acks"]
     rot_seq, last_block = setup["rot_seq"], setup["last_block"]
     last_seq, top_block = up.last_seq(), up.last_block()
@@ -138,6 +139,16 @@ def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(s
         rep = verify_bundle(b, gateway_key=setup["old_hex"])
         assert rep.ok, (name, rep.as_dict())
     assert {x["header"]["key"] for x in bundles["range-across"]["blocks"]} == {setup["old_hex"], setup["new_hex"]}
+    # the same through the commands an operator and an auditor run
+    out = tmp_path / "probe-2.json"
+    assert main(["archive", "export", "-c", str(setup["toml"]), "--gateway", up.gw, "--sensor", "probe-2",
+                 "--from", "0", "--to", str(2**52), "-o", str(out)]) == 0
+    assert main(["verify", str(out), "--gateway-key", setup["old_hex"]]) == 0
+    capsys.readouterr()
+    assert main(["archive", "status", "-c", str(setup["toml"]), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["gateways"][up.gw]
+    assert st["rotations"] == [{"seq": rot_seq, "last_block": last_block, "old_key": setup["old_hex"],
+                                "new_key": setup["new_hex"]}]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
