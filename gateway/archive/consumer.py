@@ -148,6 +148,9 @@ class Archive:
         # rotation to that key is accepted. Memory only: the hello is retained, so a
         # restarted archive receives it again.
         self.held_hello: dict[str, dict[str, Any]] = {}
+        self.last_seen: dict[str, float] = {}  # gateway -> time.monotonic() of its last message (metrics)
+        self.metrics: Any = None  # (http server, collector) while [metrics] listen serves
+        self._notify: Any = None  # sdnotify under systemd (run_forever)
         now = self.now_ms()
         for gid, key in cfg.gateways.items():
             store.enroll(gid, key, now)  # a different stored key raises StoreError: no silent rotation
@@ -174,6 +177,8 @@ class Archive:
         with self.store.tx():
             for topic, payload in msgs:
                 gw, stream = self._route(topic)
+                if gw in self.keys:
+                    self.last_seen[gw] = time.monotonic()
                 try:
                     self._message(gw, stream, payload, rejections)
                     touched.add(gw)
@@ -588,6 +593,10 @@ class Archive:
         self.transport = MqttTransport(self.cfg.broker, self.inbox.put)
         self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.thread.start()
+        if self.cfg.metrics_listen is not None:
+            from .metrics import serve
+
+            self.metrics = serve(self, *self.cfg.metrics_listen)
         self.transport.start()
         log.info("archive started: %d gateways enrolled, topics %s", len(self.keys), ", ".join(self.transport.topics))
 
@@ -597,23 +606,41 @@ class Archive:
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(timeout=15)
+        if self.metrics is not None:
+            server, collector = self.metrics
+            server.shutdown()
+            server.server_close()
+            collector.close()
+            self.metrics = None
         self.store.close()
 
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        import sdnotify
+
+        self._notify = sdnotify.SystemdNotifier()  # a no-op outside systemd (no NOTIFY_SOCKET)
         self.start()
+        self._notify.notify("READY=1")
         try:
             while not self.stop_event.wait(1.0):
                 pass
         finally:
+            self._notify.notify("STOPPING=1")
             self.stop()
 
     def _writer(self) -> None:
         pending: list[Inbound] = []
         failures = 0
         was_connected = False
+        last_watchdog = 0.0
         while not self.stop_event.is_set():
+            now = time.monotonic()
+            if self._notify is not None and now - last_watchdog > 5:
+                # fed by this loop, so a writer stuck in the store (not merely failing and
+                # retrying) stops feeding it and systemd restarts the archive
+                self._notify.notify("WATCHDOG=1")
+                last_watchdog = now
             connected = self.transport is not None and self.transport.connected.is_set()
             if connected and not was_connected:
                 try:  # the retained acks again at each (re)connect: a broker may have lost them
