@@ -149,6 +149,9 @@ def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(
     st = json.loads(capsys.readouterr().out)["gateways"][up.gw]
     assert st["rotations"] == [{"seq": rot_seq, "last_block": last_block, "old_key": setup["old_hex"],
                                 "new_key": setup["new_hex"]}]
+    assert main(["archive", "status", "-c", str(setup["toml"])]) == 0
+    assert f"key rotated  at seq {rot_seq}, after block {last_block}: now {setup['new_hex'][:16]}" \
+        in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
