@@ -174,20 +174,25 @@ class Archive:
         """
         touched: set[str] = set()
         rejections: list[Rejection] = []
-        with self.store.tx():
-            for topic, payload in msgs:
-                gw, stream = self._route(topic)
-                if gw in self.keys:
-                    self.last_seen[gw] = time.monotonic()
-                try:
-                    self._message(gw, stream, payload, rejections)
-                    touched.add(gw)
-                except Reject as r:
-                    rejections.append(Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
-                                                r.reason, _text(r.detail)))
-            for gw in sorted(touched):
-                self._advance(gw)
-            self.store.reject(rejections)
+        held = dict(self.held_hello)  # restored if the batch does not commit (it is retried)
+        try:
+            with self.store.tx():
+                for topic, payload in msgs:
+                    gw, stream = self._route(topic)
+                    if gw in self.keys:
+                        self.last_seen[gw] = time.monotonic()
+                    try:
+                        self._message(gw, stream, payload, rejections)
+                        touched.add(gw)
+                    except Reject as r:
+                        rejections.append(Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
+                                                    r.reason, _text(r.detail)))
+                for gw in sorted(touched):
+                    self._advance(gw)
+                self.store.reject(rejections)
+        except BaseException:
+            self.held_hello = held
+            raise
         for r in rejections[:5]:  # a flood of garbage must not flood the log too; status has them all
             log.warning("rejected %s %s %s from %s: %s", r.stream, r.ref, r.reason, r.gateway, r.detail)
         if len(rejections) > 5:
