@@ -224,6 +224,11 @@ class _SqlStore:
             row = self._one("SELECT public_key FROM gateways WHERE id=?", (gateway,))
             if row is not None:
                 if row[0] != public_key:
+                    rotated = [r for r in self.key_rotations(gateway) if r[3] == public_key]
+                    if rotated:
+                        raise StoreError(f"gateway {gateway!r}: {public_key[:16]}… is the key it rotated to at seq "
+                                         f"{rotated[0][0]}; keep its first key {row[0][:16]}… enrolled (the archive "
+                                         "follows the rotation by itself)")
                     raise StoreError(f"gateway {gateway!r} is enrolled with key {row[0][:16]}…, not {public_key[:16]}…")
                 return False
             self._exec("INSERT INTO gateways (id, public_key, enrolled_ms) VALUES (?,?,?)", (gateway, public_key, now_ms))

@@ -149,6 +149,9 @@ def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(
     st = json.loads(capsys.readouterr().out)["gateways"][up.gw]
     assert st["rotations"] == [{"seq": rot_seq, "last_block": last_block, "old_key": setup["old_hex"],
                                 "new_key": setup["new_hex"]}]
+    # an operator who "updates" the archive to the new key is told what to do instead
+    assert main(["archive", "enroll", "-c", str(setup["toml"]), "--id", up.gw, "--public-key", setup["new_hex"]]) != 0
+    assert "is the key it rotated to" in capsys.readouterr().err
     assert main(["archive", "status", "-c", str(setup["toml"])]) == 0
     assert f"key rotated  at seq {rot_seq}, after block {last_block}: now {setup['new_hex'][:16]}" \
         in capsys.readouterr().out
