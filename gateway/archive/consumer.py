@@ -226,7 +226,7 @@ class Archive:
             raise Reject("gateway_mismatch", f"payload names gateway {_text(msg.get('gateway'), 70)!r}, topic {gw!r}")
         keys = KeysInForce(key[0], self.store.key_rotations(gw))
         if stream == "hello":
-            self._hello(gw, keys, msg)
+            self._hello(gw, keys, msg, rej)
             return
         items = msg.get("items")
         if not isinstance(items, list) or len(items) > MAX_ITEMS:
@@ -242,7 +242,7 @@ class Archive:
         rej.append(Rejection(self.now_ms(), gw, stream, ref, r.reason, _text(r.detail)))
 
     # -- hello -----------------------------------------------------------------------------------
-    def _hello(self, gw: str, keys: KeysInForce, msg: dict[str, Any]) -> None:
+    def _hello(self, gw: str, keys: KeysInForce, msg: dict[str, Any], rej: list[Rejection]) -> None:
         # any key of the chain: a gateway says hello with its current key, and a retained
         # hello from before a rotation still carries the old one
         pk = msg.get("public_key")
@@ -272,6 +272,13 @@ class Archive:
             station_from_profile(prof)
         except ValueError as exc:
             raise Reject("bad_profile", str(exc)) from None
+        held = self.held_hello.get(gw)
+        if held is not None and held.get("public_key") not in keys.keys:
+            # the gateway speaks with a key of its chain: the held hello's key was not its own
+            del self.held_hello[gw]
+            self._reject(rej, gw, "hello", "message", Reject(
+                "key_mismatch", f"the held hello's key {_text(held.get('public_key'), 16)}… is not in the chain; "
+                                f"the gateway has since said hello with {pk[:16]}…"))
         have = self.store.gateways()[gw]
         if have.profile == msg["profile"]:
             self.store.bump(gw, "duplicate_hello")
@@ -388,13 +395,11 @@ class Archive:
         keys.rotations.append((row.seq, lb, rec["old_key"], rec["new_key"]))
         log.info("gateway %s: key rotated at seq %d after block %d: %s… -> %s…", gw, row.seq, lb,
                  rec["old_key"][:16], rec["new_key"][:16])
-        held = self.held_hello.pop(gw, None)
-        if held is not None:
+        held = self.held_hello.get(gw)
+        if held is not None and held.get("public_key") == rec["new_key"]:
+            del self.held_hello[gw]
             try:
-                if held.get("public_key") != rec["new_key"]:
-                    raise Reject("key_mismatch", f"the held hello's key {_text(held.get('public_key'), 16)}… is not the "
-                                                 f"key the gateway rotated to ({rec['new_key'][:16]}…)")
-                self._hello(gw, keys, held)
+                self._hello(gw, keys, held, rej)
             except Reject as r:
                 self._reject(rej, gw, "hello", "message", r)
         # alarms stored ahead of the rotation were checked against the old key: re-check

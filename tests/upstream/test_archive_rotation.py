@@ -64,7 +64,8 @@ def _run(st: Any, broker: Mosquitto, start: int, n: int, total: int) -> None:
 
 @pytest.fixture(scope="module")
 def rotated(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[dict[str, Any]]:
-    """A gateway run, rotated with `traceseal rotate-key`, run again; built once, copied per test."""
+    """A gateway run, rotated with `traceseal rotate-key`, run, rotated again, run; built once,
+    copied per test. Keys: old (enrolled) -> new -> cur (the gateway's key at the end)."""
     tmp = tmp_path_factory.mktemp("archive-rotation")
     st = make_station(tmp / "station", broker.port, sensors=2, gateway_id="station-r", max_records=4, max_seconds=1)
     old = load_private_key(st.root / "gateway.key")
@@ -73,8 +74,12 @@ def rotated(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iter
     new_hex = public_hex(write_private_key(new_path))
     assert main(["rotate-key", "-c", str(st.config_path), "--new-key", str(new_path), "--reason", "renewal"]) == 0
     _run(st, broker, 11, 10, 21)
+    cur_path = tmp / "cur.key"
+    cur_hex = public_hex(write_private_key(cur_path))
+    assert main(["rotate-key", "-c", str(st.config_path), "--new-key", str(cur_path)]) == 0
+    _run(st, broker, 21, 6, 28)
     yield {"built": kit.Built(st.root, st.gateway_id, st.config_path), "old": old, "old_hex": public_hex(old),
-           "new_hex": new_hex}
+           "new_hex": new_hex, "cur_hex": cur_hex}
 
 
 @pytest.fixture
@@ -88,10 +93,10 @@ def setup(rotated: dict[str, Any], backend: str, broker: Mosquitto, tmp_path: Pa
     reader = open_store(arch.cfg.store, readonly=True)
     up = kit.Upstream(broker.port, prefix, built)
     acks = kit.AckWatcher(broker.port, prefix)
-    (rot_seq, last_block, _, _), = up.j.key_rotations()
+    (rot_seq, last_block, _, _), (rot2_seq, _, _, _) = up.j.key_rotations()
     try:
         yield {**rotated, "arch": arch, "reader": reader, "up": up, "acks": acks, "rot_seq": rot_seq,
-               "last_block": last_block, "toml": toml}
+               "last_block": last_block, "rot2_seq": rot2_seq, "toml": toml}
     finally:
         arch.stop()
         reader.close()
@@ -117,17 +122,17 @@ def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(
     wait_for(lambda: arch.processed >= 1, what="alarm processed")
     assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1}
     assert reader.records_between(up.gw, rot_seq + 3, rot_seq + 3) == []  # not stored, not acknowledged
-    up.everything()  # hello (signed by the new key), records, blocks, anchors
+    up.everything()  # hello (signed by the current key), records, blocks, anchors
     wait_for(lambda: acks.acks.get(up.gw, {}).get("anchors") == anchored, what="final ack")
     ack = acks.acks[up.gw]
     assert (ack["records"], ack["blocks"]) == (last_seq, top_block)
     s = reader.status(up.gw)
     assert s["records"] == last_seq + 1 and s["blocks_verified"] == top_block + 1 and s["blocks_pending"] == 0
-    # the early alarm, and the hello (new key) that came before the rotation record; the
-    # ordered copy of the alarm was accepted, the hello was applied once the rotation came
+    # the early alarm, and the hello (current key) that came before the rotation records; the
+    # ordered copy of the alarm was accepted, the hello was applied once the rotation to its key came
     assert s["rejections"] == {"key_unknown_yet": 2}
     assert reader.key_rotations(up.gw) == up.j.key_rotations()
-    assert reader.gateways()[up.gw].profile is not None  # hello with the new key accepted
+    assert reader.gateways()[up.gw].profile is not None  # hello with the current key accepted
     view = ArchiveView(reader, up.gw)
     first_after = up.j.block(last_block + 1).header_obj["first_time_ms"]
     bundles = {"record-before": export_record(view, 2), "record-after": export_record(view, up.anchored_seq()),
@@ -135,10 +140,11 @@ def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(
                "range-after": export_range(view, "probe-2", first_after, 2**52)}
     assert bundles["range-across"] == export_range(up.j, "probe-1", 0, 2**52)  # as the gateway exports it
     for name, b in bundles.items():
-        assert [r["record"]["seq"] for r in b["gateway"]["rotations"]] == [rot_seq], name
+        assert [r["record"]["seq"] for r in b["gateway"]["rotations"]] == [rot_seq, setup["rot2_seq"]], name
         rep = verify_bundle(b, gateway_key=setup["old_hex"])
         assert rep.ok, (name, rep.as_dict())
-    assert {x["header"]["key"] for x in bundles["range-across"]["blocks"]} == {setup["old_hex"], setup["new_hex"]}
+    assert {x["header"]["key"] for x in bundles["range-across"]["blocks"]} == {setup["old_hex"], setup["new_hex"],
+                                                                               setup["cur_hex"]}
     # the same through the commands an operator and an auditor run
     out = tmp_path / "probe-2.json"
     assert main(["archive", "export", "-c", str(setup["toml"]), "--gateway", up.gw, "--sensor", "probe-2",
@@ -147,8 +153,9 @@ def test_archive_follows_the_rotation_and_exports_verify_with_the_enrolled_key(
     capsys.readouterr()
     assert main(["archive", "status", "-c", str(setup["toml"]), "--json"]) == 0
     st = json.loads(capsys.readouterr().out)["gateways"][up.gw]
-    assert st["rotations"] == [{"seq": rot_seq, "last_block": last_block, "old_key": setup["old_hex"],
-                                "new_key": setup["new_hex"]}]
+    assert st["rotations"][0] == {"seq": rot_seq, "last_block": last_block, "old_key": setup["old_hex"],
+                                  "new_key": setup["new_hex"]}
+    assert [r["new_key"] for r in st["rotations"]] == [setup["new_hex"], setup["cur_hex"]]
     # an operator who "updates" the archive to the new key is told what to do instead
     assert main(["archive", "enroll", "-c", str(setup["toml"]), "--id", up.gw, "--public-key", setup["new_hex"]]) != 0
     assert "is the key it rotated to" in capsys.readouterr().err
@@ -205,30 +212,31 @@ def test_hello_with_any_key_of_the_chain_is_accepted_a_stranger_is_not(setup: di
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     arch, reader, up = setup["arch"], setup["reader"], setup["up"]
-    new_key, stranger = up.key, Ed25519PrivateKey.generate()
+    cur_key, stranger = up.key, Ed25519PrivateKey.generate()
     up.key = stranger  # self-consistent: signs its own profile; the archive cannot tell it yet
     up.send("hello", up.hello_msg(kit.T0))
-    up.key = new_key
+    up.key = cur_key
     mixed = up.hello_msg(kit.T0 + 1)
     mixed["public_key"] = public_hex(stranger)  # names a key that did not sign it
     up.send("hello", mixed)
     wait_for(lambda: arch.processed >= 2, what="hellos")
     assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1, "key_mismatch": 1}
-    up.records()  # the rotation names the real new key: the held stranger hello is refused now
+    up.records()  # both rotations: neither names the stranger's key, which stays held
     wait_for(lambda: reader.status(up.gw)["records"] == up.last_seq() + 1, what="records")
-    assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1, "key_mismatch": 2}
+    assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1, "key_mismatch": 1}
     assert reader.gateways()[up.gw].profile is None
-    up.send("hello", up.hello_msg(kit.T0 + 2))  # the new key, now in the chain
-    wait_for(lambda: reader.gateways()[up.gw].profile_ms == kit.T0 + 2, what="new key's hello stored")
+    up.send("hello", up.hello_msg(kit.T0 + 2))  # the current key, now in the chain: the stranger's is refused
+    wait_for(lambda: reader.gateways()[up.gw].profile_ms == kit.T0 + 2, what="current key's hello stored")
+    assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1, "key_mismatch": 2}
     up.key = setup["old"]
     up.send("hello", up.hello_msg(kit.T0 + 3))  # the enrolled key is still a key of the chain
     wait_for(lambda: reader.gateways()[up.gw].profile_ms == kit.T0 + 3, what="enrolled key's hello stored")
     up.key = stranger
     up.send("hello", up.hello_msg(kit.T0 + 4))
-    up.key = new_key
+    up.key = cur_key
     up.send("hello", up.hello_msg(kit.T0 + 5))
     wait_for(lambda: reader.gateways()[up.gw].profile_ms == kit.T0 + 5, what="last hello stored")
-    assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 2, "key_mismatch": 2}
+    assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 2, "key_mismatch": 3}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
