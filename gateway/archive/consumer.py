@@ -256,8 +256,8 @@ class Archive:
                 own = False
             if own:
                 self.held_hello[gw] = msg
-                raise Reject("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the enrolled "
-                                                f"key {keys.enrolled[:16]}…; held until a rotation to it arrives")
+                raise Reject("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the "
+                                                f"enrolled key {keys.enrolled[:16]}…; held until a rotation to it")
             raise Reject("key_mismatch", f"hello carries key {_text(pk, 16)}…, which is neither the enrolled key "
                                          f"{keys.enrolled[:16]}… nor one it rotated to")
         if prof.get("gateway") != gw:
@@ -305,8 +305,9 @@ class Archive:
             if early and seq - 1 > self._contiguous(gw):
                 # an alarm ahead of the ordered stream: a rotation not received yet may hand
                 # this seq to a key the archive does not know; the ordered copy decides
-                raise Reject("key_unknown_yet", f"record signature does not verify with the key in force {key[:16]}…, "
-                                                "and earlier seqs (a key rotation among them?) have not arrived yet")
+                raise Reject("key_unknown_yet", f"record signature does not verify with the key in force "
+                                                f"{key[:16]}…, and earlier seqs (a key rotation among them?) have "
+                                                "not arrived yet")
             raise Reject("bad_signature", f"record signature does not verify with the key in force for seq {seq} "
                                           f"({key[:16]}…)")
         typ, sensor, kind, t = rec.get("type"), rec.get("sensor"), rec.get("kind"), rec.get("time_ms")
@@ -379,7 +380,8 @@ class Archive:
         for seq, _, _, _ in keys.rotations:
             stored = self.store.records_between(gw, seq, seq)
             if not stored:
-                raise Reject("bad_rotation", f"the stored rotation at seq {seq} has lost its record; cannot extend the chain")
+                raise Reject("bad_rotation", f"the stored rotation at seq {seq} has lost its record; "
+                                             "cannot extend the chain")
             entries.append({"record": json.loads(stored[0][1]), "sig": stored[0][2].hex()})
         rec = json.loads(row.body)
         entries.append({"record": rec, "sig": row.sig.hex()})
@@ -434,8 +436,8 @@ class Archive:
             if h.get("key") not in keys.keys and h["first_seq"] - 1 > self._contiguous(gw):
                 raise Reject("key_unknown_yet", f"header names key {_text(h.get('key'), 16)}…, not the key in force "
                                                 f"{want[:16]}…, and records before it have not arrived yet")
-            raise Reject("key_mismatch", f"header names key {_text(h.get('key'), 16)}…, the key in force for block {n} "
-                                         f"is {want[:16]}…")
+            raise Reject("key_mismatch", f"header names key {_text(h.get('key'), 16)}…, the key in force for "
+                                         f"block {n} is {want[:16]}…")
         for seq, lb, _, _ in keys.rotations:
             if lb == n and not h["first_seq"] <= seq == h["last_seq"]:
                 raise Reject("bad_rotation", f"block {n} is the old key's last block: it must end with the rotation "

@@ -112,7 +112,8 @@ class ArchiveCollector(Collector):
             t = a.last_seen.get(g)
             age.add_metric([g], math.nan if t is None else now - t)
         yield age
-        yield GaugeMetricFamily("traceseal_archive_store_ok", "0 while the store cannot commit (acknowledgements stopped).",
+        yield GaugeMetricFamily("traceseal_archive_store_ok",
+                                "0 while the store cannot commit (acknowledgements stopped).",
                                 value=float(bool(a.store_ok)))
         t = a.transport
         if t is not None:
