@@ -57,7 +57,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)
     store = _store(cfg, readonly=True)
     try:
-        out = {g: {"public_key": row.public_key, "profile_ms": row.profile_ms, **store.status(g)}
+        out = {g: {"public_key": row.public_key, "profile_ms": row.profile_ms, **store.status(g),
+                   "rotations": [dict(zip(("seq", "last_block", "old_key", "new_key"), r))
+                                 for r in store.key_rotations(g)]}
                for g, row in store.gateways().items()}
         recent = [dataclasses.asdict(r) for r in store.rejections(limit=args.recent)]
         others = store.unenrolled_rejections()
@@ -74,6 +76,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  blocks       {s['blocks']} ({s['blocks_verified']} verified, {s['blocks_pending']} pending; "
               f"highest verified {s['highest_verified_block']})")
         print(f"  anchors      {s['anchors']} (highest anchored block {s['anchored_block']})")
+        for r in s["rotations"]:
+            print(f"  key rotated  at seq {r['seq']}, after block {r['last_block']}: now {r['new_key'][:16]}…")
         if s["skipped"]:
             print(f"  skipped      seqs pruned before forwarding: {s['skipped']}")
         rj = s["rejections"]

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SECTIONS = {"prefix", "broker", "store", "gateways", "limits"}
+_SECTIONS = {"prefix", "broker", "store", "gateways", "limits", "metrics"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class ArchiveConfig:
     batch_messages: int = 32
     rejections_max_rows: int = 100_000
     source: Path | None = None
+    metrics_listen: tuple[str, int] | None = None  # [metrics] listen: Prometheus /metrics, off by default
 
 
 def valid_key(v: str) -> bool:
@@ -118,4 +119,22 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Arc
         if gid in gws:
             raise ConfigError(f"gateways[{i}].id", f"{gid!r} is enrolled twice")
         gws[gid] = key
-    return ArchiveConfig(prefix=prefix, broker=broker, store=store, gateways=gws, source=source, **limits)
+    return ArchiveConfig(prefix=prefix, broker=broker, store=store, gateways=gws, source=source,
+                         metrics_listen=_metrics(raw.get("metrics", {}), base), **limits)
+
+
+def _listen(v: str) -> tuple[str, int] | None:
+    host, _, port = v.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:9465
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def _metrics(raw: Any, base: Path) -> tuple[str, int] | None:
+    """``[metrics] listen = "127.0.0.1:9465"``: where Prometheus scrapes the archive."""
+    t = _Table(raw, "metrics", base)
+    listen = t.get("listen", str, None, check=lambda v: _listen(v) is not None,
+                   why='must be "host:port", e.g. "127.0.0.1:9465"')
+    t.done()
+    return None if listen is None else _listen(listen)

@@ -14,6 +14,8 @@ oversized or hostile payload becomes a rejection row with a stable reason code.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import logging
 import queue
@@ -30,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger_client.canonical import canonical, header_hash, header_message, record_message
 from ledger_client.keys import public_from_hex, verify_sig
 from ledger_client.merkle import hash_leaf, root
+from ledger_client.rotation import RECORD_TYPE as ROTATION_TYPE
+from ledger_client.rotation import build_chain
 from ledger_client.verify import loads_strict
 
 from ..journal import RecordRow
@@ -88,6 +92,32 @@ def _canonical_text(text: Any, what: str) -> tuple[bytes, dict[str, Any]]:
     return data, obj
 
 
+@functools.lru_cache(maxsize=256)
+def _pub(key_hex: str) -> Ed25519PublicKey:
+    return public_from_hex(key_hex)
+
+
+@dataclass
+class KeysInForce:
+    """A gateway's key chain as the archive has stored it: the enrolled key, then each
+    accepted rotation's new key. The rule is the verifier's (ledger_client/rotation.py,
+    docs/proof-format.md §8.1): a rotation record at seq ``s`` closing block ``b`` hands
+    over every record after ``s`` and every block after ``b`` to its new key."""
+
+    enrolled: str
+    rotations: list[tuple[int, int, str, str]]  # (seq, last_block, old_key, new_key), oldest first
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.enrolled] + [r[3] for r in self.rotations]
+
+    def for_seq(self, seq: int) -> str:
+        return self.keys[bisect.bisect_left([r[0] for r in self.rotations], seq)]
+
+    def for_block(self, n: int) -> str:
+        return self.keys[bisect.bisect_left([r[1] for r in self.rotations], n)]
+
+
 @dataclass
 class Ack:
     records: int = -1
@@ -113,6 +143,14 @@ class Archive:
         self.transport: Any = None
         self.store_ok = True
         self.processed = 0
+        # per gateway, the newest hello signed by a key the archive does not know yet (a
+        # forwarder says hello before it forwards the rotation record): applied when a
+        # rotation to that key is accepted. Memory only: the hello is retained, so a
+        # restarted archive receives it again.
+        self.held_hello: dict[str, dict[str, Any]] = {}
+        self.last_seen: dict[str, float] = {}  # gateway -> time.monotonic() of its last message (metrics)
+        self.metrics: Any = None  # (http server, collector) while [metrics] listen serves
+        self._notify: Any = None  # sdnotify under systemd (run_forever)
         now = self.now_ms()
         for gid, key in cfg.gateways.items():
             store.enroll(gid, key, now)  # a different stored key raises StoreError: no silent rotation
@@ -136,18 +174,25 @@ class Archive:
         """
         touched: set[str] = set()
         rejections: list[Rejection] = []
-        with self.store.tx():
-            for topic, payload in msgs:
-                gw, stream = self._route(topic)
-                try:
-                    self._message(gw, stream, payload, rejections)
-                    touched.add(gw)
-                except Reject as r:
-                    rejections.append(Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
-                                                r.reason, _text(r.detail)))
-            for gw in sorted(touched):
-                self._advance(gw)
-            self.store.reject(rejections)
+        held = dict(self.held_hello)  # restored if the batch does not commit (it is retried)
+        try:
+            with self.store.tx():
+                for topic, payload in msgs:
+                    gw, stream = self._route(topic)
+                    if gw in self.keys:
+                        self.last_seen[gw] = time.monotonic()
+                    try:
+                        self._message(gw, stream, payload, rejections)
+                        touched.add(gw)
+                    except Reject as r:
+                        rejections.append(Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
+                                                    r.reason, _text(r.detail)))
+                for gw in sorted(touched):
+                    self._advance(gw)
+                self.store.reject(rejections)
+        except BaseException:
+            self.held_hello = held
+            raise
         for r in rejections[:5]:  # a flood of garbage must not flood the log too; status has them all
             log.warning("rejected %s %s %s from %s: %s", r.stream, r.ref, r.reason, r.gateway, r.detail)
         if len(rejections) > 5:
@@ -179,16 +224,17 @@ class Archive:
             raise Reject("malformed", f"v is {msg.get('v')!r}, want 1")
         if msg.get("gateway") != gw:
             raise Reject("gateway_mismatch", f"payload names gateway {_text(msg.get('gateway'), 70)!r}, topic {gw!r}")
+        keys = KeysInForce(key[0], self.store.key_rotations(gw))
         if stream == "hello":
-            self._hello(gw, key, msg)
+            self._hello(gw, keys, msg, rej)
             return
         items = msg.get("items")
         if not isinstance(items, list) or len(items) > MAX_ITEMS:
             raise Reject("malformed", f"items must be a list of at most {MAX_ITEMS}")
         if stream in ("records", "alarms"):
-            self._records(gw, stream, key[1], msg, items, rej)
+            self._records(gw, stream, keys, msg, items, rej)
         elif stream == "blocks":
-            self._blocks(gw, key, items, rej)
+            self._blocks(gw, keys, items, rej)
         else:
             self._anchors(gw, items, rej)
 
@@ -196,16 +242,29 @@ class Archive:
         rej.append(Rejection(self.now_ms(), gw, stream, ref, r.reason, _text(r.detail)))
 
     # -- hello -----------------------------------------------------------------------------------
-    def _hello(self, gw: str, key: tuple[str, Ed25519PublicKey], msg: dict[str, Any]) -> None:
-        if msg.get("public_key") != key[0]:
-            raise Reject("key_mismatch", f"hello carries key {_text(msg.get('public_key'), 16)}…, "
-                                         f"enrolled key is {key[0][:16]}…")
+    def _hello(self, gw: str, keys: KeysInForce, msg: dict[str, Any], rej: list[Rejection]) -> None:
+        # any key of the chain: a gateway says hello with its current key, and a retained
+        # hello from before a rotation still carries the old one
+        pk = msg.get("public_key")
         data, prof = _canonical_text(msg.get("profile"), "profile")
+        if pk not in keys.keys:
+            sig = msg.get("sig")
+            try:
+                own = isinstance(pk, str) and _HEX64.fullmatch(pk) is not None and isinstance(sig, str) \
+                    and verify_sig(_pub(pk), sig, PROFILE_DOMAIN + data) and prof.get("gateway") == gw
+            except Exception:  # not a point on the curve
+                own = False
+            if own:
+                self.held_hello[gw] = msg
+                raise Reject("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the "
+                                                f"enrolled key {keys.enrolled[:16]}…; held until a rotation to it")
+            raise Reject("key_mismatch", f"hello carries key {_text(pk, 16)}…, which is neither the enrolled key "
+                                         f"{keys.enrolled[:16]}… nor one it rotated to")
         if prof.get("gateway") != gw:
             raise Reject("gateway_mismatch", f"profile names gateway {_text(prof.get('gateway'), 70)!r}")
         sig = msg.get("sig")
-        if not isinstance(sig, str) or not verify_sig(key[1], sig, PROFILE_DOMAIN + data):
-            raise Reject("bad_signature", "profile signature does not verify with the enrolled key")
+        if not isinstance(sig, str) or not verify_sig(_pub(pk), sig, PROFILE_DOMAIN + data):
+            raise Reject("bad_signature", f"profile signature does not verify with the key it names {pk[:16]}…")
         t = prof.get("time_ms")
         if not _int(t):
             raise Reject("bad_profile", "profile time_ms is not an integer")
@@ -213,6 +272,13 @@ class Archive:
             station_from_profile(prof)
         except ValueError as exc:
             raise Reject("bad_profile", str(exc)) from None
+        held = self.held_hello.get(gw)
+        if held is not None and held.get("public_key") not in keys.keys:
+            # the gateway speaks with a key of its chain: the held hello's key was not its own
+            del self.held_hello[gw]
+            self._reject(rej, gw, "hello", "message", Reject(
+                "key_mismatch", f"the held hello's key {_text(held.get('public_key'), 16)}… is not in the chain; "
+                                f"the gateway has since said hello with {pk[:16]}…"))
         have = self.store.gateways()[gw]
         if have.profile == msg["profile"]:
             self.store.bump(gw, "duplicate_hello")
@@ -222,7 +288,7 @@ class Archive:
             self.store.bump(gw, "stale_hello")
 
     # -- records ---------------------------------------------------------------------------------
-    def _record(self, gw: str, pub: Ed25519PublicKey, item: Any) -> RecordRow:
+    def _record(self, gw: str, keys: KeysInForce, item: Any, early: bool) -> RecordRow:
         if not isinstance(item, dict) or not _int(item.get("seq")) or item["seq"] < 0:
             raise Reject("malformed", "item needs a non-negative integer seq, a body and a sig")
         seq = item["seq"]
@@ -232,8 +298,18 @@ class Archive:
         if rec.get("gateway") != gw:
             raise Reject("gateway_mismatch", f"body names gateway {_text(rec.get('gateway'), 70)!r}")
         sig = item.get("sig")
-        if not isinstance(sig, str) or not _HEX128.fullmatch(sig) or not verify_sig(pub, sig, record_message(data)):
-            raise Reject("bad_signature", "record signature does not verify with the enrolled key")
+        if not isinstance(sig, str) or not _HEX128.fullmatch(sig):
+            raise Reject("bad_signature", "record signature is not 128 hex characters")
+        key = keys.for_seq(seq)
+        if not verify_sig(_pub(key), sig, record_message(data)):
+            if early and seq - 1 > self._contiguous(gw):
+                # an alarm ahead of the ordered stream: a rotation not received yet may hand
+                # this seq to a key the archive does not know; the ordered copy decides
+                raise Reject("key_unknown_yet", f"record signature does not verify with the key in force "
+                                                f"{key[:16]}…, and earlier seqs (a key rotation among them?) have "
+                                                "not arrived yet")
+            raise Reject("bad_signature", f"record signature does not verify with the key in force for seq {seq} "
+                                          f"({key[:16]}…)")
         typ, sensor, kind, t = rec.get("type"), rec.get("sensor"), rec.get("kind"), rec.get("time_ms")
         if not isinstance(typ, str) or not _int(t):
             raise Reject("malformed", "record has no string type or integer time_ms")
@@ -242,7 +318,11 @@ class Archive:
             raise Reject("malformed", "record type, sensor or kind is over 256 characters or holds NUL")
         return RecordRow(seq, t, cols[0], cols[1], cols[2], None, data, bytes.fromhex(sig))
 
-    def _records(self, gw: str, stream: str, pub: Ed25519PublicKey, msg: dict[str, Any], items: list[Any],
+    def _contiguous(self, gw: str) -> int:
+        prog = self.store.progress(gw)
+        return -1 if prog is None else prog[0]
+
+    def _records(self, gw: str, stream: str, keys: KeysInForce, msg: dict[str, Any], items: list[Any],
                  rej: list[Rejection]) -> None:
         seqs = [it["seq"] for it in items if isinstance(it, dict) and _int(it.get("seq"))]
         existing: dict[int, bytes] = {}
@@ -258,7 +338,7 @@ class Archive:
         for i, item in enumerate(items):
             ref = f"seq {item.get('seq')}" if isinstance(item, dict) and _int(item.get("seq")) else f"item {i}"
             try:
-                row = self._record(gw, pub, item)
+                row = self._record(gw, keys, item, stream == "alarms")
                 have = existing.get(row.seq)
                 if have is not None:
                     if have != row.body:
@@ -266,6 +346,8 @@ class Archive:
                                                  "(validly signed: someone is rewriting history)")
                     dup += 1
                     continue
+                if row.type == ROTATION_TYPE:
+                    self._rotation(gw, keys, row, existing, rej)
                 existing[row.seq] = row.body
                 new.append(row)
             except Reject as r:
@@ -288,8 +370,53 @@ class Archive:
                 if b.first_seq <= hi and b.last_seq >= lo:
                     self._try_verify(gw, b, rej)
 
+    def _rotation(self, gw: str, keys: KeysInForce, row: RecordRow, existing: dict[int, bytes],
+                  rej: list[Rejection]) -> None:
+        """A ``key_rotation`` record, already verified as signed by the key in force for its
+        seq: it extends the stored chain only if it holds under the verifier's own rule
+        (``build_chain``: the same gateway, old_key = the key in force, a later block, and
+        the new key's signature over the rotation statement)."""
+        entries: list[dict[str, Any]] = []
+        for seq, _, _, _ in keys.rotations:
+            stored = self.store.records_between(gw, seq, seq)
+            if not stored:
+                raise Reject("bad_rotation", f"the stored rotation at seq {seq} has lost its record; "
+                                             "cannot extend the chain")
+            entries.append({"record": json.loads(stored[0][1]), "sig": stored[0][2].hex()})
+        rec = json.loads(row.body)
+        entries.append({"record": rec, "sig": row.sig.hex()})
+        chain = build_chain(entries, gw, keys.enrolled)
+        if chain.failures or len(chain.keys) != len(entries) + 1:
+            raise Reject("bad_rotation", "; ".join(chain.failures) or "the rotation does not extend the key chain")
+        lb = rec["last_block"]
+        top = self.store.top_block(gw)
+        if top is not None and (top.block > lb or (top.block == lb and top.last_seq != row.seq)):
+            raise Reject("bad_rotation", f"block {top.block} is already stored signed by the old key, "
+                                         f"but the rotation hands blocks after {lb} to the new key")
+        self.store.add_rotation(gw, row.seq, lb, rec["old_key"], rec["new_key"])
+        keys.rotations.append((row.seq, lb, rec["old_key"], rec["new_key"]))
+        log.info("gateway %s: key rotated at seq %d after block %d: %s… -> %s…", gw, row.seq, lb,
+                 rec["old_key"][:16], rec["new_key"][:16])
+        held = self.held_hello.get(gw)
+        if held is not None and held.get("public_key") == rec["new_key"]:
+            del self.held_hello[gw]
+            try:
+                self._hello(gw, keys, held, rej)
+            except Reject as r:
+                self._reject(rej, gw, "hello", "message", r)
+        # alarms stored ahead of the rotation were checked against the old key: re-check
+        stale = [s for s, body, sig in self.store.records_between(gw, row.seq + 1, 2**62)
+                 if not verify_sig(_pub(keys.for_seq(s)), sig.hex(), record_message(body))]
+        if stale:
+            self.store.delete_records(gw, stale)
+            for s in stale:
+                existing.pop(s, None)
+                self._reject(rej, gw, "records", f"seq {s}", Reject(
+                    "bad_signature", f"signed by the retired key {rec['old_key'][:16]}…, which the rotation at seq "
+                                     f"{row.seq} replaced; the record is not kept"))
+
     # -- blocks ----------------------------------------------------------------------------------
-    def _header(self, gw: str, key: tuple[str, Ed25519PublicKey], item: Any) -> tuple[StoredBlock, dict[str, Any]]:
+    def _header(self, gw: str, keys: KeysInForce, item: Any) -> tuple[StoredBlock, dict[str, Any]]:
         if not isinstance(item, dict) or not _int(item.get("block")) or item["block"] < 0:
             raise Reject("malformed", "item needs a non-negative integer block, a header and a sig")
         data, h = _canonical_text(item.get("header"), "header")
@@ -298,17 +425,27 @@ class Archive:
             raise Reject("seq_mismatch", f"header is block {_text(h.get('block'), 30)}, item says {n}")
         if h.get("gateway") != gw:
             raise Reject("gateway_mismatch", f"header names gateway {_text(h.get('gateway'), 70)!r}")
-        if h.get("key") != key[0]:
-            raise Reject("key_mismatch", f"header names key {_text(h.get('key'), 16)}…, enrolled key is {key[0][:16]}…")
         ints = ("first_seq", "last_seq", "size", "first_time_ms", "last_time_ms", "sealed_ms")
         if not all(_int(h.get(k)) for k in ints) or not all(
                 isinstance(h.get(k), str) and _HEX64.fullmatch(h[k]) for k in ("root", "prev")):
             raise Reject("malformed", f"header needs integer {', '.join(ints)} and hex root, prev")
         if h["size"] < 1 or h["size"] != h["last_seq"] - h["first_seq"] + 1 or h["first_seq"] < 0:
             raise Reject("malformed", f"header size {h['size']} does not match seqs {h['first_seq']}..{h['last_seq']}")
+        want = keys.for_block(n)
+        if h.get("key") != want:
+            if h.get("key") not in keys.keys and h["first_seq"] - 1 > self._contiguous(gw):
+                raise Reject("key_unknown_yet", f"header names key {_text(h.get('key'), 16)}…, not the key in force "
+                                                f"{want[:16]}…, and records before it have not arrived yet")
+            raise Reject("key_mismatch", f"header names key {_text(h.get('key'), 16)}…, the key in force for "
+                                         f"block {n} is {want[:16]}…")
+        for seq, lb, _, _ in keys.rotations:
+            if lb == n and not h["first_seq"] <= seq == h["last_seq"]:
+                raise Reject("bad_rotation", f"block {n} is the old key's last block: it must end with the rotation "
+                                             f"record seq {seq}, not span {h['first_seq']}..{h['last_seq']}")
         sig = item.get("sig")
-        if not isinstance(sig, str) or not _HEX128.fullmatch(sig) or not verify_sig(key[1], sig, header_message(data)):
-            raise Reject("bad_signature", "header signature does not verify with the enrolled key")
+        if not isinstance(sig, str) or not _HEX128.fullmatch(sig) or not verify_sig(_pub(want), sig,
+                                                                                     header_message(data)):
+            raise Reject("bad_signature", f"header signature does not verify with the key in force {want[:16]}…")
         return StoredBlock(n, h["first_seq"], h["last_seq"], data, bytes.fromhex(sig), header_hash(data),
                            h["sealed_ms"], PENDING), h
 
@@ -330,12 +467,12 @@ class Archive:
         if nxt is not None and json.loads(nxt.header).get("prev") != b.hash.hex():
             raise Reject("chain_mismatch", f"stored block {nxt.block} does not link to this header")
 
-    def _blocks(self, gw: str, key: tuple[str, Ed25519PublicKey], items: list[Any], rej: list[Rejection]) -> None:
+    def _blocks(self, gw: str, keys: KeysInForce, items: list[Any], rej: list[Rejection]) -> None:
         dup = 0
         for i, item in enumerate(items):
             ref = f"block {item.get('block')}" if isinstance(item, dict) and _int(item.get("block")) else f"item {i}"
             try:
-                b, h = self._header(gw, key, item)
+                b, h = self._header(gw, keys, item)
                 have = self.store.get_block(gw, b.block)
                 if have is not None:
                     if have.header != b.header:
@@ -468,6 +605,10 @@ class Archive:
         self.transport = MqttTransport(self.cfg.broker, self.inbox.put)
         self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.thread.start()
+        if self.cfg.metrics_listen is not None:
+            from .metrics import serve
+
+            self.metrics = serve(self, *self.cfg.metrics_listen)
         self.transport.start()
         log.info("archive started: %d gateways enrolled, topics %s", len(self.keys), ", ".join(self.transport.topics))
 
@@ -477,23 +618,41 @@ class Archive:
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(timeout=15)
+        if self.metrics is not None:
+            server, collector = self.metrics
+            server.shutdown()
+            server.server_close()
+            collector.close()
+            self.metrics = None
         self.store.close()
 
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        import sdnotify
+
+        self._notify = sdnotify.SystemdNotifier()  # a no-op outside systemd (no NOTIFY_SOCKET)
         self.start()
+        self._notify.notify("READY=1")
         try:
             while not self.stop_event.wait(1.0):
                 pass
         finally:
+            self._notify.notify("STOPPING=1")
             self.stop()
 
     def _writer(self) -> None:
         pending: list[Inbound] = []
         failures = 0
         was_connected = False
+        last_watchdog = 0.0
         while not self.stop_event.is_set():
+            now = time.monotonic()
+            if self._notify is not None and now - last_watchdog > 5:
+                # fed by this loop, so a writer stuck in the store (not merely failing and
+                # retrying) stops feeding it and systemd restarts the archive
+                self._notify.notify("WATCHDOG=1")
+                last_watchdog = now
             connected = self.transport is not None and self.transport.connected.is_set()
             if connected and not was_connected:
                 try:  # the retained acks again at each (re)connect: a broker may have lost them

@@ -95,6 +95,14 @@ CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT NOT NULL,       -- stable code (docs/upstream.md)
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS key_rotations (
+    gateway TEXT NOT NULL,
+    seq {int} NOT NULL,         -- the key_rotation record (stored in records, signed by old_key)
+    last_block {int} NOT NULL,  -- the last block old_key signs (new_key signs every later one)
+    old_key TEXT NOT NULL,
+    new_key TEXT NOT NULL,
+    PRIMARY KEY (gateway, seq)
+);
 CREATE TABLE IF NOT EXISTS counters (
     gateway TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -173,6 +181,9 @@ class Store(Protocol):
     def seqs_after(self, gateway: str, after: int, limit: int) -> list[int]: ...
     def max_anchored(self, gateway: str, at_most: int) -> int: ...
     def reject(self, rows: Sequence[Rejection]) -> None: ...
+    def key_rotations(self, gateway: str) -> list[tuple[int, int, str, str]]: ...
+    def add_rotation(self, gateway: str, seq: int, last_block: int, old_key: str, new_key: str) -> None: ...
+    def delete_records(self, gateway: str, seqs: Sequence[int]) -> None: ...
     def bump(self, gateway: str, name: str, n: int = 1) -> None: ...
     def status(self, gateway: str) -> dict[str, Any]: ...
     def rejections(self, gateway: str | None = None, limit: int = 20) -> list[Rejection]: ...
@@ -213,6 +224,11 @@ class _SqlStore:
             row = self._one("SELECT public_key FROM gateways WHERE id=?", (gateway,))
             if row is not None:
                 if row[0] != public_key:
+                    rotated = [r for r in self.key_rotations(gateway) if r[3] == public_key]
+                    if rotated:
+                        raise StoreError(f"gateway {gateway!r}: {public_key[:16]}… is the key it rotated to at seq "
+                                         f"{rotated[0][0]}; keep its first key {row[0][:16]}… enrolled (the archive "
+                                         "follows the rotation by itself)")
                     raise StoreError(f"gateway {gateway!r} is enrolled with key {row[0][:16]}…, not {public_key[:16]}…")
                 return False
             self._exec("INSERT INTO gateways (id, public_key, enrolled_ms) VALUES (?,?,?)", (gateway, public_key, now_ms))
@@ -254,6 +270,29 @@ class _SqlStore:
     def seqs_after(self, gateway: str, after: int, limit: int) -> list[int]:
         return [r[0] for r in self._all(
             "SELECT seq FROM records WHERE gateway=? AND seq > ? ORDER BY seq LIMIT ?", (gateway, after, limit))]
+
+    def delete_records(self, gateway: str, seqs: Sequence[int]) -> None:
+        """Records that arrived early (alarms) and turned out signed by a retired key."""
+        self._many("DELETE FROM records WHERE gateway=? AND seq=?", [(gateway, s) for s in seqs])
+
+    # the gateway's key chain (docs/upstream.md §Key rotation) --------------------------------
+    def key_rotations(self, gateway: str) -> list[tuple[int, int, str, str]]:
+        """(record seq, last block of the old key, old key, new key), oldest first: the same
+        rows as gateway.journal.Journal.key_rotations, so export reads them alike."""
+        try:
+            rows = self._all("SELECT seq, last_block, old_key, new_key FROM key_rotations WHERE gateway=? ORDER BY seq",
+                             (gateway,))
+        except StoreError as exc:
+            # read-only (status, export) on an archive the rotation-aware version has not
+            # opened for writing yet: it has no such table, hence no rotation
+            if self._in_tx or "key_rotations" not in str(exc):
+                raise
+            return []
+        return [(int(r[0]), int(r[1]), r[2], r[3]) for r in rows]
+
+    def add_rotation(self, gateway: str, seq: int, last_block: int, old_key: str, new_key: str) -> None:
+        self._exec("INSERT INTO key_rotations (gateway, seq, last_block, old_key, new_key) VALUES (?,?,?,?,?)",
+                   (gateway, seq, last_block, old_key, new_key))
 
     # blocks ----------------------------------------------------------------------------------
     _BCOLS = "block, first_seq, last_seq, header, sig, hash, sealed_ms, verified"

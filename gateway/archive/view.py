@@ -18,7 +18,7 @@ from typing import Any
 from ..export import ExportError, export_lot, export_route
 from ..journal import BlockRow, RecordRow
 from ..profile import station_from_profile
-from .store import HEADER_ONLY, Store
+from .store import HEADER_ONLY, VERIFIED, Store
 
 SET_FORMAT = "traceseal-set/1"
 
@@ -88,6 +88,21 @@ class ArchiveView:
 
     def sensor_seqs(self, sensor: str, from_ms: int, to_ms: int, max_seq: int) -> list[int]:
         return self.store.sensor_seqs(self.gw, sensor, from_ms, to_ms, max_seq)
+
+    # -- the key chain (gateway.rotations, docs/proof-format.md §8.1) ------------------------------
+    def key_rotations(self) -> list[tuple[int, int, str, str]]:
+        """The rotations the archive accepted whose closing block it has verified (their
+        inclusion proof is computed from that block's stored records): what
+        ``keyrotation.bundle_rotations`` puts in ``gateway.rotations``, as the gateway would.
+        A rotation whose block is still pending is left out; no block after it can be in
+        an export yet either (export needs contiguous verified blocks)."""
+        out = []
+        for rot in self.store.key_rotations(self.gw):
+            b = self.store.get_block(self.gw, rot[1])
+            if b is None or b.verified != VERIFIED:
+                break  # the chain is a chain: nothing after a missing link
+            out.append(rot)
+        return out
 
     # -- anchors ------------------------------------------------------------------------------------
     def latest_anchor(self) -> tuple[int, dict[str, Any], int] | None:
