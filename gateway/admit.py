@@ -69,6 +69,11 @@ class Admission:
             raise Rejected("topic-mismatch", f"sensor {obs.sensor!r} published on topic {topic!r}")
         return authenticated
 
+    def counter_is_new(self, obs: Observation) -> bool:
+        """Above every counter accepted from this sensor (so never journaled before)."""
+        state = self.counters.get(obs.sensor)
+        return obs.counter is not None and (state is None or obs.counter > state[0])
+
     def check_counter(self, obs: Observation) -> None:
         if obs.counter is None:
             return
