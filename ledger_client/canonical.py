@@ -89,6 +89,20 @@ _FAST = json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=Fal
                          separators=(",", ":")).encode
 
 
+def _unreachable(o: Any) -> Any:  # _fast_ok admitted only JSON-native types
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+if json.encoder.c_make_encoder is not None:  # what JSONEncoder.encode builds on every call, built once
+    _c_encode = json.encoder.c_make_encoder(None, _unreachable, json.encoder.encode_basestring, None,
+                                            ":", ",", True, False, False)
+
+    def _fast(obj: Any) -> str:
+        return "".join(_c_encode(obj, 0))
+else:  # pragma: no cover - CPython always has the C encoder
+    _fast = _FAST
+
+
 def canonical(obj: Any) -> bytes:
     """RFC 8785 bytes of ``obj``, after refusing floats and out-of-range integers.
 
@@ -98,7 +112,7 @@ def canonical(obj: Any) -> bytes:
     """
     if _fast_ok(obj):
         try:
-            return _FAST(obj).encode("utf-8")
+            return _fast(obj).encode("utf-8")
         except UnicodeEncodeError:
             pass  # a lone surrogate: rfc8785 below refuses it with its own message
     _check(obj, "$")
