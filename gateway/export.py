@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from array import array
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 from typing import Any, BinaryIO
 
 from ledger_client.merkle import hash_leaf, inclusion_proofs
@@ -227,12 +230,16 @@ def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
 
 
 def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, Any],
-                   kw: dict[str, Any]) -> dict[int, list[int]]:
-    """seq → block by walking the blocks in order (one query, not one per seq)."""
-    todo = sorted(set(seqs))
-    by_block: dict[int, list[int]] = defaultdict(list)
+                   kw: dict[str, Any]) -> tuple[Sequence[int], dict[int, tuple[int, int]]]:
+    """(sorted seqs, block → [i, j) slice of them), walking the blocks in order: one query,
+    not one per seq, and no copy of the seqs beyond one sorted list (8 bytes each)."""
+    todo: Sequence[int] = seqs if isinstance(seqs, list) else list(seqs)
+    if any(a >= b for a, b in pairwise(todo)):  # export_range's are sorted already
+        todo = sorted(set(todo))
+    todo = array("q", todo)
+    by_block: dict[int, tuple[int, int]] = {}
     if not todo:
-        return by_block
+        return todo, by_block
     first = journal.block_of_seq(todo[0])
     i = 0
     if first is not None:
@@ -241,14 +248,12 @@ def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, A
         for b in journal.blocks_between(first.block, last.block):
             if todo[i] < b.first_seq:
                 break  # a gap in the blocks: build_bundle below names the seq
-            j = i
-            while j < len(todo) and todo[j] <= b.last_seq:
-                j += 1
+            j = bisect_right(todo, b.last_seq, i)
             if j > i:
-                by_block[b.block] = todo[i:j]
+                by_block[b.block] = (i, j)
                 i = j
             if i == len(todo):
-                return by_block
+                return todo, by_block
     build_bundle(journal, [todo[i]], selection, **kw)  # raises the same error as the in-memory export
     raise ExportError(f"record seq {todo[i]} is not in any block")  # pragma: no cover - build_bundle raised
 
@@ -260,7 +265,7 @@ def write_bundle(out: BinaryIO, journal: Journal, seqs: Iterable[int], selection
 
     Returns ``{"records": n, "blocks": n, "anchors": n}``.
     """
-    by_block = _seqs_by_block(journal, seqs, selection, {"extra_blocks": extra_blocks, **kw})
+    todo, by_block = _seqs_by_block(journal, seqs, selection, {"extra_blocks": extra_blocks, **kw})
     needed = set(by_block) | (set(extra_blocks) if extra_blocks is not None else set())
     if not needed:
         raise ExportError("nothing to export: the selection matches no sealed record or block")
@@ -270,10 +275,11 @@ def write_bundle(out: BinaryIO, journal: Journal, seqs: Iterable[int], selection
     envelope["records"] = [marker]
     head, tail = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).split(f'["{marker}"]')
     out.write(head.encode("utf-8") + b"[")
-    total = sum(len(v) for v in by_block.values())
+    total = len(todo)
     done = 0
     for bn in sorted(by_block):
-        wanted, b = by_block[bn], journal.block(bn)
+        lo_i, hi_i = by_block[bn]
+        wanted, b = todo[lo_i:hi_i], journal.block(bn)
         assert b is not None
         rows = journal.records_range(b.first_seq, b.last_seq)
         proofs = inclusion_proofs([hash_leaf(bytes(r.body)) for r in rows])
