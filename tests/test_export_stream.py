@@ -91,3 +91,15 @@ def test_canonical_body_is_what_json_dumps_writes_back(value) -> None:
     the only ones whose JCS order Python keeps when re-dumping an already sorted object)."""
     body = canonical(value)
     assert json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8") == body
+
+
+def test_unsorted_duplicate_seqs_as_lot_exports_pass_them(fx: Fixture) -> None:
+    from gateway.export import build_bundle, write_bundle
+
+    seqs = [33, 2, 17, 2, 40, 9, 33]
+    sel = {"type": "lot", "lot": "L1", "windows": []}
+    mem = build_bundle(fx.journal, seqs, sel, extra_blocks=(0, 3), now_ms=5)
+    buf = io.BytesIO()
+    write_bundle(buf, fx.journal, iter(seqs), sel, extra_blocks=(0, 3), now_ms=5)
+    assert buf.getvalue() == compact(mem)
+    assert [e["record"]["seq"] for e in json.loads(buf.getvalue())["records"]] == [2, 9, 17, 33, 40]
