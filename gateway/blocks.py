@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_client.canonical import canonical, header_hash, header_message
-from ledger_client.keys import public_hex
+from ledger_client.keys import public_hex, signer
 from ledger_client.merkle import hash_leaf, root
 
 from .clock import Clock
@@ -25,6 +25,7 @@ class BlockSealer:
                  max_records: int, max_seconds: int) -> None:
         self.journal = journal
         self._key = key
+        self._sign = signer(key)
         self._pub = public_hex(key)
         self.gateway_id = gateway_id
         self.clock = clock
@@ -77,4 +78,4 @@ class BlockSealer:
             "key": self._pub,
         }
         data = canonical(header)
-        return BlockRow(n, first, last_seq, data, self._key.sign(header_message(data)), header_hash(data), sealed_ms)
+        return BlockRow(n, first, last_seq, data, self._sign(header_message(data)), header_hash(data), sealed_ms)

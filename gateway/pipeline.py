@@ -58,14 +58,17 @@ def mqtt_match(pattern: str, topic: str) -> bool:
     return len(p) == len(t)
 
 
-def default_parsers() -> dict[str, Parser]:
+def default_parsers(routed: Sequence[str] = ()) -> dict[str, Parser]:
+    """Every adapter; those named in ``routed`` already imported (the rest import on first use)."""
     parsers: dict[str, Parser] = {"traceseal": traceseal_fw.parse}
     try:  # device adapters (issue "Real devices") register themselves here
         from .adapters import registry
 
         parsers.update(registry.PARSERS)
     except ImportError:
-        pass
+        return parsers
+    # imported now, not at the first message: a missing library is a start-up error
+    parsers.update({name: registry.load(name) for name in routed if name in registry.PARSERS})
     return parsers
 
 
@@ -100,7 +103,7 @@ class Pipeline:
         self.sealer = sealer
         self.clock = clock
         self.router = router or Router(default_routes(cfg))
-        self.parsers = parsers or default_parsers()
+        self.parsers = parsers or default_parsers([a for _, a in self.router.routes])
         self.admission = Admission(cfg.sensors, cfg.admission, journal.sensor_counters())
         self.filter = ChangeFilter(cfg.filters)
 
@@ -136,7 +139,10 @@ class Pipeline:
         # firmware); a scale or a Zigbee sensor legitimately repeats the same line. A broker
         # redelivery (DUP flag) of anything already journaled is kept once either way.
         replay_protected = first.counter is not None
-        if (replay_protected or msg.dup) and (digest in seen or self.journal.has_digest(digest)):
+        # Journaled bytes carry a counter admission already accepted, so a counter above the
+        # sensor's newest cannot be a replay: skip the SQL look-up for the common case.
+        maybe_held = msg.dup or (replay_protected and not self.admission.counter_is_new(first))
+        if maybe_held and (digest in seen or self.journal.has_digest(digest)):
             if msg.dup or digest in seen:  # broker redelivery of what we already hold: ack, keep once
                 res.counts["duplicate"] += 1
             else:

@@ -12,6 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_client.canonical import canonical, record_message
+from ledger_client.keys import signer
 
 from .journal import RecordRow
 from .observation import Observation
@@ -24,6 +25,7 @@ class Sealer:
     def __init__(self, gateway_id: str, key: Ed25519PrivateKey, next_seq: int) -> None:
         self.gateway_id = gateway_id
         self._key = key
+        self._sign = signer(key)
         self.next_seq = next_seq
 
     def seal(self, body: dict[str, Any], *, time_ms: int, synced: bool, digest: bytes | None = None) -> RecordRow:
@@ -34,7 +36,7 @@ class Sealer:
         seq = self.next_seq
         rec = {"v": 1, "gateway": self.gateway_id, "seq": seq, "time_ms": time_ms, "clock_synced": synced, **body}
         data = canonical(rec)
-        sig = self._key.sign(record_message(data))
+        sig = self._sign(record_message(data))
         self.next_seq = seq + 1
         return RecordRow(seq=seq, time_ms=time_ms, type=str(body["type"]), sensor=body.get("sensor"),
                          kind=body.get("kind"), digest=digest, body=data, sig=sig)

@@ -9,14 +9,37 @@ this module keeps no mutable state.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from ..errors import ConfigError
 from ..observation import Observation
-from . import ad_scale, ds18b20, epc, gs1, mtsics, shelly, tasmota, traceseal_fw, zigbee2mqtt
+from . import ad_scale, ds18b20, mtsics, shelly, tasmota, traceseal_fw, zigbee2mqtt
 
 Parser = Callable[[str, bytes], list[Observation]]
+
+# biip (gs1) and epcpy (epc, badge) add ~18 MB of RSS to a gateway process (bench/README.md),
+# and most stations have no scanner or RFID reader. They are imported on first use, or at
+# pipeline start for the adapters its routes name (``load``), so an import error still
+# shows at start, not at the first scan.
+_LAZY = {"gs1": ("gs1", "parse"), "epc": ("epc", "parse"), "badge": ("epc", "parse_badge")}
+
+
+def load(name: str) -> Parser:
+    """The real parse function of ``name``, importing its module (and libraries) now."""
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+    return get(name)
+
+
+def _lazy(name: str) -> Parser:
+    def parse(topic: str, raw: bytes) -> list[Observation]:
+        return load(name)(topic, raw)
+
+    parse.__qualname__ = parse.__name__ = f"parse_{name}"
+    return parse
 
 PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
@@ -26,9 +49,9 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
         shelly.NAME: shelly.parse,
         mtsics.NAME: mtsics.parse,
         ad_scale.NAME: ad_scale.parse,
-        gs1.NAME: gs1.parse,
-        epc.NAME: epc.parse,
-        epc.BADGE: epc.parse_badge,
+        "gs1": _lazy("gs1"),
+        "epc": _lazy("epc"),
+        "badge": _lazy("badge"),
         ds18b20.NAME: ds18b20.parse,
     }
 )
