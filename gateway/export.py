@@ -270,6 +270,8 @@ def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, A
     if not todo:
         return todo, by_block
     first = journal.block_of_seq(todo[0])
+    if first is not None and first.block <= retention.pruned_block(_db(journal)):
+        build_bundle(journal, [todo[0]], selection, **kw)  # pruning is a prefix: names the lowest pruned seq
     i = 0
     if first is not None:
         last = journal.last_block()
