@@ -565,3 +565,35 @@ def test_retention_prunes_only_what_the_archive_acknowledged(tmp_path: Path, bro
             assert stored[seq] == (body, sig)              # ... because the archive holds them
         else:
             assert seq in left                             # the rest is kept
+
+
+# -- 5. what the broker took before the archive ever subscribed is sent again --------------------
+def test_records_the_broker_dropped_before_the_archive_subscribed_are_sent_again(
+        tmp_path: Path, broker: Mosquitto, central: Central, capsys: pytest.CaptureFixture[str]) -> None:
+    """A PUBACK is only the broker's word: with no archive session yet (the archive first
+    started after the gateway), the broker drops what it took. Once the archive speaks (its
+    ack at connect) and acknowledges nothing new for ``resend_s``, the forwarder sends again
+    from the archive's cursors; the archive then holds everything and retention may go on."""
+    cli = Cli(capsys)
+    a = Site(tmp_path / "a", broker.port, central, "station-a", max_records=10, max_seconds=1, extra="resend_s = 1\n")
+    arch = ArchiveProc(tmp_path / "archive", central, {"station-a": a.public_key})
+    try:
+        a.start()
+        fw = a.gw.forwarder
+        a.burst(50)
+        wait_for(lambda: a.count("kind", "temperature") == 50 and a.j.stats()["anchored_block"] >= 3,
+                 what="50 readings sealed and anchored")
+        last = a.j.next_seq() - 1
+        wait_for(lambda: (lambda up: up["records"]["sent"] >= last and up["anchors"]["sent"] >= 3)(
+            cli.status(a)["upstream"]["streams"]), what="the broker took them (and, with no archive session, dropped them)")
+        assert fw.resends == 0 and cli.status(a)["upstream"]["streams"]["records"]["archived"] == -1
+        arch.start()
+        wait_for(lambda: cli.all_archived(a), timeout=30, what="the archive acknowledged everything")
+        assert fw.resends >= 1
+    finally:
+        a.close()
+        arch.stop()
+    no_traceback(arch)
+    acked = cli.status(a)["upstream"]["streams"]["records"]["archived"]
+    assert acked >= last and arch.records("station-a")[: acked + 1] == a.journal_records()[: acked + 1]
+    assert cli.archive_status(arch)["gateways"]["station-a"]["rejections"] == {}
