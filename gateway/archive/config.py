@@ -18,7 +18,7 @@ from ..errors import ConfigError
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SECTIONS = {"prefix", "broker", "store", "gateways", "limits"}
+_SECTIONS = {"prefix", "broker", "store", "gateways", "limits", "http"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class ArchiveConfig:
     batch_messages: int = 32
     rejections_max_rows: int = 100_000
     source: Path | None = None
+    http: Any = None  # gateway.archive.http.HttpConfig: HTTPS ingest beside MQTT (None: off)
 
 
 def valid_key(v: str) -> bool:
@@ -118,4 +119,7 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Arc
         if gid in gws:
             raise ConfigError(f"gateways[{i}].id", f"{gid!r} is enrolled twice")
         gws[gid] = key
-    return ArchiveConfig(prefix=prefix, broker=broker, store=store, gateways=gws, source=source, **limits)
+    from .http import parse_http
+
+    return ArchiveConfig(prefix=prefix, broker=broker, store=store, gateways=gws, source=source,
+                         http=parse_http(raw.get("http"), base), **limits)

@@ -156,23 +156,24 @@ class Site:
     """One real gateway with `[upstream]` pointing at the central broker (its own user),
     readings over the local broker, optionally a fridge with pty barcode scanners."""
 
-    def __init__(self, root: Path, local_port: int, central: Central, gw_id: str, *, clock: Any = None,
+    def __init__(self, root: Path, local_port: int, central: Central | None, gw_id: str, *, clock: Any = None,
                  fridge: str | None = None, max_records: int = 4, max_seconds: int = 3600, extra: str = "",
-                 batch_max: int = 100) -> None:
+                 batch_max: int = 100, upstream: str | None = None) -> None:
         self.gw_id = gw_id
         self.clock = clock
         self.scanners: dict[str, BarcodeScanner] = {}
-        toml = textwrap.dedent(f"""
+        toml = upstream or textwrap.dedent(f"""
             [upstream]
             enabled = true
             host = "127.0.0.1"
-            port = {central.port}
+            port = {central.port if central else 0}
             username = "{gw_id}"
             password_file = "upstream.pw"
             batch_max = {batch_max}
             max_inflight = 4
             reconnect_max_s = 1
-            """) + extra
+            """)
+        toml += extra
         if fridge:
             root.mkdir(parents=True, exist_ok=True)
             for name in ("in", "out"):
