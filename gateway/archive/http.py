@@ -41,6 +41,16 @@ log = logging.getLogger("traceseal.archive.http")
 
 POST_STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
 COMMIT_TIMEOUT_S = 30.0  # the writer did not commit in this long: 503, the gateway sends again
+IDLE_S = 60.0  # a connection silent this long (handshake included) is closed
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A failed handshake or a dropped client is the client's problem: one log line, not
+        a traceback on stderr."""
+        import sys
+
+        log.info("HTTPS ingest: connection from %s failed: %s", client_address[0], sys.exc_info()[1])
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,14 @@ class HttpIngest:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: the forwarder keeps one connection
+            timeout = IDLE_S
+
+            def setup(self) -> None:
+                # The TLS handshake here, on this connection's own thread and under its
+                # timeout: in accept() a client that never finishes it would stall them all.
+                self.request.settimeout(IDLE_S)
+                self.request.do_handshake()
+                super().setup()
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("%s " + fmt, self.address_string(), *args)
@@ -229,9 +247,9 @@ class HttpIngest:
 
             do_POST = do_GET = _serve
 
-        self.server = ThreadingHTTPServer((self.cfg.listen, self.cfg.port), Handler)
+        self.server = _Server((self.cfg.listen, self.cfg.port), Handler)
         self.server.daemon_threads = True
-        self.server.socket = self.ctx.wrap_socket(self.server.socket, server_side=True)
+        self.server.socket = self.ctx.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.server.serve_forever, name="archive-https", daemon=True)
         self.thread.start()
         log.info("HTTPS ingest on %s:%d%s/{gateway}/{stream}", self.cfg.listen, self.port, self.cfg.path)

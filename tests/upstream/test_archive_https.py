@@ -101,9 +101,13 @@ def test_gateway_forwards_over_https_to_the_archive(tmp_path: Path, broker: Mosq
         finally:
             c.close()
 
+    idle: list[socket.socket] = []
     try:
         wait_for(listening, what="the archive's HTTPS port")
-        a.start()
+        idle.append(socket.create_connection(("127.0.0.1", port)))  # connects, never says a word
+        idle.append(socket.create_connection(("127.0.0.1", port)))  # and one speaking plain HTTP:
+        idle[-1].sendall(b"GET /upstream/station-a/ack HTTP/1.1\r\n\r\n")
+        a.start()                                                    # neither holds up the gateway
         a.burst(60)
         wait_for(lambda: a.count("kind", "temperature") == 60 and cli.all_archived(a), timeout=30,
                  what="everything archived over HTTPS")
@@ -129,6 +133,8 @@ def test_gateway_forwards_over_https_to_the_archive(tmp_path: Path, broker: Mosq
         assert code == 200 and json.loads(body)["records"] == archived
     finally:
         a.close()
+        for c in idle:
+            c.close()
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
             assert proc.wait(20) == 0
