@@ -151,6 +151,7 @@ class UpstreamConfig:
     keepalive: int = 30
     session_expiry_s: int = 7 * 24 * 3600
     reconnect_max_s: int = 60  # backoff cap between reconnect attempts (full jitter below it)
+    resend_s: int = 300  # sent but not archived this long, and the archive spoke since: send again (MQTT)
 
 
 @dataclass(frozen=True)
@@ -480,6 +481,7 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
         keepalive=u.get("keepalive", int, 30, check=lambda v: 5 <= v <= 65535, why="must be in 5..65535"),
         session_expiry_s=u.get("session_expiry_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
         reconnect_max_s=u.get("reconnect_max_s", int, 60, check=lambda v: 1 <= v <= 3600, why="must be in 1..3600"),
+        resend_s=u.get("resend_s", int, 300, check=lambda v: 1 <= v <= 86400, why="must be in 1..86400"),
     )
     u.done()
     if up.password_file is not None and up.username is None:

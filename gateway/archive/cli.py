@@ -33,7 +33,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .consumer import Archive
 
     cfg = configmod.load(args.config)
-    Archive(cfg, _store(cfg)).run_forever()
+    archive = Archive(cfg, _store(cfg))
+    ingest = None
+    if cfg.http is not None:  # HTTPS ingest beside MQTT, through the same writer
+        from .http import HttpIngest
+
+        ingest = HttpIngest(archive, cfg.http)
+        ingest.start()
+    try:
+        archive.run_forever()
+    finally:
+        if ingest is not None:
+            ingest.stop()
     return 0
 
 

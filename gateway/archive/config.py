@@ -18,7 +18,7 @@ from ..errors import ConfigError
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SECTIONS = {"prefix", "broker", "store", "gateways", "limits", "metrics"}
+_SECTIONS = {"prefix", "broker", "store", "gateways", "limits", "metrics", "http"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class ArchiveConfig:
     rejections_max_rows: int = 100_000
     source: Path | None = None
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: Prometheus /metrics, off by default
+    http: Any = None  # gateway.archive.http.HttpConfig: HTTPS ingest beside MQTT (None: off)
 
 
 def valid_key(v: str) -> bool:
@@ -119,8 +120,11 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Arc
         if gid in gws:
             raise ConfigError(f"gateways[{i}].id", f"{gid!r} is enrolled twice")
         gws[gid] = key
+    from .http import parse_http
+
     return ArchiveConfig(prefix=prefix, broker=broker, store=store, gateways=gws, source=source,
-                         metrics_listen=_metrics(raw.get("metrics", {}), base), **limits)
+                         metrics_listen=_metrics(raw.get("metrics", {}), base),
+                         http=parse_http(raw.get("http"), base), **limits)
 
 
 def _listen(v: str) -> tuple[str, int] | None:

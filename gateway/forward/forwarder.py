@@ -111,6 +111,11 @@ class Forwarder:
         self._connected_at = 0.0
         self._refused: dict[str, int] = {}  # stream -> refusals in a row (ACL, quota)
         self._hold: dict[str, float] = {}  # stream -> monotonic time before which it waits
+        self._last_ack: bytes | None = None  # the archive's last ack payload, to tell a new one
+        self._heard = False  # a new ack arrived since the last resend: the archive is there
+        self._archived_seen: dict[str, int] = {}
+        self._stalled_since = time.monotonic()
+        self.resends = 0
 
     @property
     def last_error(self) -> str:
@@ -186,6 +191,7 @@ class Forwarder:
             if self._attempt and time.monotonic() - self._connected_at > STABLE_S:
                 self._attempt = 0  # a link that held is a fresh start, even with nothing to send
             self._pump()
+            self._resend_stalled()
         self.streams.persist()
 
     def _failed(self, why: str) -> None:
@@ -214,6 +220,38 @@ class Forwarder:
                 self.batches_sent += 1
             busy = busy or w.in_flight > 0
         self._busy = busy
+
+    def _resend_stalled(self) -> None:
+        """Send again from the ``archived`` cursors what the broker took but the archive never
+        acknowledged, once it has stalled ``resend_s`` and the archive has spoken since.
+
+        A PUBACK only says the central broker has a batch: with no archive session there yet
+        (the archive first started after the gateways), a broker restarted without its
+        persistence, or an archive session that expired, the broker drops it, and without
+        this the archive would never get those records and retention never prune them. A
+        new ack (the archive re-publishes its acks at every connect) is the sign that it is
+        there to take them; an archive that is merely down gets no copies meanwhile, at most
+        one after each of its own restarts, which it drops as duplicates.
+        """
+        now = time.monotonic()
+        archived = self.streams.archived
+        behind = [s for s in ("records", "blocks", "anchors") if self.windows[s].sent > archived[s]]
+        if not behind or archived != self._archived_seen:
+            self._archived_seen = dict(archived)
+            self._stalled_since = now
+            return
+        if not self._heard or now - self._stalled_since < self.up.resend_s:
+            return
+        if any(self.windows[s].in_flight for s in behind):
+            return
+        log.warning("upstream: the archive has acknowledged nothing new for %.0f s though the broker took more "
+                    "(%s); sending again from the archive's cursors", now - self._stalled_since,
+                    ", ".join(f"{s} sent {self.windows[s].sent}, archived {archived[s]}" for s in behind))
+        for s in behind:
+            self.windows[s].rewind(archived[s])
+        self.resends += 1
+        self._heard = False
+        self._stalled_since = now
 
     # -- paho callbacks (run inside client.loop(), on this thread) -----------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
@@ -271,4 +309,8 @@ class Forwarder:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self.topic("ack"):
-            self.streams.take_ack(bytes(msg.payload), msg.topic)
+            payload = bytes(msg.payload)
+            if payload != self._last_ack:  # the same retained ack again at our reconnect is not news
+                self._last_ack = payload
+                self._heard = True
+            self.streams.take_ack(payload, msg.topic)

@@ -49,6 +49,11 @@ class Window:
         if not self._q and cursor > self.sent:
             self.sent = self.head = cursor
 
+    def rewind(self, cursor: int) -> None:
+        """Send again from ``cursor + 1`` (the archive never got what the broker took; only when idle)."""
+        if not self._q and cursor < self.sent:
+            self.sent = self.head = cursor
+
     def reset(self) -> None:
         """Forget what is in flight (the broker refused it): the next batch starts after ``sent``."""
         self._q.clear()
