@@ -23,6 +23,11 @@ or "restart" when that record is ``gateway_started``). Gaps are not measured acr
 unsynchronized record (an NTP step would look like an outage), but a ``gateway_started``
 record whose gap cannot be measured still raises ``power`` ("restart", no ``value``).
 Silence counts afresh after an outage: the power alarm covers the time nobody listened.
+So ``tick`` runs the clock at most ``power_gap_s`` (less 1 ms) past the last record: whether
+the time beyond was an outage only the next record can tell, and a tick that ran on (a
+restart ticks before it seals ``gateway_started``; a writer can stall) would raise in
+memory what a replay, judging the gap first, never raises. Transitions past that horizon
+come at the next record, still at their own instants.
 Time never runs backwards inside the engine: an older record is taken at the engine's clock.
 """
 

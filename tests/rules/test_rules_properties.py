@@ -201,9 +201,10 @@ class Recorded(Station):
     """The live loop, noting the engine's state right after each record is fed to it: that
     is what a restart at that point must rebuild from the journal alone."""
 
-    def __init__(self, eng: AlarmEngine) -> None:
-        super().__init__([eng])
-        self.eng = eng
+    def __init__(self, power_gap_s: int) -> None:
+        self.eng = AlarmEngine(QUIET_UNITS, power_gap_s=power_gap_s)
+        self.power_gap_s = power_gap_s
+        super().__init__([self.eng])
         self.after: dict[int, tuple[Any, ...]] = {}
 
     def note(self) -> None:
@@ -229,7 +230,7 @@ class Recorded(Station):
     def restart(self, t: int, synced: bool) -> None:
         """As gateway/service.py starts: replay, tick (``due``) at once, then seal what the
         replay returned, gateway_started and what the tick returned."""
-        self.eng = AlarmEngine(QUIET_UNITS, power_gap_s=self.eng._gap_ms // 1000)
+        self.eng = AlarmEngine(QUIET_UNITS, power_gap_s=self.power_gap_s)
         self.rules = [self.eng]
         pending = self.eng.replay(copy.deepcopy(self.journal.records))
         self._settle([*pending, {"type": "gateway_started"}, *self.eng.tick(t)], t, synced)
@@ -261,7 +262,7 @@ def test_any_prefix_of_the_journal_replays_to_the_live_state(
     the journal so far) anywhere: after every record, the live engine's clock, open alarms
     and derived-but-unsealed bodies are exactly what a replay of the journal up to that
     record gives. The state is a function of the journal, never of unjournaled history."""
-    live = Recorded(AlarmEngine(QUIET_UNITS, power_gap_s=power_gap_s))
+    live = Recorded(power_gap_s)
     t = T0
     live.reading(t, "probe-1", "temperature", 5_000)
     for step in run:
