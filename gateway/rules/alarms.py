@@ -104,7 +104,10 @@ class AlarmEngine:
         self._out = []
         if self._now is None:  # before the first record there is nothing to time
             return []
+        before = self._now
         self._advance(min(now_ms, self._horizon()))
+        if not self._out:  # nothing derived, nothing journaled: a record older than this tick
+            self._now = before  # (the wall clock stepped back) is taken where replay takes it
         assert self._prev is not None
         quiet_since = max(self._prev[0], self._heartbeat_asked or self._prev[0])
         if now_ms - quiet_since >= self._heartbeat_ms:

@@ -240,6 +240,7 @@ gaps = st.one_of(
     st.integers(0, 90_000),  # a running gateway: ticks and readings seconds apart
     st.integers(90_000, 15 * MIN),  # around silence, escalation and the power gap
     st.integers(15 * MIN, 4 * 60 * MIN),  # an outage, or a writer that did not tick
+    st.integers(-2 * MIN, -1),  # the wall clock stepped back
 )
 steps = st.lists(
     st.one_of(
