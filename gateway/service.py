@@ -228,8 +228,11 @@ class Gateway:
             extra = self.station.replay(self.journal)
         except Exception:  # a rule bug must not stop ingest: readings still get journaled
             log.exception("station rules could not replay the journal; alarms are degraded")
+        starting = True  # the restart (and what the start tick derives) is sealed alone, before
+        # any reading of this run: a reading already waiting would otherwise come first in the
+        # journal and the outage would be judged a gap in readings, not a restart
         while not self.stop_event.is_set():
-            if not pending:
+            if not pending and not starting:
                 pending = self._drain(wait=not extra)
             try:
                 extra += self.station.due(self.clock.now_ms())
@@ -250,7 +253,7 @@ class Gateway:
                 if not self.journal_ok:
                     log.warning("journal writable again; resuming acknowledgements")
                     extra += self.station.fault_cleared("journal-unwritable", self.clock.now_ms())
-                self.journal_ok, failures = True, 0
+                self.journal_ok, failures, starting = True, 0, False
             except JournalError as exc:
                 # Disk full or I/O error: keep the batch, do NOT ack; the broker holds the rest.
                 failures += 1

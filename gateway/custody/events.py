@@ -127,10 +127,14 @@ class CustodyStation:
         return self._done()
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
-        """Let time pass: weight time-outs and idle sessions end at their deadlines."""
+        """Let time pass: weight time-outs and idle sessions end at their deadlines.
+
+        A tick is not journaled, so it moves the clock only to the last deadline it acted
+        on (its bodies are journaled, no earlier): a record the wall clock stepped back
+        behind the tick is then taken at its own time live, as a replay takes it."""
         self._out = []
         if self._now is not None:
-            self._advance(now_ms)
+            self._advance(now_ms, settle=False)
         return self._done()
 
     def sign_out(self, now_ms: int) -> list[dict[str, Any]]:
@@ -173,7 +177,8 @@ class CustodyStation:
                     log.info("%s %s: %s", self.station.id, b["type"], b.get("message"))
         return self._out
 
-    def _advance(self, t: int) -> None:
+    def _advance(self, t: int, *, settle: bool = True) -> None:
+        """Act on every deadline up to ``t``; then (``settle``) move the clock to ``t``."""
         assert self._now is not None
         while True:
             item_d = self._item.deadline_ms if self._item is not None else None
@@ -187,7 +192,8 @@ class CustodyStation:
                 self._emit(self._close("timeout", d))
             else:
                 self._emit(self.desk.expire_due(d))
-        self._now = max(self._now, t)
+        if settle:
+            self._now = max(self._now, t)
 
     def _mark(self, rec: Mapping[str, Any], t: int) -> None:
         """A custody record from the journal (another station, or a run before a restart)."""

@@ -125,9 +125,13 @@ class Reconciler:
         return self._out
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
+        """Raise missing-bin alarms now due. The clock moves only to the last one raised:
+        a replay's clock follows records (an alarm's ``at_ms``), never unjournaled ticks, so
+        a handover the tick ran past (a late record, a wall clock stepped back) keeps its own
+        time live as in a replay."""
         self._out = []
         if self._now is not None:
-            self._advance(now_ms)
+            self._advance(now_ms, settle=False)
         return self._out
 
     def replay(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -218,7 +222,7 @@ class Reconciler:
         self._emit(self.book.open(a))
         self._emit(self.book.clear(a, t, None))
 
-    def _advance(self, t: int) -> None:
+    def _advance(self, t: int, *, settle: bool = True) -> None:
         assert self._now is not None
         while self._timers and self._timers[0][0] <= t:
             d, route, key = heapq.heappop(self._timers)
@@ -236,7 +240,8 @@ class Reconciler:
             b.missing = a.id
             self.counts["reconcile.missing-bin"] += 1
             self._emit(self.book.open(a))
-        self._now = max(self._now, t)
+        if settle:
+            self._now = max(self._now, t)
 
     def _prune(self, t: int) -> None:
         if len(self.bins) > 50_000:  # bounded: the journal keeps the history

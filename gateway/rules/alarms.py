@@ -23,6 +23,11 @@ or "restart" when that record is ``gateway_started``). Gaps are not measured acr
 unsynchronized record (an NTP step would look like an outage), but a ``gateway_started``
 record whose gap cannot be measured still raises ``power`` ("restart", no ``value``).
 Silence counts afresh after an outage: the power alarm covers the time nobody listened.
+So ``tick`` runs the clock at most ``power_gap_s`` (less 1 ms) past the last record: whether
+the time beyond was an outage only the next record can tell, and a tick that ran on (a
+restart ticks before it seals ``gateway_started``; a writer can stall) would raise in
+memory what a replay, judging the gap first, never raises. Transitions past that horizon
+come at the next record, still at their own instants.
 Time never runs backwards inside the engine: an older record is taken at the engine's clock.
 """
 
@@ -84,6 +89,7 @@ class AlarmEngine:
                 if isinstance(w.rule, Silent):
                     self._tl[i].quiet_from_ms = t
         t_eff = max(self._now, t)
+        self._advance(min(t_eff, self._horizon()))  # where a tick may have taken the clock
         gap = self._gap(record, t, t_eff)
         self._advance(t_eff)
         if gap is not None:
@@ -98,7 +104,10 @@ class AlarmEngine:
         self._out = []
         if self._now is None:  # before the first record there is nothing to time
             return []
-        self._advance(now_ms)
+        before = self._now
+        self._advance(min(now_ms, self._horizon()))
+        if not self._out:  # nothing derived, nothing journaled: a record older than this tick
+            self._now = before  # (the wall clock stepped back) is taken where replay takes it
         assert self._prev is not None
         quiet_since = max(self._prev[0], self._heartbeat_asked or self._prev[0])
         if now_ms - quiet_since >= self._heartbeat_ms:
@@ -139,6 +148,16 @@ class AlarmEngine:
     # -- internals ----------------------------------------------------------------------
     def _emit(self, body: dict[str, Any]) -> None:
         self._out.append(self.outbox.derived(body))
+
+    def _horizon(self) -> int:
+        """How far time may run on ticks alone: up to just before the next record would be
+        a power gap. Past it, only that record can say whether the gateway was listening
+        (a gap resets silence); a tick that ran on would decide in memory what a replay,
+        seeing the gap first, decides otherwise. ``feed`` advances to it before judging the
+        gap, so live (ticks, then the record) and replay (the record) derive the same."""
+        if self._prev is None:
+            return self._now if self._now is not None else 0
+        return self._prev[0] + self._gap_ms - 1
 
     def _gap(self, record: Mapping[str, Any], t: int,
              t_eff: int) -> tuple[int, int | None, str] | None:

@@ -203,7 +203,10 @@ class Inventory:
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
         self._out = []
         if self._now is not None:
+            before = self._now
             self._advance(now_ms)
+            if not self._out:  # nothing journaled: a record the wall clock stepped back behind
+                self._now = before  # this tick is taken at its own time, as a replay takes it
         return self._out
 
     def replay(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

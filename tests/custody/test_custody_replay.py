@@ -7,11 +7,14 @@ import json
 from typing import Any
 
 import pytest
-from custody_kit import HOUR, Event, Rig, events, play, stations_for, strip
+from custody_kit import HOUR, MIN, SEC, Event, Rig, Writer, events, play, stations_for, strip
 
 from firmware_sim.waste_route import T0, waste_route
+from gateway.custody.events import CustodyStation
+from gateway.custody.operators import parse_operators
 from gateway.custody.reconcile import Reconciler
-from gateway.custody.settings import ReconcileConfig
+from gateway.custody.settings import ReconcileConfig, station
+from gateway.observation import Observation
 
 RC = ReconcileConfig(missing_after_s=4 * 3600)
 ROUTE = waste_route()
@@ -95,3 +98,63 @@ def test_session_survives_a_restart() -> None:
     assert st.desk.session is not None and st.desk.session.route == "M2026-0042"  # type: ignore[attr-defined]
     play(after, evs[half:])
     assert len(after.of("custody")) == 5 and after.of("custody_refusal") == []
+
+
+# -- ticks move no clock that a record could contradict -----------------------------------
+# A tick is not journaled: if it ran a clock on without deriving anything, a record the wall
+# clock then stepped back behind it was taken at the tick's time live, at its own time in a
+# replay (the station replays the journal at start): two states from one journal.
+
+OPS = parse_operators([{"badge": "04A23B1C", "name": "Ana", "org": "H", "role": "generator"},
+                       {"badge": "8F3A2B1C", "name": "Chen", "org": "P", "role": "facility"}])
+DOCK = station("dock", "handed_over", "L", ["badge:r", "epc:r", "gs1:s", "mtsics:w"], require_category=False,
+               route="R1", session_idle_s=300, weight_timeout_s=30, weight_lookback_s=5)
+GRAI = "040123450004291001"
+
+
+def badge(uid: str) -> Observation:
+    return Observation("badge:r", "badge", None, "", "badge", attrs={"uid": uid})
+
+
+def tag(grai: str) -> Observation:
+    return Observation("epc:r", "rfid", None, "", "epc", attrs={"grai": grai})
+
+
+def weight(grams: int) -> Observation:
+    return Observation("mtsics:w", "weight", grams, "g", "mtsics", attrs={"stable": True})
+
+
+def handover(role: str, stage: str, grai: str, grams: int, at_ms: int) -> dict[str, Any]:
+    """A custody body as a station seals it (another station's, to the reconciler)."""
+    badge_ = "04A23B1C" if role == "generator" else "8F3A2B1C"
+    return {"type": "custody", "id": f"custody/R1/grai:{grai}/{stage}", "route": "R1", "bin": {"grai": grai},
+            "weight_g": grams, "stage": stage, "station": "far", "location": "L", "session": "s",
+            "operator": {"badge": badge_, "name": "x", "org": "x", "role": role},
+            "at_ms": at_ms, "scan_ms": at_ms, "weight_ms": at_ms}
+
+
+def test_a_station_tick_that_derived_nothing_leaves_the_clock_where_the_records_put_it() -> None:
+    w = Writer("gw", lambda: [CustodyStation(DOCK, OPS)])
+    w.observe(badge("04A23B1C"), T0)
+    w.tick(T0 + 20 * SEC)  # nothing due: the session idles until T0 + 5 min
+    w.observe(tag(GRAI), T0 + 10 * SEC)  # the wall clock stepped back 10 s
+    w.observe(weight(7_000), T0 + 12 * SEC)
+    w.tick(T0 + 10 * MIN)  # the session's idle time-out is due: derived, journaled
+    w.observe(badge("04A23B1C"), T0 + 9 * MIN)  # stepped back again, behind the tick
+    (rec,) = w.of("custody")
+    assert (rec["scan_ms"], rec["at_ms"]) == (T0 + 10 * SEC, T0 + 12 * SEC)
+    w.check_replays()
+
+
+def test_a_reconciler_tick_moves_its_clock_only_to_what_it_derived() -> None:
+    rc = ReconcileConfig(missing_after_s=3600)
+    w = Writer("gw", lambda: [Reconciler(rc)])
+    w.put(handover("generator", "handed_over", GRAI, 5_000, T0), T0)
+    w.put(handover("generator", "handed_over", "040123450004291002", 5_000, T0 + MIN), T0 + MIN)
+    w.tick(T0 + 30 * MIN)  # nothing due
+    w.put(handover("facility", "received", "040123450004291003", 4_000, T0 + 20 * MIN), T0 + 20 * MIN)
+    w.tick(T0 + 3 * HOUR)  # both bins missing, at T0 + 1 h and T0 + 1 h 1 min
+    w.put(handover("facility", "received", GRAI, 4_990, T0 + 2 * HOUR), T0 + 2 * HOUR)  # late
+    missing = [(a["state"], a["at_ms"]) for a in w.of("alarm") if a["alarm"] == "missing-bin"]
+    assert missing == [("raised", T0 + HOUR), ("raised", T0 + HOUR + MIN), ("cleared", T0 + 2 * HOUR)]
+    w.check_replays()

@@ -295,6 +295,21 @@ def test_records_older_than_the_engine_clock_are_taken_at_the_engine_clock() -> 
     assert [(b["state"], b["at_ms"]) for b in out] == [("raised", T0 + HOUR)]
 
 
+def test_a_tick_that_derived_nothing_leaves_the_clock_where_the_records_put_it() -> None:
+    """Nothing of such a tick is journaled, so a replay cannot know it ran: a record the
+    wall clock stepped back behind it is taken at its own time, live as in a replay."""
+    eng = engine(high_delay_s=0)
+    st = Station([eng])
+    temps(st, [(0, 5_000)])
+    assert eng.tick(T0 + 30_000) == []
+    assert eng.now_ms == T0
+    st.reading(T0 + 20_000, "probe-1", "temperature", 9_000)  # NTP stepped back 10 s
+    assert [r["at_ms"] for r in st.journal.of_type("alarm")] == [T0 + 20_000]
+    again = engine(high_delay_s=0)
+    assert again.replay(st.journal.records) == []
+    assert again.active() == eng.active()
+
+
 def test_alarms_from_other_rules_are_adopted_for_panel_and_ack() -> None:
     eng = engine()
     st = Station([eng])

@@ -224,6 +224,20 @@ def test_lot_residency_intervals() -> None:
     assert inv.lots_present("freezer-1", T0, T0 + 5 * HOUR) == [(G, "B1")]
 
 
+def test_a_tick_that_derived_nothing_leaves_the_clock_where_the_records_put_it() -> None:
+    """Nothing of such a tick is journaled: a scan the wall clock stepped back behind it is
+    taken at its own time, live as in a replay (before, its alarm's at_ms was the tick's)."""
+    inv = Inventory(UNITS, CFG)
+    st = Station([inv])
+    scan(st, T0, **pack())
+    assert inv.tick(T0 + 30_000) == []
+    scan(st, T0 + 20_000, **pack("OLD", expiry="2025-12-31"))  # NTP stepped back 10 s
+    assert ("expired_scan", "raised", T0 + 20_000) in alarms(st)
+    again = Inventory(UNITS, CFG)
+    assert again.replay(st.journal.records) == []
+    assert again.active() == inv.active()
+
+
 def test_replay_rebuilds_stock_without_duplicates() -> None:
     inv = Inventory(UNITS, CFG)
     st = Station([inv])

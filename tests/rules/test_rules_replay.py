@@ -165,3 +165,58 @@ def test_a_journal_written_under_other_settings_converges() -> None:
     eng = AlarmEngine(UNITS)
     pending = eng.replay(j.records)
     assert [(b["alarm"], b["state"], b["at_ms"]) for b in pending] == [("high", "cleared", T0)]
+
+
+def restart_like_the_service(st: Station, t: int) -> tuple[Station, AlarmEngine]:
+    """What gateway/service.py does on start: replay, then ``due`` (a tick) at the start time
+    BEFORE anything is sealed, then seal [derived-but-unsealed..., gateway_started, tick's]."""
+    eng = AlarmEngine(UNITS)
+    pending = eng.replay(copy.deepcopy(st.journal.records))
+    new = Station([eng], Journal(records=copy.deepcopy(st.journal.records)))
+    ticked = eng.tick(t)
+    new._settle([*pending, {"type": "gateway_started"}, *ticked], t)
+    return new, eng
+
+
+def replayed(records: list[dict[str, Any]]) -> AlarmEngine:
+    eng = AlarmEngine(UNITS)
+    assert eng.replay(copy.deepcopy(records)) == []
+    return eng
+
+
+def test_restart_after_an_outage_longer_than_the_silence_keeps_the_replayed_state() -> None:
+    """The colleague's report: the restarted engine ticked through the outage before it saw
+    gateway_started, raised and escalated 'silent' (the probe was not heard because nobody
+    listened), while a replay of that same journal handles the restart first, resets the
+    silence and clears the alarm: live 'escalated', replay 'cleared'."""
+    st = Station([AlarmEngine(UNITS)])  # defaults: silence 30 min, escalate 30 min, gap 5 min
+    st.reading(T0, "probe-1", "temperature", 5_000)
+    st.idle(T0, T0 + 10 * MIN)
+    back = T0 + 5 * 60 * MIN  # off for almost 5 h: silence and escalation fell in the outage
+    st2, live = restart_like_the_service(st, back)
+    assert live.active() == replayed(st2.journal.records).active()
+    # and it is the replay's answer that is right: silence counts afresh after an outage
+    assert [(a["alarm"], a["state"]) for a in live.active()] == [("power", "cleared")]
+    assert [r["alarm"] for r in st2.journal.of_type("alarm")] == ["power", "power"]
+    st2.idle(back, back + 29 * MIN)
+    assert [a["alarm"] for a in live.active()] == ["power"]
+    st2.tick(back + 30 * MIN)  # but the probe still says nothing: 30 min after the restart
+    assert [(a["alarm"], a["state"], a["since_ms"]) for a in live.active()][-1] == (
+        "silent", "raised", back)
+    assert live.active() == replayed(st2.journal.records).active()
+
+
+def test_a_tick_late_by_more_than_the_power_gap_keeps_the_replayed_state() -> None:
+    """The same divergence without a restart: the writer did not tick (or could not journal)
+    for longer than power_gap_s, then one tick derived transitions inside that gap, and the
+    first record sealed after it revealed the gap, which a replay handles before them."""
+    st = Station([AlarmEngine(UNITS)])
+    st.reading(T0, "probe-1", "temperature", 5_000)
+    st.idle(T0, T0 + 10 * MIN)
+    late = T0 + 3 * 60 * MIN
+    st.tick(late)
+    live = st.rules[0]
+    assert isinstance(live, AlarmEngine)
+    assert live.active() == replayed(st.journal.records).active()
+    # the gap reads as an outage (power), and silence counts afresh from its end
+    assert [(a["alarm"], a["state"]) for a in live.active()] == [("power", "cleared")]

@@ -143,7 +143,7 @@ def test_power_cut_with_the_gateway_down_too() -> None:
     st = Station([AlarmEngine(UNITS)])
     st.run([r for r in data if r[0] < T0 + 120 * MIN])
     last_before = st.journal.records[-1]["time_ms"]
-    st.put({"type": "gateway_started"}, T0 + 360 * MIN)  # the lead seals this first on start
+    st.put({"type": "gateway_started"}, T0 + 360 * MIN)  # sealed before the run's readings
     st.run([r for r in data if r[0] >= T0 + 360 * MIN], until_ms=T0 + 12 * HOUR)
     assert minutes(st.journal.records) == [("power", "raised", 360.0), ("power", "cleared", 360.0)]
     power = st.journal.of_type("alarm")[0]
