@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,14 +260,32 @@ class Journal:
         raise JournalError(f"{self.path}: journal belongs to public_key={rot[-1][3][:20]!r}, not {key[:20]!r} "
                            f"(and that key is in none of its {len(rot)} rotation(s))")
 
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` as one unit, or ROLLBACK and a JournalError naming
+        ``what`` (callers must then not acknowledge). A failed COMMIT (disk full) may already
+        have rolled back, so the ROLLBACK's own error is ignored; any other exception rolls
+        back too and propagates unchanged, so no transaction is ever left open."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(f"{what} failed: {exc}") from exc
+            raise
+
     def commit_rotation(self, record: RecordRow, block: BlockRow, old_key: str, new_key: str) -> None:
         """The rotation record, the block that holds it (signed by the old key) and the key
         history row in ONE transaction: a crash can never leave a rotation that the new key
         would seal, nor a key history that no signed record backs."""
-        db = self.db
-        try:
-            db.execute(self._ROTATIONS_SCHEMA)
-            db.execute("BEGIN IMMEDIATE")
+        self.db.execute(self._ROTATIONS_SCHEMA)
+        with self.transaction("recording the key rotation") as db:
             db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?)",
                        (record.seq, record.time_ms, record.type, record.sensor, record.kind, record.digest,
                         record.body, record.sig))
@@ -275,13 +294,6 @@ class Journal:
                        (block.block, block.first_seq, block.last_seq, block.header, block.sig, block.hash,
                         block.sealed_ms, 1, h["first_time_ms"], h["last_time_ms"]))
             db.execute("INSERT INTO key_rotations VALUES (?,?,?,?)", (record.seq, block.block, old_key, new_key))
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise JournalError(f"recording the key rotation failed: {exc}") from exc
 
     # -- ingest (single writer) ------------------------------------------------------------
     def next_seq(self) -> int:
@@ -302,9 +314,7 @@ class Journal:
 
         Raises JournalError (disk full, I/O); the caller must then not acknowledge.
         """
-        db = self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self.transaction("journal commit") as db:
             if records:
                 db.executemany(
                     "INSERT INTO records VALUES (?,?,?,?,?,?,?,?)",
@@ -323,13 +333,6 @@ class Journal:
                     "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET n=n+excluded.n",
                     list(counts.items()),
                 )
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise JournalError(f"journal commit failed: {exc}") from exc
 
     def _quarantine(self, rows: Sequence[QuarantineRow]) -> None:
         cap = self.quarantine_raw_bytes
@@ -374,19 +377,11 @@ class Journal:
         return self.db.execute("SELECT 1 FROM records WHERE seq=?", (seq,)).fetchone() is not None
 
     def insert_block(self, b: BlockRow, *, urgent: bool = False) -> None:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction("block insert"):
             h = b.header_obj
             self.db.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?,?,?,?,?)",
                             (b.block, b.first_seq, b.last_seq, b.header, b.sig, b.hash, b.sealed_ms, int(urgent),
                              h["first_time_ms"], h["last_time_ms"]))
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise JournalError(f"block insert failed: {exc}") from exc
 
     def block(self, n: int) -> BlockRow | None:
         row = self.db.execute(
@@ -473,18 +468,10 @@ class Journal:
 
     def confirm_anchor(self, oid: int, block: int, header_hash: bytes, kind: str, anchor: dict[str, Any],
                        time_ms: int, now_ms: int) -> None:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction(f"recording the anchor of block {block}"):
             self.db.execute("INSERT INTO anchors (block, header_hash, kind, anchor, time_ms) VALUES (?,?,?,?,?)",
                             (block, header_hash, kind, json.dumps(anchor, sort_keys=True), time_ms))
             self.db.execute("UPDATE outbox SET state='confirmed', updated_ms=? WHERE id=?", (now_ms, oid))
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:  # a failed COMMIT (disk full) may already have rolled back
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise JournalError(f"recording the anchor of block {block} failed: {exc}") from exc
 
     def anchor_covering(self, block: int) -> tuple[int, dict[str, Any], int] | None:
         """The earliest confirmed anchor at or after ``block``: (anchored block, anchor, time)."""
@@ -533,20 +520,12 @@ class Journal:
         """One fsynced transaction for every cursor that moved (the forwarder calls this once
         per network round, not per acknowledgement)."""
         rows = [(s, v, -1) for s, v in (sent or {}).items()]
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction("saving the upstream cursors"):
             self.db.executemany("INSERT INTO forward_state VALUES (?, ?, ?) "
                                 "ON CONFLICT(stream) DO UPDATE SET sent=excluded.sent", rows)
             self.db.executemany("INSERT INTO forward_state VALUES (?, -1, ?) "
                                 "ON CONFLICT(stream) DO UPDATE SET archived=excluded.archived",
                                 list((archived or {}).items()))
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise JournalError(f"saving the upstream cursors failed: {exc}") from exc
 
     def archived_seq(self) -> int | None:
         """The highest record seq the upstream archive acknowledged as stored (every record

@@ -34,7 +34,6 @@ from typing import Any
 
 from .clock import Clock
 from .config import RetentionConfig
-from .errors import JournalError
 from .journal import Journal
 
 log = logging.getLogger("traceseal.retention")
@@ -220,8 +219,7 @@ def prune(journal: Journal, cfg: RetentionConfig, now_ms: int, *, dry_run: bool 
             chunk.append(nxt)
             n += nxt[2] - nxt[1] + 1
         first_seq, last_seq = chunk[0][1], chunk[-1][2]
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with journal.transaction(f"pruning blocks {chunk[0][0]}..{chunk[-1][0]}"):
             db.execute("INSERT INTO prune_guard VALUES (?)", (now_ms,))
             cur = db.execute("DELETE FROM records WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
             db.execute("DELETE FROM prune_guard")
@@ -229,13 +227,6 @@ def prune(journal: Journal, cfg: RetentionConfig, now_ms: int, *, dry_run: bool 
                        "days, cutoff_ms, archived_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        (now_ms, now_ms, chunk[0][0], chunk[-1][0], first_seq, last_seq, cur.rowcount,
                         p.days, p.cutoff_ms, p.archived_seq))
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise JournalError(f"pruning blocks {chunk[0][0]}..{chunk[-1][0]} failed: {exc}") from exc
         res.deleted += cur.rowcount
         res.transactions += 1
         i += len(chunk)
