@@ -233,14 +233,20 @@ def _pos(v: int) -> bool:
     return v > 0
 
 
-def load(path: Path | str) -> Config:
+def read_toml(path: Path | str) -> tuple[dict[str, Any], Path]:
+    """(table, resolved path) of a TOML config file; a ConfigError naming the file otherwise
+    (shared by the gateway's and the archive's configs)."""
     path = Path(path).resolve()
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text()), path
     except FileNotFoundError as exc:
         raise ConfigError(str(path), "no such config file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+
+
+def load(path: Path | str) -> Config:
+    raw, path = read_toml(path)
     return parse(raw, path.parent, source=path)
 
 

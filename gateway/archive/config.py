@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import MqttConfig, _pos, _Table
+from ..config import MqttConfig, _pos, _Table, read_toml
 from ..errors import ConfigError
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -52,13 +51,7 @@ def valid_key(v: str) -> bool:
 
 
 def load(path: Path | str) -> ArchiveConfig:
-    path = Path(path).resolve()
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(str(path), "no such config file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    raw, path = read_toml(path)
     return parse(raw, path.parent, source=path)
 
 
