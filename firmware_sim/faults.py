@@ -89,14 +89,14 @@ def malformed_payload(
         drop = rng.choice(_REQUIRED)
         msg.pop(drop, None)  # "sig" is not there yet: dropping it means never adding it
         if drop != "sig":
-            msg["sig"] = sign_body(key, msg)
+            msg[tag_field(key)] = sign_body(key, msg)
         return encode(msg), f"{variant}:{drop}"
     first = msg["readings"][0]
     if variant == "string-value":
         first["value"] = str(first["value"])
-        msg["sig"] = sign_body(key, msg)
+        msg[tag_field(key)] = sign_body(key, msg)
         return encode(msg), variant
-    msg["sig"] = sign_body(key, msg)
+    msg[tag_field(key)] = sign_body(key, msg)
     first["value"] = first["value"] / 1000 + 0.0005  # never integral, always a JSON float
     return encode(msg), variant
 
