@@ -155,10 +155,15 @@ def drain(kind: str, n: int, tmp: Path, *, sensors: int = 10, profile: str | Non
 
 # -- steady-rate latency -----------------------------------------------------------------------------
 def latency(kind: str, rate: float, seconds: float, tmp: Path, *, warmup: float = 1.0,
-            sensors: int = 10, tweaks: dict[str, str] | None = None) -> dict[str, Any]:
+            sensors: int = 10, tweaks: dict[str, str] | None = None, auth: str = "ed25519") -> dict[str, Any]:
+    """Steady ``rate``; ``auth`` as for :func:`drain` ("ed25519" or "hmac")."""
     tmp.mkdir(parents=True, exist_ok=True)
     with Mosquitto(tmp / "mosquitto", persistence=False) as broker:
-        st = make_station(tmp / "station", broker.port, sensors=sensors)
+        if auth == "hmac":
+            st = make_station(tmp / "station", broker.port, sensors=0)
+            enroll_hmac(st, [f"probe-{i}" for i in range(1, sensors + 1)])
+        else:
+            st = make_station(tmp / "station", broker.port, sensors=sensors)
         tweak_config(st, tweaks)
         total = int(rate * (seconds + warmup))
         msgs = build_messages(st, total)
