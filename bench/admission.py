@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Result, build_messages, fmt_rate, print_table, workdir
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import config as configmod
 from gateway.adapters import traceseal_fw
@@ -38,8 +39,6 @@ from gateway.pipeline import Inbound, Pipeline
 from gateway.seal import Sealer
 from gateway.sensor_mac import check as check_mac
 from gateway.testing.station import enroll_hmac, make_station
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from ledger_client.keys import public_from_hex, verifier
 
 MODES = ("ed25519", "hmac", "broker")

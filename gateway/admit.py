@@ -17,7 +17,8 @@ from ledger_client.keys import public_from_hex, verifier
 from .config import AdmissionConfig, SensorConfig
 from .errors import Rejected
 from .observation import Observation
-from .sensor_mac import SCHEME as HMAC_SCHEME, check as check_mac
+from .sensor_mac import SCHEME as HMAC_SCHEME
+from .sensor_mac import check as check_mac
 
 _RANGES = {"humidity": (0, 1000), "battery": (0, 100), "door": (0, 1), "power": (0, 1), "weight": (-10**9, 10**9)}
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from ledger_client.errors import ProofError
-from ledger_client.merkle import hash_leaf, inclusion_proofs, root, root_from_inclusion_proof, verify_inclusion
+from ledger_client.merkle import (
+    hash_leaf,
+    inclusion_proofs,
+    root,
+    root_from_inclusion_proof,
+    verify_inclusion,
+)
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 37, 64])
