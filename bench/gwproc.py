@@ -1,6 +1,6 @@
 """The real gateway in a process of its own, driven by a bench over stdin/stdout.
 
-    python bench/gwproc.py CONFIG [--ledger-down] [--register] [--profile OUT]
+    python bench/gwproc.py CONFIG [--ledger-down] [--register] [--profile OUT] [--no-sensor-check]
 
 Builds ``gateway.service.Gateway`` from the config exactly as ``traceseal run`` does (the
 ledger is wrapped in the test suite's SwitchableLedger so a bench can switch it off), then
@@ -55,6 +55,9 @@ def main() -> None:
     ap.add_argument("--ledger-down", action="store_true")
     ap.add_argument("--register", action="store_true")
     ap.add_argument("--profile", default=None)
+    ap.add_argument("--no-sensor-check", action="store_true",
+                    help="admit enrolled probes without checking their signatures: what broker "
+                         "authentication + ACL would cost (bench/admission.py, mode c)")
     args = ap.parse_args()
     import logging
 
@@ -64,6 +67,8 @@ def main() -> None:
     ledger = SwitchableLedger(make_ledger(cfg.ledger, clock))
     ledger.down = args.ledger_down
     gw = Gateway(cfg, clock=clock, ledger=ledger)
+    if args.no_sensor_check:
+        gw.pipeline.admission._keys.clear()  # records then say auth = "allowlist"
     if args.profile:
         import paho.mqtt.client as mqtt
 

@@ -44,7 +44,7 @@ from _common import (
 )
 
 from gateway.testing.mosquitto import Mosquitto
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import Station, enroll_hmac, make_station
 
 POLL_S = 0.002
 
@@ -78,15 +78,24 @@ def tweak_config(st: Station, tweaks: dict[str, str] | None) -> None:
 
 
 def drain(kind: str, n: int, tmp: Path, *, sensors: int = 10, profile: str | None = None,
-          tweaks: dict[str, str] | None = None) -> dict[str, Any]:
-    """Drain a pre-published backlog of ``n`` messages with ``kind`` = "reference" | "traceseal"."""
+          tweaks: dict[str, str] | None = None, auth: str = "ed25519") -> dict[str, Any]:
+    """Drain a pre-published backlog of ``n`` messages with ``kind`` = "reference" | "traceseal".
+
+    ``auth`` (traceseal only): how the probes are enrolled, "ed25519" (signatures checked),
+    "hmac" (HMAC-SHA256 tags checked) or "broker" (signed, but admitted without a check, as
+    with broker authentication + ACL).
+    """
     tmp.mkdir(parents=True, exist_ok=True)
     with Mosquitto(tmp / "mosquitto", persistence=False) as broker:
-        st = make_station(tmp / "station", broker.port, sensors=sensors)
+        if auth == "hmac":
+            st = make_station(tmp / "station", broker.port, sensors=0)
+            enroll_hmac(st, [f"probe-{i}" for i in range(1, sensors + 1)])
+        else:
+            st = make_station(tmp / "station", broker.port, sensors=sensors)
         tweak_config(st, tweaks)
         msgs = build_messages(st, n)
         if kind == "traceseal":
-            args = ["bench/gwproc.py", str(st.config_path)]
+            args = ["bench/gwproc.py", str(st.config_path)] + (["--no-sensor-check"] if auth == "broker" else [])
             db_path = st.root / "data" / "journal.sqlite"
         else:
             db_path = tmp / "reference.sqlite"
@@ -146,10 +155,15 @@ def drain(kind: str, n: int, tmp: Path, *, sensors: int = 10, profile: str | Non
 
 # -- steady-rate latency -----------------------------------------------------------------------------
 def latency(kind: str, rate: float, seconds: float, tmp: Path, *, warmup: float = 1.0,
-            sensors: int = 10, tweaks: dict[str, str] | None = None) -> dict[str, Any]:
+            sensors: int = 10, tweaks: dict[str, str] | None = None, auth: str = "ed25519") -> dict[str, Any]:
+    """Steady ``rate``; ``auth`` as for :func:`drain` ("ed25519" or "hmac")."""
     tmp.mkdir(parents=True, exist_ok=True)
     with Mosquitto(tmp / "mosquitto", persistence=False) as broker:
-        st = make_station(tmp / "station", broker.port, sensors=sensors)
+        if auth == "hmac":
+            st = make_station(tmp / "station", broker.port, sensors=0)
+            enroll_hmac(st, [f"probe-{i}" for i in range(1, sensors + 1)])
+        else:
+            st = make_station(tmp / "station", broker.port, sensors=sensors)
         tweak_config(st, tweaks)
         total = int(rate * (seconds + warmup))
         msgs = build_messages(st, total)

@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--key-dir", type=Path, required=True)
     e.add_argument("--prefix", default="probe", help="ids are PREFIX-1 ... PREFIX-N")
     e.add_argument("--out", type=Path, required=True, help="TOML fragment to write")
+    e.add_argument("--hmac", action="store_true",
+                   help="shared HMAC-SHA256 keys (cheaper for the gateway) instead of Ed25519 key pairs")
 
     r = sub.add_parser("probes", help="publish simulated probe readings over MQTT")
     r.add_argument("--host", default="127.0.0.1")
@@ -70,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    entries = enroll(args.key_dir, sensor_ids(args.prefix, args.sensors))
+    entries = enroll(args.key_dir, sensor_ids(args.prefix, args.sensors), hmac=args.hmac)
     write_text_atomic(args.out, sensors_toml(entries))
     created = sum(e.created for e in entries)
     print(f"enrolled {len(entries)} sensors ({created} new keys, "

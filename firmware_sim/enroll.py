@@ -17,6 +17,7 @@ from ledger_client.errors import KeyFileError
 from ledger_client.keys import load_private_key, public_hex, write_private_key
 
 from .errors import SimConfigError
+from .message import HmacKey
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # also safe as an MQTT topic level
 
@@ -26,6 +27,7 @@ class Enrolled:
     sensor: str
     public_key: str  # 64 hex chars, raw Ed25519
     created: bool  # False when an existing key was reused
+    hmac_key_file: Path | None = None  # set instead of public_key for an HMAC-enrolled probe
 
 
 def sensor_ids(prefix: str, count: int) -> list[str]:
@@ -43,17 +45,49 @@ def key_path(key_dir: Path, sensor: str) -> Path:
     return Path(key_dir) / f"{sensor}.key"
 
 
-def enroll(key_dir: Path, ids: list[str]) -> list[Enrolled]:
-    """Make sure every sensor in ``ids`` has a 0600 key in ``key_dir``; reuse existing ones."""
+def hmac_path(key_dir: Path, sensor: str) -> Path:
+    return Path(key_dir) / f"{sensor}.hmac"
+
+
+def enroll(key_dir: Path, ids: list[str], *, hmac: bool = False) -> list[Enrolled]:
+    """Make sure every sensor in ``ids`` has a 0600 key in ``key_dir``; reuse existing ones.
+
+    ``hmac``: a shared 32-byte HMAC-SHA256 key (64 hex chars) that the gateway also reads,
+    instead of an Ed25519 key pair (cheaper admission; see README "Sensor authentication").
+    """
     key_dir = Path(key_dir)
     key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     out = []
     for sensor in ids:
+        if hmac:
+            out.append(_enroll_hmac(key_dir, sensor))
+            continue
         path = key_path(key_dir, sensor)
         created = not path.exists()
         key = write_private_key(path) if created else _load(path)
         out.append(Enrolled(sensor, public_hex(key), created))
     return out
+
+
+def _enroll_hmac(key_dir: Path, sensor: str) -> Enrolled:
+    path = hmac_path(key_dir, sensor)
+    created = not path.exists()
+    if created:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        try:
+            os.write(fd, (os.urandom(32).hex() + "\n").encode("ascii"))
+        finally:
+            os.close(fd)
+    else:
+        _load_hmac(path)
+    return Enrolled(sensor, "", created, hmac_key_file=path.resolve())
+
+
+def _load_hmac(path: Path) -> HmacKey:
+    try:
+        return HmacKey(bytes.fromhex(path.read_text("ascii").strip()))
+    except (OSError, ValueError) as exc:
+        raise SimConfigError(f"{path}: not an HMAC key (64 hex characters)") from exc
 
 
 def _load(path: Path) -> Ed25519PrivateKey:
@@ -63,16 +97,18 @@ def _load(path: Path) -> Ed25519PrivateKey:
         raise SimConfigError(str(exc)) from exc
 
 
-def load_keys(key_dir: Path, ids: list[str]) -> list[tuple[str, Ed25519PrivateKey]]:
-    """Keys of ``ids``, in order; a missing one is an error that says how to create it."""
-    missing = [s for s in ids if not key_path(key_dir, s).exists()]
+def load_keys(key_dir: Path, ids: list[str]) -> list[tuple[str, Ed25519PrivateKey | HmacKey]]:
+    """Keys of ``ids``, in order (an Ed25519 key, else an HMAC key); a missing one is an error
+    that says how to create it."""
+    missing = [s for s in ids if not key_path(key_dir, s).exists() and not hmac_path(key_dir, s).exists()]
     if missing:
         raise SimConfigError(
             f"{len(missing)} of {len(ids)} sensor keys missing in {key_dir} (first: "
             f"{missing[0]}); run: python -m firmware_sim enroll --sensors {len(ids)} "
             f"--key-dir {key_dir} --out sensors.toml"
         )
-    return [(s, _load(key_path(key_dir, s))) for s in ids]
+    return [(s, _load(key_path(key_dir, s)) if key_path(key_dir, s).exists() else _load_hmac(hmac_path(key_dir, s)))
+            for s in ids]
 
 
 def sensors_toml(entries: list[Enrolled], kind: str = "temperature") -> str:
@@ -80,10 +116,12 @@ def sensors_toml(entries: list[Enrolled], kind: str = "temperature") -> str:
     issues)."""
     lines = ["# traceseal sensor allow-list, written by `python -m firmware_sim enroll`", ""]
     for e in entries:
+        auth = (f'hmac_key_file = "{e.hmac_key_file}"' if e.hmac_key_file is not None
+                else f'public_key = "{e.public_key}"')
         lines += [
             "[[sensors]]",
             f'id = "{e.sensor}"',
-            f'public_key = "{e.public_key}"',
+            auth,
             f'kind = "{kind}"',
             "",
         ]

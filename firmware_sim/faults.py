@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .errors import SimConfigError
-from .message import Reading, body, encode, sign_body
+from .message import Reading, body, encode, sign_body, tag_field
 
 FAULT_KINDS = ("garbage", "badsig", "replay", "unknown", "malformed", "huge")
 HUGE_SIZE = 1024 * 1024
@@ -69,7 +69,7 @@ def badsig_payload(
     sig = bytearray(bytes.fromhex(sign_body(key, msg)))
     bit = rng.randrange(len(sig) * 8)
     sig[bit // 8] ^= 1 << (bit % 8)
-    msg["sig"] = sig.hex()
+    msg[tag_field(key)] = sig.hex()
     return encode(msg)
 
 
@@ -89,14 +89,14 @@ def malformed_payload(
         drop = rng.choice(_REQUIRED)
         msg.pop(drop, None)  # "sig" is not there yet: dropping it means never adding it
         if drop != "sig":
-            msg["sig"] = sign_body(key, msg)
+            msg[tag_field(key)] = sign_body(key, msg)
         return encode(msg), f"{variant}:{drop}"
     first = msg["readings"][0]
     if variant == "string-value":
         first["value"] = str(first["value"])
-        msg["sig"] = sign_body(key, msg)
+        msg[tag_field(key)] = sign_body(key, msg)
         return encode(msg), variant
-    msg["sig"] = sign_body(key, msg)
+    msg[tag_field(key)] = sign_body(key, msg)
     first["value"] = first["value"] / 1000 + 0.0005  # never integral, always a JSON float
     return encode(msg), variant
 

@@ -7,10 +7,14 @@ build the same messages the simulator sends without a broker. Wire format::
      "readings":[{"kind":"temperature","value":-20125,"unit":"mC"}],"sig":"<128 hex>"}
 
 ``sig`` is the hex Ed25519 signature over ``SENSOR_DOMAIN + JCS(message without sig)``.
+A probe enrolled with an HMAC key (:class:`HmacKey`) sends ``mac`` instead: HMAC-SHA256 over
+the same bytes (gateway/sensor_mac.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -20,6 +24,28 @@ from ledger_client.canonical import SENSOR_DOMAIN, canonical
 
 VERSION = 1
 Reading = dict[str, Any]
+
+
+class HmacKey:
+    """A probe's shared 32-byte HMAC-SHA256 key, usable wherever an Ed25519 key signs."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError(f"an HMAC key is 32 bytes, got {len(key)}")
+        self._key = bytes(key)
+
+    def sign(self, message: bytes) -> bytes:
+        return hmac.digest(self._key, message, hashlib.sha256)
+
+    def __repr__(self) -> str:  # never the key itself
+        return "HmacKey(<32 bytes>)"
+
+
+def tag_field(key: Any) -> str:
+    """The member that carries the probe's proof: ``mac`` for an HMAC key, else ``sig``."""
+    return "mac" if isinstance(key, HmacKey) else "sig"
 
 
 def temperature(value_mc: int) -> Reading:
@@ -37,7 +63,7 @@ def body(sensor: str, ctr: int, t_ms: int, readings: list[Reading]) -> dict[str,
     return {"v": VERSION, "sensor": sensor, "ctr": ctr, "t": t_ms, "readings": readings}
 
 
-def sign_body(key: Ed25519PrivateKey, msg: dict[str, Any]) -> str:
+def sign_body(key: Ed25519PrivateKey | HmacKey, msg: dict[str, Any]) -> str:
     """Hex signature over the domain-separated canonical body.
 
     Raises ``ledger_client.errors.EncodingError`` for floats: a probe never signs one.
@@ -51,7 +77,7 @@ def encode(msg: dict[str, Any]) -> bytes:
 
 
 def build_message(
-    key: Ed25519PrivateKey, sensor: str, ctr: int, t_ms: int, readings: list[Reading]
+    key: Ed25519PrivateKey | HmacKey, sensor: str, ctr: int, t_ms: int, readings: list[Reading]
 ) -> bytes:
     """The payload a traceseal probe publishes for one sample."""
     if isinstance(ctr, bool) or not isinstance(ctr, int) or ctr < 0:
@@ -59,5 +85,5 @@ def build_message(
     if not readings:
         raise ValueError("a message needs at least one reading")
     msg = body(sensor, ctr, t_ms, readings)
-    msg["sig"] = sign_body(key, msg)
+    msg[tag_field(key)] = sign_body(key, msg)
     return encode(msg)

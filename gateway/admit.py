@@ -1,6 +1,6 @@
 """Admission: only enrolled, authentic, fresh and plausible observations become records.
 
-Checks, in order: sensor enrolled → signature by that sensor's key (traceseal firmware)
+Checks, in order: sensor enrolled → signature by that sensor's key, or its HMAC tag (traceseal firmware)
 → topic names the sensor (a sensor cannot speak on another's topic) → counter strictly
 increasing (replays and duplicates) → value physically plausible. Each refusal is a
 :class:`Rejected` with a stable code that becomes the quarantine reason.
@@ -17,6 +17,8 @@ from ledger_client.keys import public_from_hex, verifier
 from .config import AdmissionConfig, SensorConfig
 from .errors import Rejected
 from .observation import Observation
+from .sensor_mac import SCHEME as HMAC_SCHEME
+from .sensor_mac import check as check_mac
 
 _RANGES = {"humidity": (0, 1000), "battery": (0, 100), "door": (0, 1), "power": (0, 1), "weight": (-10**9, 10**9)}
 
@@ -46,6 +48,7 @@ class Admission:
         self._keys: dict[str, Callable[[bytes, bytes], bool]] = {
             s.id: verifier(public_from_hex(s.public_key)) for s in sensors.values() if s.public_key
         }
+        self._macs: dict[str, bytes] = {s.id: s.hmac_key for s in sensors.values() if s.hmac_key}
 
     def check_message(self, obs: Observation, topic: str) -> bool:
         """Authenticate one message (all its observations share sensor, counter and proof).
@@ -62,12 +65,30 @@ class Admission:
                 raise Rejected("unsigned", f"sensor {obs.sensor!r} is enrolled with a key but the message is unsigned")
             if obs.proof.sensor != obs.sensor:
                 raise Rejected("bad-signature", f"signature is for {obs.proof.sensor!r}, not {obs.sensor!r}")
+            if obs.proof.scheme != "ed25519":
+                raise Rejected("bad-signature", f"sensor {obs.sensor!r} is enrolled with a public key but the "
+                                                f"message carries an {obs.proof.scheme} tag")
             if not key(obs.proof.signature, obs.proof.message):
                 raise Rejected("bad-signature", f"signature does not verify with {obs.sensor!r}'s enrolled key")
+            authenticated = True
+        elif obs.sensor in self._macs:
+            self._check_mac(obs)
             authenticated = True
         if obs.source == "traceseal" and obs.sensor not in topic.split("/"):
             raise Rejected("topic-mismatch", f"sensor {obs.sensor!r} published on topic {topic!r}")
         return authenticated
+
+    def _check_mac(self, obs: Observation) -> None:
+        """HMAC-enrolled sensor (gateway/sensor_mac.py): "unsigned" without a tag, else "bad-mac"."""
+        if obs.proof is None:
+            raise Rejected("unsigned", f"sensor {obs.sensor!r} is enrolled with an HMAC key but the message is unsigned")
+        if obs.proof.scheme != HMAC_SCHEME:
+            raise Rejected("bad-mac", f"sensor {obs.sensor!r} is enrolled with an HMAC key but the message "
+                                      f"carries an {obs.proof.scheme} signature")
+        if obs.proof.sensor != obs.sensor:
+            raise Rejected("bad-mac", f"tag is for {obs.proof.sensor!r}, not {obs.sensor!r}")
+        if not check_mac(self._macs[obs.sensor], obs.proof.message, obs.proof.signature):
+            raise Rejected("bad-mac", f"HMAC tag does not verify with {obs.sensor!r}'s enrolled key")
 
     def counter_is_new(self, obs: Observation) -> bool:
         """Above every counter accepted from this sensor (so never journaled before)."""

@@ -24,6 +24,8 @@ class SensorConfig:
     kind: str = "temperature"
     adapter: str = "traceseal"
     unit_id: str | None = None
+    # 32-byte HMAC-SHA256 key (gateway/sensor_mac.py) instead of public_key; never printed
+    hmac_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -341,12 +343,14 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
                    check=lambda v: len(v) == 64 and all(c in "0123456789abcdefABCDEF" for c in v),
                    why="must be 64 hex characters (a raw Ed25519 public key)")
         adapter = t.get("adapter", str, "traceseal")
-        if adapter == "traceseal" and pk is None:
-            raise ConfigError(f"sensors[{i}].public_key", "is required for traceseal firmware sensors")
+        hmac_key = _sensor_hmac_key(t, i, pk, adapter)
+        if adapter == "traceseal" and pk is None and hmac_key is None:
+            raise ConfigError(f"sensors[{i}].public_key", "is required for traceseal firmware sensors "
+                                                          "(or hmac_key_file)")
         if sid in sensors:
             raise ConfigError(f"sensors[{i}].id", f"duplicate sensor id {sid!r}")
         sensors[sid] = SensorConfig(id=sid, public_key=pk, kind=t.get("kind", str, "temperature"),
-                                    adapter=adapter, unit_id=t.get("unit", str, None))
+                                    adapter=adapter, unit_id=t.get("unit", str, None), hmac_key=hmac_key)
         t.done()
     serial: list[SerialConfig] = []
     for i, s in enumerate(raw.get("serial", [])):
@@ -389,6 +393,21 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     upstream = parse_upstream(raw.get("upstream", {}), base, gw_id, mqtt)
     return Config(gw_id, key_file, data_dir, mqtt, journal, blocks, ledger, admission, sensors, source,
                   tuple(serial), w1, tuple(routes), filters, station, web, retention, upstream)
+
+
+def _sensor_hmac_key(t: _Table, i: int, pk: str | None, adapter: str) -> bytes | None:
+    """A probe authenticates with exactly one scheme: its Ed25519 key or a shared HMAC key."""
+    path = t.path_("hmac_key_file", None)
+    if path is None:
+        return None
+    where = f"sensors[{i}].hmac_key_file"
+    if pk is not None:
+        raise ConfigError(where, "set either public_key or hmac_key_file, not both")
+    if adapter != "traceseal":
+        raise ConfigError(where, f"only traceseal firmware sensors use an HMAC key, not adapter {adapter!r}")
+    from .sensor_mac import load_key
+
+    return load_key(path, where)
 
 
 def _retention(raw: dict[str, Any], base: Path, mqtt: MqttConfig) -> RetentionConfig:

@@ -262,10 +262,11 @@ def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, A
                    kw: dict[str, Any]) -> tuple[Sequence[int], dict[int, tuple[int, int]]]:
     """(sorted seqs, block → [i, j) slice of them), walking the blocks in order: one query,
     not one per seq, and no copy of the seqs beyond one sorted list (8 bytes each)."""
-    todo: Sequence[int] = seqs if isinstance(seqs, list) else list(seqs)
+    todo: Sequence[int] = seqs if isinstance(seqs, (list, array)) else list(seqs)
     if any(a >= b for a, b in pairwise(todo)):  # export_range's are sorted already
         todo = sorted(set(todo))
-    todo = array("q", todo)
+    if not isinstance(todo, array):
+        todo = array("q", todo)
     by_block: dict[int, tuple[int, int]] = {}
     if not todo:
         return todo, by_block

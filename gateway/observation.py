@@ -19,7 +19,8 @@ class SensorProof:
 
     sensor: str
     message: bytes  # exactly the bytes the sensor signed (domain prefix included)
-    signature: bytes  # 64-byte Ed25519 signature
+    signature: bytes  # 64-byte Ed25519 signature, or the 32-byte HMAC-SHA256 tag
+    scheme: str = "ed25519"  # or "hmac-sha256" (the message carried "mac", not "sig")
 
 
 @dataclass(frozen=True, slots=True)

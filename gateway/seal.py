@@ -45,7 +45,7 @@ class Sealer:
 def reading_body(obs: Observation, *, transport: str, topic: str, authenticated: bool,
                  digest: bytes | None) -> dict[str, Any]:
     source: dict[str, Any] = {"adapter": obs.source, "transport": transport, "topic": topic,
-                              "auth": "ed25519" if authenticated else "allowlist"}
+                              "auth": _auth(obs) if authenticated else "allowlist"}
     if obs.counter is not None:
         source["ctr"] = obs.counter
     if obs.sensor_time_ms is not None:
@@ -59,3 +59,8 @@ def reading_body(obs: Observation, *, transport: str, topic: str, authenticated:
     if obs.attrs:
         body["attrs"] = obs.attrs
     return body
+
+
+def _auth(obs: Observation) -> str:
+    """The scheme admission checked: "ed25519" (a probe's signature) or "hmac-sha256"."""
+    return obs.proof.scheme if obs.proof is not None else "ed25519"

@@ -71,8 +71,14 @@ def _check_hash(name: str, value: bytes) -> None:
         raise ProofError(f"{name} is {len(value)} bytes, want {HASH_SIZE}")
 
 
-def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bytes:
-    """RFC 9162 §2.1.3.2: the root that ``proof`` leads to from ``leaf_hash``."""
+def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes],
+                              memo: dict[bytes, bytes] | None = None) -> bytes:
+    """RFC 9162 §2.1.3.2: the root that ``proof`` leads to from ``leaf_hash``.
+
+    ``memo`` (node input → SHA-256) lets a verifier checking many records of one block hash
+    each shared upper node once: the key is the full hash input, so every proof element still
+    enters the computation and a flipped one misses the memo and changes the root.
+    """
     if size <= 0 or not 0 <= index < size:
         raise ProofError(f"leaf index {index} out of range for tree size {size}")
     _check_hash("leaf hash", leaf_hash)
@@ -85,13 +91,20 @@ def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Se
         if sn == 0:
             raise ProofError(f"wrong proof size {len(proof)}: too long for index {index} in size {size}")
         if fn & 1 or fn == sn:
-            r = sha(b"\x01" + p + r).digest()
+            node = b"\x01" + p + r
             if not fn & 1:
                 while not (fn & 1 or fn == 0):
                     fn >>= 1
                     sn >>= 1
         else:
-            r = sha(b"\x01" + r + p).digest()
+            node = b"\x01" + r + p
+        if memo is None:
+            r = sha(node).digest()
+        else:
+            known = memo.get(node)
+            if known is None:
+                known = memo[node] = sha(node).digest()
+            r = known
         fn >>= 1
         sn >>= 1
     if sn != 0:
@@ -99,10 +112,11 @@ def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Se
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root_hash: bytes) -> None:
+def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root_hash: bytes,
+                     memo: dict[bytes, bytes] | None = None) -> None:
     """Raise :class:`ProofError` unless ``proof`` shows ``leaf_hash`` at ``index`` under ``root_hash``."""
     _check_hash("root", root_hash)
-    got = root_from_inclusion_proof(index, size, leaf_hash, proof)
+    got = root_from_inclusion_proof(index, size, leaf_hash, proof, memo)
     if got != root_hash:
         raise ProofError(f"calculated root {got.hex()} does not match expected root {root_hash.hex()}")
 

@@ -265,6 +265,10 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
     s2, s4 = res[2], res[4]
     rec_blocks: list[tuple[int, int, dict[str, Any]]] = []  # (seq, block, record) with a valid proof
     parsed: list[tuple[int, int, dict[str, Any]]] = []  # every readable record, for the selection step
+    # Records of one block share their upper proof nodes: hash each node input once per block
+    # (merkle.root_from_inclusion_proof; every proof element is still part of every input).
+    memo: dict[bytes, bytes] = {}
+    memo_block: Any = None
     for i, entry in enumerate(records):
         try:
             rec = entry["record"]
@@ -302,7 +306,10 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
                 if entry.get("index") != index:
                     raise ProofError(f"leaf index {entry.get('index')!r}, want {index}")
                 proof = _hex32_list(entry.get("proof", []), "proof hash")
-                verify_inclusion(index, h["size"], hash_leaf(data), proof, _hex32(h["root"], "root"))
+                if bn != memo_block or len(memo) > 1 << 16:
+                    memo.clear()
+                    memo_block = bn
+                verify_inclusion(index, h["size"], hash_leaf(data), proof, _hex32(h["root"], "root"), memo)
                 rec_blocks.append((seq, bn, rec))
             except (ProofError, ValueError, KeyError, TypeError) as exc:
                 s4.failures.append(f"record seq {seq} in block {bn}: {exc}")

@@ -43,6 +43,36 @@ def _reject_float(text: str) -> Any:
     raise _fail("non-integer", f"float {text} in a signed message; measurements are integers")
 
 
+def _signature(msg: dict[str, Any]) -> bytes:
+    sig_hex = msg.get("sig")
+    if not isinstance(sig_hex, str):
+        raise _fail("missing-field", "no signature", "sig")
+    try:
+        sig = bytes.fromhex(sig_hex)
+    except ValueError as exc:
+        raise _fail("bad-signature", "sig is not hex", "sig") from exc
+    if len(sig) != 64:
+        raise _fail("bad-signature", f"sig is {len(sig)} bytes, want 64", "sig")
+    return sig
+
+
+def _mac_tag(msg: dict[str, Any]) -> tuple[bytes, str, str]:
+    """``mac``: 64 hex chars. A message with both ``sig`` and ``mac`` is refused: which one the
+    sensor meant to be checked would otherwise be the attacker's choice."""
+    if "sig" in msg:
+        raise _fail("bad-mac", "message carries both sig and mac", "mac")
+    mac_hex = msg["mac"]
+    if not isinstance(mac_hex, str):
+        raise _fail("bad-mac", f"mac is {type(mac_hex).__name__}, want a hex string", "mac")
+    try:
+        mac = bytes.fromhex(mac_hex)
+    except ValueError as exc:
+        raise _fail("bad-mac", "mac is not hex", "mac") from exc
+    if len(mac) != 32:
+        raise _fail("bad-mac", f"mac is {len(mac)} bytes, want 32", "mac")
+    return mac, "hmac-sha256", "mac"
+
+
 def parse(topic: str, raw: bytes) -> list[Observation]:
     try:
         text = raw.decode("utf-8")
@@ -65,26 +95,21 @@ def parse(topic: str, raw: bytes) -> list[Observation]:
     if ctr < 0:
         raise _fail("bad-field", f"ctr {ctr} is negative", "ctr")
     t_ms = _int_field(msg, "t", "t")
-    sig_hex = msg.get("sig")
-    if not isinstance(sig_hex, str):
-        raise _fail("missing-field", "no signature", "sig")
-    try:
-        sig = bytes.fromhex(sig_hex)
-    except ValueError as exc:
-        raise _fail("bad-signature", "sig is not hex", "sig") from exc
-    if len(sig) != 64:
-        raise _fail("bad-signature", f"sig is {len(sig)} bytes, want 64", "sig")
+    if "mac" in msg:  # an HMAC-enrolled probe (gateway/sensor_mac.py) sends a tag, not a signature
+        sig, scheme, tag_field = _mac_tag(msg)
+    else:
+        sig, scheme, tag_field = _signature(msg), "ed25519", "sig"
     readings = msg.get("readings")
     if not isinstance(readings, list) or not readings:
         raise _fail("missing-field", "readings must be a non-empty list", "readings")
     if len(readings) > _MAX_READINGS:
         raise _fail("bad-field", f"{len(readings)} readings, at most {_MAX_READINGS}", "readings")
-    body = {k: v for k, v in msg.items() if k != "sig"}
+    body = {k: v for k, v in msg.items() if k != tag_field}
     try:
         signed = SENSOR_DOMAIN + canonical(body)
     except EncodingError as exc:
         raise _fail("bad-field", str(exc)) from exc
-    proof = SensorProof(sensor=sensor, message=signed, signature=sig)
+    proof = SensorProof(sensor=sensor, message=signed, signature=sig, scheme=scheme)
     out = []
     for i, r in enumerate(readings):
         path = f"readings[{i}]"

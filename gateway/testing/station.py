@@ -22,7 +22,7 @@ class Station:
     config_path: Path
     gateway_id: str
     topic_prefix: str
-    sensor_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    sensor_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # or firmware_sim HmacKey
 
     def topic(self, sensor: str) -> str:
         return f"{self.topic_prefix}/{sensor}/reading"
@@ -72,3 +72,15 @@ def make_station(root: Path, port: int, *, sensors: int = 3, gateway_id: str = "
     path.write_text(cfg)
     (root / "data").mkdir(exist_ok=True)
     return Station(root, path, gateway_id, prefix, keys)
+
+
+def enroll_hmac(st: Station, ids: list[str]) -> None:
+    """Enroll ``ids`` with HMAC keys as ``firmware_sim enroll --hmac`` does (files under
+    ``sensors/``, 0600) and add them to the station's config; their keys join ``sensor_keys``."""
+    from firmware_sim.enroll import enroll, load_keys, sensors_toml
+
+    key_dir = st.root / "sensors"
+    entries = enroll(key_dir, ids, hmac=True)
+    with st.config_path.open("a") as f:
+        f.write("\n" + sensors_toml(entries).split("\n", 2)[2])  # without the header comment
+    st.sensor_keys.update(load_keys(key_dir, ids))
