@@ -191,6 +191,8 @@ def test_outage_then_everything_in_order_with_credentials(tmp_path: Path, broker
     peer = ArchivePeer(up.port, gw_id, username="gw", password=secret)
     gw = Gateway(configmod.load(st.config_path))
     gw.start()
+    # subscribed locally before the test publishes: a first session has no queue yet
+    assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway not subscribed"
     j = journal(st)
     try:
         assert gw.forwarder is not None and gw.forwarder.connected.wait(10)
@@ -273,6 +275,8 @@ def test_in_flight_is_bounded(tmp_path: Path, broker: Mosquitto, upstream: Mosqu
     peer = ArchivePeer(upstream.port, gw_id)
     gw = Gateway(configmod.load(st.config_path))
     gw.start()
+    # subscribed locally before the test publishes: a first session has no queue yet
+    assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway not subscribed"
     j = journal(st)
     try:
         fw = gw.forwarder
@@ -318,6 +322,8 @@ def test_alarm_goes_ahead_of_the_backlog(tmp_path: Path, broker: Mosquitto, upst
     upstream.stop()
     gw = Gateway(configmod.load(st.config_path))
     gw.start()
+    # subscribed locally before the test publishes: a first session has no queue yet
+    assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway not subscribed"
     j = journal(st)
     try:
         assert gw.mqtt is not None and gw.mqtt.connected.wait(10)
@@ -463,6 +469,8 @@ def test_tls_with_client_certificate(tmp_path: Path, broker: Mosquitto) -> None:
     assert cfg.upstream.tls_ca == pki["ca"]
     gw = Gateway(cfg)
     gw.start()
+    # subscribed locally before the test publishes: a first session has no queue yet
+    assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway not subscribed"
     try:
         assert gw.forwarder is not None and gw.forwarder.connected.wait(10), gw.forwarder.last_error
         publish_readings(st, broker.port, 30)
@@ -564,6 +572,8 @@ def test_https_transport(tmp_path: Path, broker: Mosquitto) -> None:
     (st.root / "up.pw").chmod(0o600)
     gw = Gateway(configmod.load(st.config_path))
     gw.start()
+    # subscribed locally before the test publishes: a first session has no queue yet
+    assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway not subscribed"
     j = journal(st)
     try:
         fw = gw.forwarder
@@ -616,6 +626,8 @@ def test_a_refused_topic_is_reported_and_retried_with_backoff(tmp_path: Path, br
     peer = ArchivePeer(up.port, gw_id, username="archive", password="pw-ar")
     gw = Gateway(configmod.load(st.config_path))
     gw.start()
+    # subscribed locally before the test publishes: a first session has no queue yet
+    assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway not subscribed"
     j = journal(st)
     try:
         fw = gw.forwarder
