@@ -51,7 +51,17 @@ from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
 from ledger_client.keys import load_private_key, public_hex
 
-from .common import REPO, GatewayProcess, JournalChecker, Key, LoadPublisher, Row, log_grows, value_of, wait_for
+from .common import (
+    REPO,
+    GatewayProcess,
+    JournalChecker,
+    Key,
+    LoadPublisher,
+    Row,
+    log_grows,
+    value_of,
+    wait_for,
+)
 
 PREFIX = "traceseal/up"
 GW = "station-a"
@@ -408,12 +418,23 @@ def _finish(rows: list[Row], pub: LoadPublisher, gw: GatewayProcess, arch: Archi
         gw.start()
     if not checker.settle(acked, 90):
         last_row.fail("acknowledged readings not journaled within 90 s")
-    # every record sealed, the archive's ack at the journal's last seq, and nothing new coming
-    final = wait_for(lambda: not checker.check(integrity=False) and checker.state.unsealed == 0
-                     and _archived(journal) == checker.next_seq - 1, timeout=60, interval=0.2)
+    # every record sealed, every block anchored, and the archive's ack at the journal's last seq,
+    # last block and last anchor (records, blocks and anchors all forwarded and verified)
+    def done() -> bool:
+        if checker.check(integrity=False) or checker.state.unsealed or \
+                checker.state.anchored_block != checker.state.blocks - 1:
+            return False
+        cur = _cursors(journal)
+        top = checker.state.blocks - 1
+        return (cur["records"][1], cur["blocks"][1], cur["anchors"][1]) == (checker.next_seq - 1, top, top)
+
+    final = wait_for(done, timeout=60, interval=0.2)
     last_seq = checker.next_seq - 1
     if not final:
-        last_row.fail(f"at the end the archive's ack is {_archived(journal)}, the journal's last seq {last_seq}")
+        last_row.fail(f"at the end the archive's ack (records, blocks, anchors) is "
+                      f"{[_cursors(journal).get(s, (0, None))[1] for s in ('records', 'blocks', 'anchors')]}, the "
+                      f"journal's last seq {last_seq}, last block {checker.state.blocks - 1}, anchored to "
+                      f"{checker.state.anchored_block}")
     for f in checker.check():
         last_row.fail(f"final journal: {f}")
     j = Journal(journal, readonly=True)
@@ -456,7 +477,8 @@ def _finish(rows: list[Row], pub: LoadPublisher, gw: GatewayProcess, arch: Archi
             row.fail(f"{len(wrong)} archived values differ from what was sent, e.g. {wrong[:3]}")
     last_row.notes.append(
         f"at the end: the archive holds {len(got):,} records, equal to the journal's byte for byte "
-        f"(seq, body, signature): {same}; archive ack {_archived(journal)} == journal last seq {last_seq}; "
-        f"{status['blocks_verified']} blocks verified, {status['anchors']} anchors; duplicates received in all "
+        f"(seq, body, signature): {same}; archive ack {_archived(journal)} == journal last seq {last_seq}, "
+        f"its block and anchor acks at the last block; {status['blocks_verified']} blocks verified, "
+        f"{status['anchors']} anchor rows; duplicates received in all "
         f"{status['counters'].get('duplicate_records', 0)} records, {status['counters'].get('duplicate_blocks', 0)} "
         f"blocks, {status['counters'].get('duplicate_anchors', 0)} anchors; rejections {status['rejections'] or 'none'}")
