@@ -6,7 +6,10 @@ Mosquitto with passwords and an ACL (a gateway may only publish its own streams 
 its own ack) to the archive, run as ``python -m gateway.cli archive run`` (SQLite store).
 
 a) the GATEWAY is killed -9 at random moments while it forwards (start-up included), restarted;
-b) the CENTRAL broker is restarted repeatedly (graceful, persistence kept; down 0-1 s);
+b) the CENTRAL broker is restarted repeatedly, down 0-1 s: alternately gracefully (SIGTERM saves
+   its persistence) and killed -9 (a crash: it comes back from its last 1 s autosave, so a batch
+   it PUBACKed may be gone; the forwarder sends again from the archive's cursor after
+   ``resend_s``, 10 s here);
 c) the ARCHIVE is killed -9 at random moments (start-up included), restarted.
 
 The cells look through the extra hop: ``journaled`` = of the readings sent in the phase,
@@ -68,6 +71,7 @@ GW = "station-a"
 STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
 PASSWORDS = {GW: "pw-gateway", "archive": "pw-archive"}
 CONNECTED = "upstream connected to"
+RESEND = "sending again from the archive's cursors"
 
 
 class Central:
@@ -244,6 +248,7 @@ password_file = "upstream.pw"
 batch_max = 50
 max_inflight = 4
 reconnect_max_s = 1
+resend_s = 10
 """
 
 
@@ -310,7 +315,7 @@ def _clean(arch: ArchiveProc) -> dict[str, Any]:
 
 def _gateway_kills(row: Row, rng: random.Random, max_kill_s: float, *, gw: GatewayProcess, arch: ArchiveProc,
                    journal: Path, checker: JournalChecker, **_: Any) -> None:
-    good, resent, dups_total, resent_max = 0, 0, 0, 0
+    good, resent, dups_total, resent_max, resends = 0, 0, 0, 0, 0
     for i in range(row.runs):
         time.sleep(rng.uniform(0.0, max_kill_s))  # from the start: during start-up, backlog forwarding, steady state
         gw.kill9()
@@ -324,6 +329,9 @@ def _gateway_kills(row: Row, rng: random.Random, max_kill_s: float, *, gw: Gatew
         caught = _caught_up(journal, arch, last)
         dups = arch.duplicates_received() - dup0  # all re-sent seqs are <= last: counted by now
         allowed = max(0, held - durable)
+        if RESEND in gw.log_text(since_start=True):  # a stall of resend_s: sent again from the archive's cursor
+            resends += 1
+            allowed = max(allowed, dups)
         bad = _clean(arch)
         if not caught:
             row.fail(f"cycle {i}: the archive's ack did not reach seq {last} within 60 s "
@@ -345,7 +353,8 @@ def _gateway_kills(row: Row, rng: random.Random, max_kill_s: float, *, gw: Gatew
     row.notes.append(f"{row.runs} SIGKILLs of the gateway at uniform 0-{max_kill_s:g} s after its start; "
                      f"{checker.checks} journal verifications; the archive received {dups_total} records again "
                      f"(re-sent from the durable sent cursor: PUBACKed by the central broker, not yet persisted; "
-                     f"at most {resent_max} in one cycle) and stored each once; detected = cycles after which the "
+                     f"at most {resent_max} in one cycle; {resends} cycles with a resend_s stall) and stored each once; "
+                     f"detected = cycles after which the "
                      f"forwarder resumed from its cursor and the archive's ack reached the journal's last seq "
                      f"at the kill, zero rejections")
 
@@ -354,11 +363,19 @@ def _broker_restarts(row: Row, rng: random.Random, max_kill_s: float, *, gw: Gat
                      central: Central, journal: Path, **_: Any) -> None:
     good = 0
     dup0 = arch.duplicates_received()
+    resend0 = gw.log_text().count(RESEND)
     for i in range(row.runs):
         time.sleep(rng.uniform(0.3, max_kill_s + 0.5))
         before = gw.log_text().count(CONNECTED)
         last = _last_seq(journal)
-        central.broker.stop()
+        if i % 2:  # a crash: what arrived since the last autosave (1 s) is gone from the broker
+            proc = central.broker.proc
+            assert proc is not None
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            central.broker.proc = None
+        else:
+            central.broker.stop()
         time.sleep(rng.uniform(0.0, 1.0))
         central.broker.start()
         back = wait_for(log_grows(gw, CONNECTED, before), 45)
@@ -373,8 +390,11 @@ def _broker_restarts(row: Row, rng: random.Random, max_kill_s: float, *, gw: Gat
             row.fail(f"restart {i}: archive rejections {bad}")
         good += back and caught and not bad
     row.detected = (good, row.runs)
-    row.notes.append(f"{row.runs} graceful restarts of the central broker (persistence kept, down 0-1 s) at "
-                     f"0.3-{max_kill_s + 0.5:g} s intervals; the archive received {arch.duplicates_received() - dup0} "
+    resends = gw.log_text().count(RESEND) - resend0
+    row.notes.append(f"{row.runs} restarts of the central broker (down 0-1 s) at 0.3-{max_kill_s + 0.5:g} s "
+                     f"intervals, alternately graceful (SIGTERM: persistence saved) and SIGKILL (persistence as of "
+                     f"the last 1 s autosave); {resends} forwarder resends from the archive's cursor (resend_s 10); "
+                     f"the archive received {arch.duplicates_received() - dup0} "
                      f"records again (batches in flight at the restart, re-sent by the persistent session) and "
                      f"stored each once; detected = restarts after which the forwarder reconnected by itself "
                      f"and the archive's ack reached the journal's last seq at the restart, zero rejections")
