@@ -32,7 +32,8 @@ LEGEND = """\
 columns: runs = cycles/restarts/rounds/adapters; readings sent = readings published (hostile input: inputs fed;
 tampering: bit flips); acknowledged = publisher PUBACKs from the broker; journaled = of those sent, found in the
 journal; lost = acknowledged but not journaled; duplicated = journaled more than once; detected = injected faults
-the system noticed and handled as specified (each row's note says what counts)."""
+the system noticed and handled as specified (each row's note says what counts). Rows 9 (store and forward) look one
+hop further: journaled, lost and duplicated there are about the ARCHIVE."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ CI: dict[str, dict[str, Any]] = {
     "tamper": {"sample": 200, "full": False},
     "keys": {},
     "retention": {"cycles": 5, "blocks": 120, "per_block": 20},
+    "upstream": {"gateway_kills": 3, "broker_restarts": 2, "archive_kills": 2},
 }
 
 REPORT: dict[str, dict[str, Any]] = {
@@ -34,6 +35,7 @@ REPORT: dict[str, dict[str, Any]] = {
     "tamper": {"sample": None, "full": True, "range_bundle": True},
     "keys": {},
     "retention": {"cycles": 100, "blocks": 2_000, "per_block": 25},
+    "upstream": {"gateway_kills": 100, "broker_restarts": 20, "archive_kills": 30},
 }
 
 
@@ -66,10 +68,13 @@ def _scenario(name: str) -> Callable[..., list[Row]]:
     if name == "retention":
         from .retention import run_retention
         return run_retention
+    if name == "upstream":
+        from .upstream import run_upstream
+        return run_upstream
     raise KeyError(name)
 
 
-TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention"}
+TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention", "upstream"}
 
 
 def run(name: str, workdir: Path, sizes: dict[str, dict[str, Any]], *, seed: int | None = None,
