@@ -36,26 +36,18 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
-from gateway.archive import config as archive_config
-from gateway.archive.store import open_store
 from gateway.journal import Journal
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
+from gateway.testing.upstream import ArchiveProcess, Central
 from ledger_client.keys import load_private_key, public_hex
 
 from .common import (
-    REPO,
     GatewayProcess,
     JournalChecker,
     Key,
@@ -66,109 +58,20 @@ from .common import (
     wait_for,
 )
 
-PREFIX = "traceseal/up"
 GW = "station-a"
-STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
 PASSWORDS = {GW: "pw-gateway", "archive": "pw-archive"}
 CONNECTED = "upstream connected to"
 RESEND = "sending again from the archive's cursors"
 
 
-class Central:
-    """The central Mosquitto as deployed: no anonymous clients, the gateway confined by the ACL."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        pw, acl = root / "passwd", root / "acl"
-        for i, (user, secret) in enumerate(PASSWORDS.items()):
-            subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pw), user, secret],
-                           check=True, capture_output=True)
-        acl.write_text("".join(f"pattern write {PREFIX}/%u/{s}\n" for s in STREAMS)
-                       + f"pattern read {PREFIX}/%u/ack\nuser archive\ntopic readwrite {PREFIX}/#\n")
-        self.broker = Mosquitto(root / "mq", anonymous=False, extra=f"password_file {pw}\nacl_file {acl}")
-        self.broker.start()
-        self.port = self.broker.port
-
-
-class ArchiveProc:
-    """``traceseal archive run`` as its own process (its own session, killed with SIGKILL)."""
-
-    def __init__(self, root: Path, central: Central, gw_key: str) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "archive.pw").write_text(PASSWORDS["archive"] + "\n")
-        (root / "archive.pw").chmod(0o600)
-        self.toml = root / "archive.toml"
-        self.toml.write_text(textwrap.dedent(f"""\
-            prefix = "{PREFIX}"
-            [broker]
-            host = "127.0.0.1"
-            port = {central.port}
-            client_id = "archive-{uuid.uuid4().hex[:6]}"
-            username = "archive"
-            password_file = "archive.pw"
-            [store]
-            sqlite = "archive.sqlite"
-            [[gateways]]
-            id = "{GW}"
-            public_key = "{gw_key}"
-            """))
-        self.cfg = archive_config.load(self.toml)
-        self.log = root / "archive.log"
-        self.central = central
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 30.0) -> bool:
-        """Start it; True once it is subscribed (it publishes its ack at every connect, after
-        subscribing: from then on the broker keeps its persistent session's messages)."""
-        got: list[int] = []
-        t0 = int(time.time() * 1000)
-        w = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"watch-{uuid.uuid4().hex[:6]}",
-                        protocol=mqtt.MQTTv5)
-        w.username_pw_set("archive", PASSWORDS["archive"])
-        w.on_connect = lambda c, u, f, r, p: c.subscribe(f"{PREFIX}/{GW}/ack", qos=1)
-        w.on_message = lambda c, u, m: got.append(1) if json.loads(m.payload)["time_ms"] >= t0 else None
-        w.connect("127.0.0.1", self.central.port)
-        w.loop_start()
-        try:
-            with self.log.open("ab") as fh:
-                self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "archive", "run", "-c",
-                                              str(self.toml)], stdout=subprocess.DEVNULL, stderr=fh,
-                                             start_new_session=True, cwd=str(REPO))
-            self.starts += 1
-            return wait_for(lambda: bool(got), timeout)
-        finally:
-            w.loop_stop()
-            w.disconnect()
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        rc: int | None = self.proc.poll()
-        if rc is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                rc = self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.proc = None
-        return rc
-
-    def _store(self) -> Any:
-        return open_store(self.cfg.store, readonly=True)
+class ArchiveProc(ArchiveProcess):
+    """The shared archive process (gateway.testing.upstream) with the one gateway's views this scenario reads."""
 
     def status(self) -> dict[str, Any]:
         """The archive's own view (as `traceseal archive status`): records, counters, rejections."""
         if not Path(self.cfg.store.sqlite).exists():
             return {"records": 0, "counters": {}, "rejections": {}, "unenrolled": {}, "max_seq": -1}
-        s = self._store()
+        s = self.store()
         try:
             st = s.status(GW)
             st["unenrolled"] = s.unenrolled_rejections()
@@ -180,12 +83,8 @@ class ArchiveProc:
     def duplicates_received(self) -> int:
         return int(self.status()["counters"].get("duplicate_records", 0))
 
-    def records(self) -> list[tuple[int, bytes, bytes]]:
-        s = self._store()
-        try:
-            return [(seq, bytes(b), bytes(sig)) for seq, b, sig in s.records_between(GW, 0, 10**12)]
-        finally:
-            s.close()
+    def records(self, gw: str = GW) -> list[tuple[int, bytes, bytes]]:
+        return super().records(gw)
 
     def settled_max_seq(self, quiet_s: float = 0.5, timeout: float = 15.0) -> int:
         """The archive's highest stored seq once nothing more arrives for ``quiet_s`` (what the
@@ -260,18 +159,18 @@ def run_upstream(workdir: Path, *, gateway_kills: int = 3, broker_restarts: int 
     rc_ = Row("9c upstream: kill -9 the archive", runs=archive_kills)
     rows = [ra, rb, rc_]
     with Mosquitto(workdir / "local") as local:
-        central = Central(workdir / "central")
+        central = Central(workdir / "central", PASSWORDS)
         st = make_station(workdir / "st", local.port, sensors=3, gateway_id=GW, max_records=40, max_seconds=1,
                           extra_toml=UPSTREAM.format(port=central.port, gw=GW))
         (st.root / "upstream.pw").write_text(PASSWORDS[GW] + "\n")
         (st.root / "upstream.pw").chmod(0o600)
         journal = st.root / "data" / "journal.sqlite"
-        arch = ArchiveProc(workdir / "archive", central, public_hex(load_private_key(st.root / "gateway.key")))
+        arch = ArchiveProc(workdir / "archive", central, {GW: public_hex(load_private_key(st.root / "gateway.key"))})
         gw = GatewayProcess(st.config_path, workdir / "gateway.log")
         checker = JournalChecker(journal)
         pub: LoadPublisher | None = None
         try:
-            if not arch.start():  # first: until it has subscribed once, the broker keeps nothing for it
+            if not arch.start(30, required=False):  # first: until it has subscribed once, the broker keeps nothing for it
                 ra.fail(f"archive did not start: {arch.log.read_text()[-800:]}")
                 return rows
             gw.start()
@@ -408,7 +307,7 @@ def _archive_kills(row: Row, rng: random.Random, max_kill_s: float, *, arch: Arc
         time.sleep(rng.uniform(0.0, max_kill_s))
         last = _last_seq(journal)
         arch.kill9()
-        if not arch.start():
+        if not arch.start(30, required=False):
             row.fail(f"kill {i}: the archive did not come back: {arch.log.read_text()[-800:]}")
             continue
         caught = _caught_up(journal, arch, last)

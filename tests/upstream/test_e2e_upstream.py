@@ -12,23 +12,16 @@ import copy
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from firmware_sim.message import build_message, temperature
 from firmware_sim.serial_devices import BarcodeScanner
 from gateway import config as configmod
-from gateway.archive import config as archive_config
-from gateway.archive.store import open_store
 from gateway.cli import main
 from gateway.clock import FakeClock
 from gateway.journal import Journal
@@ -36,119 +29,15 @@ from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
+from gateway.testing.upstream import PREFIX, ArchiveProcess, Central
 from gateway.testing.waiting import wait_for
 from ledger_client.keys import load_private_key, public_hex
 
 T0 = 1_767_225_600_000
 DAY = 86_400_000
-PREFIX = "traceseal/up"
 LOT = "LOT-E2E"
 LOT_SCAN = "0109506000134352" + "17270331" + "10" + LOT + "\x1d" + "21SER0001"
-STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
-
-
-# -- the central side: broker with credentials and an ACL, the archive as a process ------------
-class Central:
-    """The central Mosquitto: no anonymous clients; a gateway may only publish its own
-    streams and read its own ack (user name = gateway id); the archive reads and writes all."""
-
-    PASSWORDS = {"station-a": "pw-a", "station-b": "pw-b", "archive": "pw-archive"}
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        pw, acl = root / "passwd", root / "acl"
-        for i, (user, secret) in enumerate(self.PASSWORDS.items()):
-            subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pw), user, secret],
-                           check=True, capture_output=True)
-        acl.write_text("".join(f"pattern write {PREFIX}/%u/{s}\n" for s in STREAMS)
-                       + f"pattern read {PREFIX}/%u/ack\nuser archive\ntopic readwrite {PREFIX}/#\n")
-        self.broker = Mosquitto(root / "mq", anonymous=False, extra=f"password_file {pw}\nacl_file {acl}")
-        self.broker.start()
-        self.port = self.broker.port
-
-    def client(self, user: str, client_id: str | None = None) -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{uuid.uuid4().hex[:6]}",
-                        protocol=mqtt.MQTTv5)
-        c.username_pw_set(user, self.PASSWORDS[user])
-        return c
-
-
-class ArchiveProc:
-    """`traceseal archive run` as its own process, both stations enrolled by public key."""
-
-    def __init__(self, root: Path, central: Central, keys: dict[str, str]) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "archive.pw").write_text(Central.PASSWORDS["archive"] + "\n")
-        (root / "archive.pw").chmod(0o600)
-        self.toml = root / "archive.toml"
-        self.toml.write_text(textwrap.dedent(f"""\
-            prefix = "{PREFIX}"
-            [broker]
-            host = "127.0.0.1"
-            port = {central.port}
-            client_id = "archive-{uuid.uuid4().hex[:6]}"
-            username = "archive"
-            password_file = "archive.pw"
-            [store]
-            sqlite = "archive.sqlite"
-            """) + "".join(f'[[gateways]]\nid = "{g}"\npublic_key = "{k}"\n' for g, k in keys.items()))
-        self.cfg = archive_config.load(self.toml)
-        self.log = root / "archive.log"
-        self.central = central
-        self.keys = keys
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "ArchiveProc":
-        """Starts it and returns once it is subscribed: its first retained acks arrive (it
-        publishes every enrolled gateway's ack at connect, after subscribing), so from now
-        on the broker keeps its persistent session's messages even while it is down."""
-        got: set[str] = set()
-        t0 = int(time.time() * 1000)
-        w = self.central.client("archive")
-        w.on_connect = lambda c, u, f, r, p: c.subscribe(f"{PREFIX}/+/ack", qos=1)
-        w.on_message = lambda c, u, m: got.add(m.topic.split("/")[-2]) if json.loads(m.payload)["time_ms"] >= t0 \
-            else None  # a retained ack of an earlier run does not count
-        w.connect("127.0.0.1", self.central.port)
-        w.loop_start()
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "archive", "run", "-c", str(self.toml)],
-                                         stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                         start_new_session=True)
-            wait_for(lambda: got >= set(self.keys), timeout=20, what="the archive subscribed (its acks)")
-        finally:
-            w.loop_stop()
-            w.disconnect()
-        return self
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            assert self.proc.wait(20) == 0
-        self.proc = None
-
-    def records(self, gw: str) -> list[tuple[int, bytes, bytes]]:
-        if not Path(self.cfg.store.sqlite).exists():
-            return []
-        s = open_store(self.cfg.store, readonly=True)
-        try:
-            return s.records_between(gw, 0, 10**12)
-        finally:
-            s.close()
-
-    def stored(self, gw: str) -> int:
-        if not Path(self.cfg.store.sqlite).exists():
-            return 0
-        s = open_store(self.cfg.store, readonly=True)
-        try:
-            return int(s.status(gw)["records"])
-        finally:
-            s.close()
+PASSWORDS = {"station-a": "pw-a", "station-b": "pw-b", "archive": "pw-archive"}
 
 
 # -- the stations ------------------------------------------------------------------------------
@@ -200,7 +89,7 @@ class Site:
                 """)
         self.st: Station = make_station(root / "st", local_port, sensors=1, gateway_id=gw_id, max_records=max_records,
                                         max_seconds=max_seconds, extra_toml=toml)
-        (self.st.root / "upstream.pw").write_text(Central.PASSWORDS[gw_id] + "\n")
+        (self.st.root / "upstream.pw").write_text(PASSWORDS[gw_id] + "\n")
         (self.st.root / "upstream.pw").chmod(0o600)
         self.cfg = configmod.load(self.st.config_path)
         self.local_port = local_port
@@ -284,7 +173,7 @@ class Cli:
     def status(self, site: Site) -> dict[str, Any]:
         return self.json("status", "-c", str(site.st.config_path), "--json")
 
-    def archive_status(self, arch: ArchiveProc) -> dict[str, Any]:
+    def archive_status(self, arch: ArchiveProcess) -> dict[str, Any]:
         return self.json("archive", "status", "-c", str(arch.toml), "--json", "--recent", "50")
 
     def all_archived(self, site: Site) -> bool:
@@ -302,14 +191,14 @@ class Cli:
 
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[Central]:
-    c = Central(tmp_path / "central")
+    c = Central(tmp_path / "central", PASSWORDS)
     yield c
     if c.broker.proc is not None and c.broker.proc.poll() is None:
         os.killpg(c.broker.proc.pid, signal.SIGCONT)
     c.broker.stop()
 
 
-def no_traceback(arch: ArchiveProc) -> None:
+def no_traceback(arch: ArchiveProcess) -> None:
     text = arch.log.read_text() if arch.log.exists() else ""
     assert "Traceback" not in text, text[-3000:]
 
@@ -322,7 +211,7 @@ def test_lot_from_station_a_to_b_exports_from_the_archive_and_verifies(tmp_path:
     a = Site(tmp_path / "a", broker.port, central, "station-a", clock=FakeClock(T0), fridge="fridge-a")
     b = Site(tmp_path / "b", broker.port, central, "station-b", clock=FakeClock(T0 + DAY), fridge="fridge-b")
     keys = {s.gw_id: s.public_key for s in (a, b)}
-    arch = ArchiveProc(tmp_path / "archive", central, keys)
+    arch = ArchiveProcess(tmp_path / "archive", central, keys)
     try:
         arch.start()  # first: until it has subscribed once, the broker keeps nothing for it
         a.start()
@@ -354,7 +243,7 @@ def test_lot_from_station_a_to_b_exports_from_the_archive_and_verifies(tmp_path:
     finally:
         a.close()
         b.close()
-        arch.stop()
+        assert arch.stop() in (0, None), 'the archive did not stop cleanly'
     no_traceback(arch)
     # what the archive holds is each journal's records, byte for byte, up to what it acknowledged
     for s in (a, b):
@@ -406,7 +295,7 @@ def test_outage_and_archive_kill9_mid_stream_lose_and_duplicate_nothing(tmp_path
     cli = Cli(capsys)
     sites = [Site(tmp_path / g, broker.port, central, g, max_records=200, max_seconds=1, batch_max=50)
              for g in ("station-a", "station-b")]
-    arch = ArchiveProc(tmp_path / "archive", central, {s.gw_id: s.public_key for s in sites})
+    arch = ArchiveProcess(tmp_path / "archive", central, {s.gw_id: s.public_key for s in sites})
     backlog = 2000
     try:
         arch.start()
@@ -450,7 +339,7 @@ def test_outage_and_archive_kill9_mid_stream_lose_and_duplicate_nothing(tmp_path
     finally:
         for s in sites:
             s.close()
-        arch.stop()
+        assert arch.stop() in (0, None), 'the archive did not stop cleanly'
     no_traceback(arch)
     astat = cli.archive_status(arch)
     for s in sites:
@@ -471,7 +360,7 @@ def test_record_altered_in_transit_is_rejected_and_the_original_kept(tmp_path: P
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     cli = Cli(capsys)
     a = Site(tmp_path / "a", broker.port, central, "station-a", max_records=10, max_seconds=1)
-    arch = ArchiveProc(tmp_path / "archive", central, {"station-a": a.public_key})
+    arch = ArchiveProcess(tmp_path / "archive", central, {"station-a": a.public_key})
     try:
         arch.start()
         a.start()
@@ -500,7 +389,7 @@ def test_record_altered_in_transit_is_rejected_and_the_original_kept(tmp_path: P
                  what="A's later records archived")
     finally:
         a.close()
-        arch.stop()
+        assert arch.stop() in (0, None), 'the archive did not stop cleanly'
     no_traceback(arch)
     st = cli.archive_status(arch)
     # the body changed under a valid signature of other bytes: bad_signature (checked before a
@@ -521,7 +410,7 @@ def test_retention_prunes_only_what_the_archive_acknowledged(tmp_path: Path, bro
     clock = FakeClock(T0)
     a = Site(tmp_path / "a", broker.port, central, "station-a", clock=clock, max_records=4,
              extra="[retention]\ndays = 30\ninterval_s = 1\n")
-    arch = ArchiveProc(tmp_path / "archive", central, {"station-a": a.public_key})
+    arch = ArchiveProcess(tmp_path / "archive", central, {"station-a": a.public_key})
     try:
         arch.start()
         arch.stop()  # subscribed once (its session persists at the broker), now down
@@ -553,7 +442,7 @@ def test_retention_prunes_only_what_the_archive_acknowledged(tmp_path: Path, bro
         s = cli.status(a)
     finally:
         a.close()
-        arch.stop()
+        assert arch.stop() in (0, None), 'the archive did not stop cleanly'
     no_traceback(arch)
     archived = s["upstream"]["streams"]["records"]["archived"]
     pruned_to = s["retention"]["pruned_through_seq"]
@@ -577,7 +466,7 @@ def test_records_the_broker_dropped_before_the_archive_subscribed_are_sent_again
     from the archive's cursors; the archive then holds everything and retention may go on."""
     cli = Cli(capsys)
     a = Site(tmp_path / "a", broker.port, central, "station-a", max_records=10, max_seconds=1, extra="resend_s = 1\n")
-    arch = ArchiveProc(tmp_path / "archive", central, {"station-a": a.public_key})
+    arch = ArchiveProcess(tmp_path / "archive", central, {"station-a": a.public_key})
     try:
         a.start()
         fw = a.gw.forwarder
@@ -593,7 +482,7 @@ def test_records_the_broker_dropped_before_the_archive_subscribed_are_sent_again
         assert fw.resends >= 1
     finally:
         a.close()
-        arch.stop()
+        assert arch.stop() in (0, None), 'the archive did not stop cleanly'
     no_traceback(arch)
     acked = cli.status(a)["upstream"]["streams"]["records"]["archived"]
     assert acked >= last and arch.records("station-a")[: acked + 1] == a.journal_records()[: acked + 1]
