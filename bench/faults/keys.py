@@ -41,7 +41,9 @@ def run_keys(workdir: Path) -> list[Row]:
     started = wait_for(lambda: "started" in gw.log_text() or not gw.alive, 15)
     accepted = started and gw.alive
     gw.stop()
-    row.notes.append(f"mqtt.password_file mode 0644: {'accepted (the gateway starts)' if accepted else 'refused'} "
-                     f"— unlike key files it is not permission-checked (hardening suggestion, not counted)")
+    # a credential like the keys: refused the same way (gateway/transports/mqtt.py checks it)
+    row.check(not accepted, "mqtt.password_file mode 0644: the gateway started with a world-readable password")
+    row.notes.append(f"mqtt.password_file mode 0644: {'ACCEPTED (the gateway starts)' if accepted else 'refused'}, "
+                     f"like the key files")
     row.seconds = time.monotonic() - t0
     return [row]
