@@ -36,6 +36,9 @@ def write(tmp_path: Path, text: str) -> Path:
     ('[gateway]\nid = "g"\n[[sensors]]\nid = "p"\npublic_key = "' + "a" * 64 + '"\n[[sensors]]\nid = "p"\npublic_key = "'
      + "b" * 64 + '"\n', "sensors[1].id", "duplicate sensor id 'p'"),
     ('gateway = [', "c.toml", "not valid TOML"),
+    # README's old example: include written after [admission] keys lands inside [admission]
+    ('[gateway]\nid = "g"\n[admission]\nmax_message_bytes = 100\ninclude = ["s.toml"]\n', "admission.include",
+     "include is a top-level key: put it before the first [table]"),
 ])
 def test_config_errors_name_key_and_problem(tmp_path: Path, text: str, key: str, phrase: str) -> None:
     with pytest.raises(ConfigError) as ei:
