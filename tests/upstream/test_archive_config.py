@@ -46,6 +46,8 @@ def test_defaults_and_enroll(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["archive", "enroll", "-c", str(p), "--id", "g1", "--public-key", "cd" * 32]) == 3  # no silent rotation
     assert "enrolled with key abababab" in capsys.readouterr().err
     assert main(["archive", "enroll", "-c", str(p), "--id", "g/1", "--public-key", KEY]) == 2
+    assert main(["archive", "enroll", "-c", str(p), "--id", "g3", "--public-key", KEY]) == 2  # g1's key
+    assert "already enrolled for gateway 'g1'" in capsys.readouterr().err
     assert main(["archive", "enroll", "-c", str(p), "--id", "g2", "--public-key", "xyz"]) == 2
     assert main(["archive", "status", "-c", str(p)]) == 0
     out = capsys.readouterr().out
