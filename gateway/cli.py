@@ -416,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.fn(args))
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigError as exc:
         print(f"traceseal: {exc}", file=sys.stderr)
         return 2
@@ -425,6 +427,19 @@ def main(argv: list[str] | None = None) -> int:
     except TracesealError as exc:
         print(f"traceseal: {exc}", file=sys.stderr)
         return 3
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`traceseal archive status | head`): end quietly, as a tool killed
+    by SIGPIPE would, instead of a traceback. SIGPIPE itself stays ignored (Python's default):
+    the gateway's sockets must get EPIPE as an error, not kill the service. stdout is pointed
+    at /dev/null so the interpreter's final flush does not complain either."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # 141, the shell's status for a SIGPIPE death
 
 
 if __name__ == "__main__":
