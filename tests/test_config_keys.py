@@ -177,3 +177,14 @@ def test_rotate_key_as_root_keeps_the_key_files_owner(tmp_path: Path) -> None:
     st = key.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, nobody.pw_gid, 0o600)
     assert public_hex(load_private_key(key)) == public_hex(new)
+
+
+def test_readme_configure_example_loads(tmp_path: Path) -> None:
+    """A new user pastes README's Configure example: it must load as written (it once put
+    `include` after [admission], which TOML reads as admission.include)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Configure", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "sensors.toml").write_text('[[sensors]]\nid = "probe-2"\npublic_key = "' + "cd" * 32 + '"\n')
+    text = block.replace("<64 hex chars: the probe's Ed25519 public key>", "ab" * 32)
+    cfg = configmod.load(write(tmp_path, text))
+    assert cfg.gateway_id == "station-01" and set(cfg.sensors) == {"probe-1", "probe-2"}
