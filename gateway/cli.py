@@ -88,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     s = j.stats()
     from .retention import status as retention_status
 
-    s["retention"] = {"days": cfg.retention.days, **retention_status(j.db)}
+    s["retention"] = {"days": cfg.retention.days, **retention_status(j.db), "clock_synced": _clock_synced()}
     s["gateway"] = j.meta("gateway_id")
     s["public_key"], s["key_rotations"] = j.current_key(), len(j.key_rotations())
     if cfg.upstream.enabled:
@@ -119,11 +119,19 @@ def _print_retention(cfg: configmod.Config, j: Any) -> None:
 
     r = retention.status(j.db)
     days = f"days={cfg.retention.days}" if cfg.retention.days else "off (records kept forever)"
+    # the service prunes nothing while the clock is unsynchronised: say so rather than look idle
+    waiting = "; waiting for a synchronised clock" if cfg.retention.days and not _clock_synced() else ""
     if r["pruned_blocks"] == 0:
-        print(f"retention      {days}; nothing pruned")
+        print(f"retention      {days}; nothing pruned{waiting}")
         return
     print(f"retention      {days}; {r['pruned_records']} records of blocks 0..{r['pruned_through_block']} pruned "
-          f"(seq ≤ {r['pruned_through_seq']}), last run {_utc(r['last_prune_ms'])}")
+          f"(seq ≤ {r['pruned_through_seq']}), last run {_utc(r['last_prune_ms'])}{waiting}")
+
+
+def _clock_synced() -> bool:
+    from .clock import SystemClock
+
+    return SystemClock().synced()
 
 
 def _utc(ms: int | None) -> str:
@@ -148,7 +156,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     try:
         floor = retention.station_floor(cfg, j) if cfg.retention.days else None
         res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run, floor=floor)
-        out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db)}
+        out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db),
+               "clock_synced": clock.synced()}
     finally:
         j.close()
     if args.json:
@@ -166,6 +175,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if p.stopped_at is not None or p.reason:
         where = f"block {p.stopped_at}" if p.stopped_at is not None else "retention"
         print(f"kept from {where}: {p.reason}")
+    if args.dry_run and not out["clock_synced"]:
+        print("clock: not NTP-synchronised: the service prunes nothing until it is "
+              "(`traceseal prune --trust-clock` prunes anyway)")
     return 0
 
 
@@ -404,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.fn(args))
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigError as exc:
         print(f"traceseal: {exc}", file=sys.stderr)
         return 2
@@ -413,6 +427,19 @@ def main(argv: list[str] | None = None) -> int:
     except TracesealError as exc:
         print(f"traceseal: {exc}", file=sys.stderr)
         return 3
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`traceseal archive status | head`): end quietly, as a tool killed
+    by SIGPIPE would, instead of a traceback. SIGPIPE itself stays ignored (Python's default):
+    the gateway's sockets must get EPIPE as an error, not kill the service. stdout is pointed
+    at /dev/null so the interpreter's final flush does not complain either."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # 141, the shell's status for a SIGPIPE death
 
 
 if __name__ == "__main__":

@@ -228,6 +228,8 @@ class _Table:
         for k in sorted(extra):
             near = difflib.get_close_matches(k, sorted(self.used), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
+            if k == "include" and self.path:  # TOML puts a key written after [table] inside that table
+                hint = "; include is a top-level key: put it before the first [table]"
             raise ConfigError(self._key(k), f"unknown key{hint}")
 
 
@@ -416,8 +418,9 @@ def _retention(raw: dict[str, Any], base: Path, mqtt: MqttConfig) -> RetentionCo
     if days and days * 86400 <= mqtt.session_expiry_s:
         # The broker may redeliver a message it never saw acknowledged until its session
         # expires; the digest that recognises such a redelivery lives in the record's row.
+        least = mqtt.session_expiry_s // 86400 + 1
         raise ConfigError("retention.days", f"must keep records longer than mqtt.session_expiry_s "
-                                            f"({mqtt.session_expiry_s} s), got {days}")
+                                            f"({mqtt.session_expiry_s / 86400:g} days), so at least {least}, got {days}")
     cfg = RetentionConfig(
         days=days,
         interval_s=t.get("interval_s", int, 3600, check=lambda v: 1 <= v <= 7 * 86400, why="must be in 1..604800"),

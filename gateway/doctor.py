@@ -337,11 +337,14 @@ def check_devices(cfg: Config) -> list[Check]:
     return out
 
 
-def check_clock(clock: Any = None) -> Check:
+def check_clock(clock: Any = None, retention_days: int = 0) -> Check:
     from .clock import SystemClock
 
     ok = (clock or SystemClock()).synced()
-    return Check("clock", "PASS" if ok else "WARN", "synchronised (NTP)" if ok else "not synchronised: records will say clock_synced false",
+    bad = "not synchronised: records will say clock_synced false"
+    if retention_days:
+        bad += "; retention will not prune while the clock is unsynchronised"
+    return Check("clock", "PASS" if ok else "WARN", "synchronised (NTP)" if ok else bad,
                  "" if ok else "timedatectl set-ntp true; check systemd-timesyncd or chrony")
 
 
@@ -353,7 +356,7 @@ def run_checks(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE_M
 
         public_key = public_hex(load_private_key(cfg.key_file))
     return [*keys, *check_journal(cfg, public_key), *check_broker(cfg, queue_probe=queue_probe, messages=messages),
-            *check_ledger(cfg), *check_devices(cfg), check_clock(clock)]
+            *check_ledger(cfg), *check_devices(cfg), check_clock(clock, cfg.retention.days)]
 
 
 def report(checks: list[Check], out: TextIO, as_json: bool = False) -> int:

@@ -113,8 +113,14 @@ def rotate(journal: Journal, gateway_id: str, old: Ed25519PrivateKey, new: Ed255
 
 
 def install_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """Atomically replace the key file (mode 0600 from the first byte)."""
-    write_private_key(path, key, overwrite=True)
+    """Atomically replace the key file (mode 0600 from the first byte). Run as root, the new
+    file keeps the old one's owner and group: a root-owned key would stop the service (user
+    traceseal) from starting, and systemd would restart it in a loop."""
+    owner = None
+    if os.geteuid() == 0 and path.exists():
+        st = path.stat()
+        owner = (st.st_uid, st.st_gid)
+    write_private_key(path, key, overwrite=True, owner=owner)
 
 
 def bundle_rotations(journal: Journal) -> list[dict[str, Any]]:

@@ -288,6 +288,9 @@ class Pruner:
         if not self.clock.synced():
             # An unsynchronised clock (a Pi booted in the past, or a wrong one in the future)
             # must not decide what is old; nothing is lost by waiting.
+            if self.last.get("skipped") != "clock not synchronised":  # once per wait, not every 10 s
+                log.warning("retention: the clock is not NTP-synchronised; nothing is pruned until it is "
+                            "(or run `traceseal prune --trust-clock`)")
             self.last = {"skipped": "clock not synchronised"}
             return None
         floor = None

@@ -112,8 +112,27 @@ def verifier(pub: Ed25519PublicKey) -> Callable[[bytes, bytes], bool]:
     return lambda sig, message: _sodium_verify(raw, sig, message)
 
 
-def write_private_key(path: Path, key: Ed25519PrivateKey | None = None, *, overwrite: bool = False) -> Ed25519PrivateKey:
-    """Create a 0600 key file atomically; never widen permissions even for a moment."""
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _owner(path: Path) -> str:
+    try:
+        return _user(Path(path).stat().st_uid)
+    except OSError:
+        return "unknown: its folder is not searchable"
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey | None = None, *, overwrite: bool = False,
+                      owner: tuple[int, int] | None = None) -> Ed25519PrivateKey:
+    """Create a 0600 key file atomically; never widen permissions even for a moment.
+    ``owner`` (uid, gid), when root writes a key for the service user, is set before the
+    file appears, so the service never finds a key it cannot read."""
     key = key or Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -121,16 +140,30 @@ def write_private_key(path: Path, key: Ed25519PrivateKey | None = None, *, overw
     path = Path(path)
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except PermissionError:
+        parent = next((p for p in path.parents if p.exists()), path.parent)
+        raise KeyFileError(f"cannot write key file {path}: folder {parent} (owner {_owner(parent)}) is not writable "
+                           f"by {_user(os.geteuid())}, the user running this") from None
     try:
         os.write(fd, pem)
         os.fsync(fd)
+        if owner is not None:
+            os.fchown(fd, *owner)
     finally:
         os.close(fd)
     os.replace(tmp, path)
     return key
+
+
+def unreadable_key(path: Path) -> KeyFileError:
+    """A key the service user cannot read (typically made by root): say whose it is and who
+    we are, which is the whole diagnosis, instead of a traceback."""
+    return KeyFileError(f"cannot read key file {path} (owner {_owner(path)}, running as {_user(os.geteuid())}); "
+                        f"chown it to the user the gateway runs as")
 
 
 def check_private_permissions(path: Path) -> None:
@@ -144,11 +177,15 @@ def check_private_permissions(path: Path) -> None:
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     path = Path(path)
-    if not path.exists():
-        raise KeyFileError(f"{path}: no such key file (create one with `traceseal keygen`)")
-    check_private_permissions(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not path.exists():
+            raise KeyFileError(f"{path}: no such key file (create one with `traceseal keygen`)")
+        check_private_permissions(path)
+        data = path.read_bytes()
+    except PermissionError:
+        raise unreadable_key(path) from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
     except ValueError as exc:
         raise KeyFileError(f"{path}: not a PEM private key") from exc
     if not isinstance(key, Ed25519PrivateKey):

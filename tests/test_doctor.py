@@ -152,6 +152,8 @@ def test_disk_headroom_and_clock() -> None:
     assert doctor.disk_headroom(G // 2, 2 * G)[0] == "WARN"      # under 1 GiB
     assert doctor.check_clock(FakeClock(synced=False)).status == "WARN"
     assert doctor.check_clock(FakeClock(synced=True)).status == "PASS"
+    assert "retention will not prune" in doctor.check_clock(FakeClock(synced=False), retention_days=400).detail
+    assert "retention" not in doctor.check_clock(FakeClock(synced=False)).detail  # retention off: nothing to say
 
 
 def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

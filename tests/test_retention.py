@@ -287,6 +287,8 @@ def test_config_section(tmp_path: Path) -> None:
         configmod.parse({**base, "retention": {"dayz": 30}}, tmp_path)
     with pytest.raises(ConfigError, match="session_expiry_s"):  # a redelivery must still find its digest
         configmod.parse({**base, "retention": {"days": 7}}, tmp_path)
+    with pytest.raises(ConfigError, match=r"session_expiry_s \(7 days\), so at least 8, got 7"):  # in days, not seconds
+        configmod.parse({**base, "retention": {"days": 7}}, tmp_path)
 
 
 def _station_journal(tmp_path: Path, *, extra: str = "", blocks: int = 6, per_block: int = 50) -> tuple[Path, Rig]:
@@ -487,3 +489,23 @@ def test_station_floor_holds_back_pruning(tmp_path: Path) -> None:
     assert [b for b, n in rig.counts().items() if n == 0] == [0, 1]
     assert res.plan.stopped_at == 2 and "a restart needs it: lot L1 of 0950 still in fridge-1" in res.plan.reason
     rig.close()
+
+
+def test_cli_says_when_an_unsynchronised_clock_holds_retention(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user saw `nothing pruned` and no word about the clock; the service waits silently for NTP."""
+    from gateway.clock import SystemClock
+
+    config, rig = _station_journal(tmp_path, extra="[retention]\ndays = 30\n", blocks=3, per_block=5)
+    rig.close()
+    monkeypatch.setattr(SystemClock, "synced", lambda self: False)  # this host's clock may well be synced
+    assert cli.main(["prune", "-c", str(config), "--dry-run"]) == 0
+    assert "clock: not NTP-synchronised: the service prunes nothing until it is" in capsys.readouterr().out
+    assert cli.main(["status", "-c", str(config)]) == 0
+    assert "retention      days=30; nothing pruned; waiting for a synchronised clock" in capsys.readouterr().out
+    assert cli.main(["prune", "-c", str(config)]) == 3  # refused without --trust-clock
+    monkeypatch.setattr(SystemClock, "synced", lambda self: True)
+    assert cli.main(["prune", "-c", str(config), "--dry-run"]) == 0
+    assert "clock:" not in capsys.readouterr().out
+    assert cli.main(["status", "-c", str(config)]) == 0
+    assert "waiting for a synchronised clock" not in capsys.readouterr().out

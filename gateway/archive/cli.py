@@ -57,6 +57,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)
     store = _store(cfg)
     try:
+        for gid, row in store.gateways().items():  # a key copied between stations, or pasted to the wrong id
+            if gid != args.id and key in (row.public_key, *(r[3] for r in store.key_rotations(gid))):
+                raise ConfigError("--public-key", f"{key[:16]}… is already enrolled for gateway {gid!r}; two "
+                                                  "stations never share a key: take this one's from "
+                                                  "`traceseal status --json` (public_key) on the station itself")
         new = store.enroll(args.id, key, _now_ms())
     finally:
         store.close()

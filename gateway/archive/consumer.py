@@ -257,7 +257,9 @@ class Archive:
             if own:
                 self.held_hello[gw] = msg
                 raise Reject("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the "
-                                                f"enrolled key {keys.enrolled[:16]}…; held until a rotation to it")
+                                                f"enrolled key {keys.enrolled[:16]}…; held until a rotation to it. "
+                                                "If this station has not rotated its key, its enrolment key is wrong "
+                                                "(compare with `traceseal status --json` public_key on the gateway)")
             raise Reject("key_mismatch", f"hello carries key {_text(pk, 16)}…, which is neither the enrolled key "
                                          f"{keys.enrolled[:16]}… nor one it rotated to")
         if prof.get("gateway") != gw:

@@ -46,7 +46,31 @@ def test_defaults_and_enroll(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["archive", "enroll", "-c", str(p), "--id", "g1", "--public-key", "cd" * 32]) == 3  # no silent rotation
     assert "enrolled with key abababab" in capsys.readouterr().err
     assert main(["archive", "enroll", "-c", str(p), "--id", "g/1", "--public-key", KEY]) == 2
+    assert main(["archive", "enroll", "-c", str(p), "--id", "g3", "--public-key", KEY]) == 2  # g1's key
+    assert "already enrolled for gateway 'g1'" in capsys.readouterr().err
     assert main(["archive", "enroll", "-c", str(p), "--id", "g2", "--public-key", "xyz"]) == 2
     assert main(["archive", "status", "-c", str(p)]) == 0
     out = capsys.readouterr().out
     assert "gateway g1" in out and "records      0" in out
+
+
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path: Path) -> None:
+    """`traceseal archive status | head` printed a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from gateway.archive.store import open_store
+
+    p = tmp_path / "archive.toml"
+    p.write_text("")
+    store = open_store(archive_config.load(p).store)
+    for i in range(1000):  # far more than a pipe's 64 KiB buffer, so the writer meets the closed end
+        store.enroll(f"station-{i:04d}", f"{i:064x}", 0)
+    store.close()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "archive", "status", "-c", str(p)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"archive ")
+    proc.stdout.close()  # what `head -1` does
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err

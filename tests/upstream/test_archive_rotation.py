@@ -221,6 +221,8 @@ def test_hello_with_any_key_of_the_chain_is_accepted_a_stranger_is_not(setup: di
     up.send("hello", mixed)
     wait_for(lambda: arch.processed >= 2, what="hellos")
     assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1, "key_mismatch": 1}
+    held = [r for r in reader.rejections(up.gw, 20) if r.reason == "key_unknown_yet"]
+    assert "its enrolment key is wrong (compare with `traceseal status --json` public_key" in held[0].detail
     up.records()  # both rotations: neither names the stranger's key, which stays held
     wait_for(lambda: reader.status(up.gw)["records"] == up.last_seq() + 1, what="records")
     assert reader.status(up.gw)["rejections"] == {"key_unknown_yet": 1, "key_mismatch": 1}
