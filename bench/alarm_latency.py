@@ -100,9 +100,9 @@ def publisher_main(msg_file: Path, port: int, rate: float, out: Path) -> None:
 # -- the measurement ---------------------------------------------------------------------------------
 def measure(alarms: int, rate: float, tmp: Path, *, probes: int = 20, every: int = 400,
             warmup_s: float = 1.0, log: Any = print) -> dict[str, Any]:
-    from firmware_sim.message import build_message, temperature
     from gpiozero.pins.mock import MockFactory, MockPin
 
+    from firmware_sim.message import build_message, temperature
     from gateway import config as configmod
     from gateway.service import Gateway
 
