@@ -243,7 +243,9 @@ def run(quick: bool, *, alarms: int | None = None, rate: float = 1000.0, base: s
         Result(f"alarm latency max {lbl}", f"{m['max_ms']:.1f} ms", "—", None, "—", None,
                note=f"buzzer pin p99 {m['buzz_p99_ms']:.1f} ms; split p50/p99: publish → crossing reading "
                     f"durable {m['pre_p50_ms']:.1f}/{m['pre_p99_ms']:.1f} ms, durable → red LED "
-                    f"{m['post_p50_ms']:.1f}/{m['post_p99_ms']:.1f} ms"),
+                    f"{m['post_p50_ms']:.1f}/{m['post_p99_ms']:.1f} ms (negative: the writer updates the panel "
+                    f"in the same pass, right after the reading's commit, before the {POLL_S * 1e3:g}-ms journal "
+                    "poller sees the row); pin time by a hook on MockPin._change_state, no polling"),
     ]
 
 
