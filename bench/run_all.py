@@ -35,13 +35,13 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (journals, bundles)")
     ap.add_argument("--tmp", default=None, help="parent of the work directory (default: system temp)")
     ap.add_argument("--only", nargs="*", default=None,
-                    help="subset: anchor blocks ingest admission rss export verify (export/verify need rss's journal or fill their own)")
+                    help="subset: anchor rounds blocks ingest alarm admission rss export verify (export/verify need rss's journal or fill their own)")
     args = ap.parse_args()
     quick = args.quick
     if args.keep:
         os.environ["TRACESEAL_BENCH_KEEP"] = "1"
     base = tempfile.mkdtemp(prefix="traceseal-bench-", dir=args.tmp)
-    want = set(args.only or ["anchor", "blocks", "ingest", "admission", "rss", "export", "verify"])
+    want = set(args.only or ["anchor", "rounds", "blocks", "ingest", "alarm", "admission", "rss", "export", "verify"])
     t0 = time.perf_counter()
     load0 = loadavg()
 
@@ -55,6 +55,10 @@ def main() -> None:
             import anchor_cost
 
             sections.append(("anchor cost", anchor_cost.run(quick, log=log)))
+        if "rounds" in want:
+            import anchor_rounds
+
+            sections.append(("anchor rounds", anchor_rounds.run(quick, base=base, log=log)))
         if "blocks" in want:
             import blocks_proofs
 
@@ -63,6 +67,10 @@ def main() -> None:
             import ingest
 
             sections.append(("ingest", ingest.run(quick, base=base, log=log)))
+        if "alarm" in want:
+            import alarm_latency
+
+            sections.append(("alarm latency", alarm_latency.run(quick, base=base, log=log)))
         if "admission" in want:
             import admission
 
