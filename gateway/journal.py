@@ -175,6 +175,19 @@ class BlockRow:
         return json.loads(self.header)
 
 
+def connect_sqlite(path: Path, *, readonly: bool, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection as the journal and the archive use them: autocommit mode (every
+    transaction is an explicit BEGIN IMMEDIATE … COMMIT), WAL with ``synchronous`` for a
+    writer, and for a reader a read-only URI, so a reader can never create or change the file."""
+    if readonly:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    return db
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "full" in str(exc).lower() or getattr(exc, "sqlite_errorcode", 0) == 13
@@ -191,14 +204,8 @@ class Journal:
         self.quarantine_raw_bytes = quarantine_raw_bytes
         self.quarantine_max_rows = quarantine_max_rows
         try:
-            if readonly:
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                          check_same_thread=False)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute(f"PRAGMA synchronous={synchronous}")
+            self.db = connect_sqlite(self.path, readonly=readonly, synchronous=synchronous)
+            if not readonly:
                 self.db.executescript(_SCHEMA)
                 self.db.executescript(_RETENTION_SCHEMA)
                 self.db.executescript(_FORWARD_SCHEMA)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import GatewayError
-from ..journal import BlockRow, RecordRow
+from ..journal import BlockRow, RecordRow, connect_sqlite
 
 PENDING, VERIFIED, HEADER_ONLY = 0, 1, 2
 
@@ -445,14 +445,8 @@ class SqliteStore(_SqlStore):
         super().__init__(rejections_max_rows)
         self.path = Path(path)
         try:
-            if readonly:
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                          check_same_thread=False)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=FULL")
+            self.db = connect_sqlite(self.path, readonly=readonly)
+            if not readonly:
                 for stmt in self._schema():
                     self.db.execute(stmt)
             self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
