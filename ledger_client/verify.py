@@ -20,6 +20,7 @@ the bundle verifies only when every step passes.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -269,11 +270,15 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
     # (merkle.root_from_inclusion_proof; every proof element is still part of every input).
     memo: dict[bytes, bytes] = {}
     memo_block: Any = None
+    encoded, sig_ok, wait = _record_signatures(records, key_of)
     for i, entry in enumerate(records):
+        wait(i)
         try:
             rec = entry["record"]
             seq = rec["seq"]
-            data = canonical(rec)
+            data = encoded[i]
+            if data is None:
+                data = canonical(rec)  # raises what the pre-pass swallowed, for the message
         except Exception as exc:
             s2.failures.append(f"records[{i}]: malformed record: {exc}")
             continue
@@ -287,7 +292,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s2.failures.append(f"record seq {seq}: version {rec.get('v')!r}, want 1")
         if rec.get("gateway") != gw_id:
             s2.failures.append(f"record seq {seq}: gateway {rec.get('gateway')!r}, want {gw_id!r}")
-        if not verify_sig(key_of(entry.get("block")), entry.get("sig", ""), record_message(data)):
+        if not sig_ok[i]:
             s2.failures.append(f"record seq {seq}: signature does not verify")
         bn = entry.get("block")
         h = headers.get(bn) if _is_int(bn) else None
@@ -438,6 +443,52 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
         report.summary["key_chain"] = [{"key": k, "from_block": (chain.bounds[i - 1] + 1 if i else 0)}
                                        for i, k in enumerate(chain.keys)]
     return report
+
+
+PARALLEL_MIN_RECORDS = 2_000  # below this a thread pool costs more than it saves
+PARALLEL_CHUNK = 500  # records per task: small enough that the caller's loop rarely waits
+
+
+def _record_signatures(records: list[Any], key_of: Callable[[Any], Any]
+                       ) -> tuple[list[bytes | None], list[bool], Callable[[int], None]]:
+    """(canonical bytes or None, signature valid, wait) per record entry, in bundle order.
+
+    Ed25519 is most of a record's cost, and libsodium releases the GIL while it verifies, so
+    a long bundle is checked on every core (two threads verified 1.94x as fast as one on this
+    2-vCPU machine, bench/README.md). Chunks run ahead of the caller's loop, which calls
+    ``wait(i)`` before it reads entry ``i``: progress reports stay in step with the work, and
+    each entry is still checked exactly once, with its block's key, and reported in bundle
+    order exactly as a sequential run would. An entry that cannot be canonicalised gets None
+    and False; the caller reports it as malformed."""
+    n = len(records)
+    encoded: list[bytes | None] = [None] * n
+    ok = [False] * n
+
+    def check(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            entry = records[i]
+            try:
+                data = canonical(entry["record"])
+            except Exception:  # noqa: BLE001 - the caller re-raises it with the entry's index
+                continue
+            encoded[i] = data
+            ok[i] = verify_sig(key_of(entry.get("block")), entry.get("sig", ""), record_message(data))
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or n < PARALLEL_MIN_RECORDS:
+        check(0, n)
+        return encoded, ok, lambda i: None
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = PARALLEL_CHUNK
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+    futures = [pool.submit(check, lo, min(lo + step, n)) for lo in range(0, n, step)]
+    pool.shutdown(wait=False)  # the queued chunks still run; nothing is left behind
+
+    def wait(i: int) -> None:
+        futures[i // step].result()  # re-raises a chunk's unexpected error here
+
+    return encoded, ok, wait
 
 
 def _block_keys(chain: KeyChain, pinned: Any) -> Callable[[Any], Any]:
