@@ -136,6 +136,8 @@ CREATE TABLE IF NOT EXISTS forward_state (stream TEXT PRIMARY KEY, sent INTEGER 
 CREATE INDEX IF NOT EXISTS records_alarms ON records(seq) WHERE type = 'alarm';
 """
 FORWARD_STREAMS = ("records", "alarms", "blocks", "anchors")
+# The topic suffixes a gateway publishes under (docs/upstream.md): the streams plus its hello.
+UPSTREAM_TOPICS = ("hello", *FORWARD_STREAMS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,15 +36,15 @@ from ledger_client.rotation import RECORD_TYPE as ROTATION_TYPE
 from ledger_client.rotation import build_chain
 from ledger_client.verify import loads_strict
 
-from ..journal import RecordRow
+from ..journal import UPSTREAM_TOPICS, RecordRow
 from ..pipeline import Inbound
 from ..profile import PROFILE_DOMAIN, station_from_profile
 from .config import GATEWAY_ID, ArchiveConfig
-from .store import HEADER_ONLY, PENDING, VERIFIED, Rejection, Store, StoreError, StoredBlock
+from .store import HEADER_ONLY, PENDING, VERIFIED, Rejection, Store, StoredBlock, StoreError
 
 log = logging.getLogger("traceseal.archive")
 
-STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
+STREAMS = UPSTREAM_TOPICS
 ZERO_HASH = "00" * 32
 MAX_ITEMS = 20_000          # per message; the forwarder cuts at batch_max
 MAX_BODY = 64 * 1024        # one record's canonical text

@@ -34,12 +34,13 @@ from ledger_client.keys import check_private_permissions
 
 from ..config import _Table
 from ..errors import ConfigError
+from ..journal import UPSTREAM_TOPICS
 from ..pipeline import Inbound
 from .config import GATEWAY_ID
 
 log = logging.getLogger("traceseal.archive.http")
 
-POST_STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
+POST_STREAMS = UPSTREAM_TOPICS
 COMMIT_TIMEOUT_S = 30.0  # the writer did not commit in this long: 503, the gateway sends again
 IDLE_S = 60.0  # a connection silent this long (handshake included) is closed
 

@@ -12,7 +12,9 @@ import json
 import sqlite3
 from typing import Any
 
-STREAMS = ("records", "alarms", "blocks", "anchors")
+from ..journal import FORWARD_STREAMS
+
+STREAMS = FORWARD_STREAMS  # the journal keeps one cursor row per stream
 LINK_META = "upstream_link"
 
 # stream -> (table, cursor column, extra WHERE, time column for lag)

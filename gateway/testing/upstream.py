@@ -23,10 +23,11 @@ import paho.mqtt.client as mqtt
 
 from ..archive import config as archive_config
 from ..archive.store import open_store
+from ..journal import UPSTREAM_TOPICS
 from .mosquitto import Mosquitto
 
 PREFIX = "traceseal/up"
-STREAMS = ("hello", "records", "alarms", "blocks", "anchors")
+STREAMS = UPSTREAM_TOPICS
 REPO = Path(__file__).resolve().parents[2]
 
 
