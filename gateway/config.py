@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,26 @@ def _pos(v: int) -> bool:
     return v > 0
 
 
+def broker_table(m: _Table, *, client_id: Callable[[], str], topics: Callable[[], tuple[str, ...]],
+                 receive_maximum: int, session_expiry_s: int) -> MqttConfig:
+    """The keys a broker connection takes, read the same way for the gateway's ``[mqtt]`` and
+    the archive's ``[broker]``. ``client_id`` and ``topics`` differ in default and rule, so the
+    caller reads them (called in key order, so the first bad key is still the one reported)."""
+    return MqttConfig(
+        host=m.get("host", str, "127.0.0.1"),
+        port=m.get("port", int, 1883, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
+        client_id=client_id(),
+        topics=topics(),
+        username=m.get("username", str, None),
+        password_file=m.path_("password_file", None),
+        tls_ca=m.path_("tls_ca", None), tls_cert=m.path_("tls_cert", None), tls_key=m.path_("tls_key", None),
+        receive_maximum=m.get("receive_maximum", int, receive_maximum, check=lambda v: 1 <= v <= 65535,
+                              why="must be in 1..65535"),
+        keepalive=m.get("keepalive", int, 30, check=_pos, why="must be positive"),
+        session_expiry_s=m.get("session_expiry_s", int, session_expiry_s, check=_pos, why="must be positive"),
+    )
+
+
 def read_toml(path: Path | str) -> tuple[dict[str, Any], Path]:
     """(table, resolved path) of a TOML config file; a ConfigError naming the file otherwise
     (shared by the gateway's and the archive's configs)."""
@@ -276,18 +297,9 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
     g.done()
 
     m = _Table(raw.get("mqtt", {}), "mqtt", base)
-    mqtt = MqttConfig(
-        host=m.get("host", str, "127.0.0.1"),
-        port=m.get("port", int, 1883, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
-        client_id=m.get("client_id", str, f"traceseal-{gw_id}"),
-        topics=tuple(m.get("topics", list, ["traceseal/sensors/+/reading"])),
-        username=m.get("username", str, None),
-        password_file=m.path_("password_file", None),
-        tls_ca=m.path_("tls_ca", None), tls_cert=m.path_("tls_cert", None), tls_key=m.path_("tls_key", None),
-        receive_maximum=m.get("receive_maximum", int, 100, check=lambda v: 1 <= v <= 65535, why="must be in 1..65535"),
-        keepalive=m.get("keepalive", int, 30, check=_pos, why="must be positive"),
-        session_expiry_s=m.get("session_expiry_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
-    )
+    mqtt = broker_table(m, client_id=lambda: m.get("client_id", str, f"traceseal-{gw_id}"),
+                        topics=lambda: tuple(m.get("topics", list, ["traceseal/sensors/+/reading"])),
+                        receive_maximum=100, session_expiry_s=7 * 24 * 3600)
     m.done()
 
     j = _Table(raw.get("journal", {}), "journal", base)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import MqttConfig, _pos, _Table, read_toml
+from ..config import MqttConfig, _pos, _Table, broker_table, read_toml
 from ..errors import ConfigError
+from ..journal import UPSTREAM_TOPICS
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -66,18 +67,10 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Arc
                      why="must be a topic prefix without '+', '#' or a trailing '/'")
 
     m = _Table(raw.get("broker", {}), "broker", base)
-    broker = MqttConfig(
-        host=m.get("host", str, "127.0.0.1"),
-        port=m.get("port", int, 1883, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
-        client_id=m.get("client_id", str, "traceseal-archive", check=bool, why="must not be empty"),
-        topics=tuple(f"{prefix}/+/{s}" for s in ("hello", "records", "alarms", "blocks", "anchors")),
-        username=m.get("username", str, None),
-        password_file=m.path_("password_file", None),
-        tls_ca=m.path_("tls_ca", None), tls_cert=m.path_("tls_cert", None), tls_key=m.path_("tls_key", None),
-        receive_maximum=m.get("receive_maximum", int, 32, check=lambda v: 1 <= v <= 65535, why="must be in 1..65535"),
-        keepalive=m.get("keepalive", int, 30, check=_pos, why="must be positive"),
-        session_expiry_s=m.get("session_expiry_s", int, 30 * 24 * 3600, check=_pos, why="must be positive"),
-    )
+    broker = broker_table(m, client_id=lambda: m.get("client_id", str, "traceseal-archive", check=bool,
+                                                     why="must not be empty"),
+                          topics=lambda: tuple(f"{prefix}/+/{s}" for s in UPSTREAM_TOPICS),
+                          receive_maximum=32, session_expiry_s=30 * 24 * 3600)
     m.done()
 
     s = _Table(raw.get("store", {}), "store", base)
