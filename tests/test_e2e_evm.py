@@ -4,7 +4,6 @@ node, and fails at step 6 against another chain or when the transaction does not
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,20 +32,7 @@ def node(tmp_path: Path) -> Iterator[Anvil]:
 
 def test_gateway_on_anvil_verifies_with_rpc(tmp_path: Path, broker: Mosquitto, node: Anvil,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    eth_key = tmp_path / "st" / "eth.key"
-    eth_key.parent.mkdir(parents=True)
-    eth_key.write_text(node.private_keys[3] + "\n")
-    eth_key.chmod(0o600)
-    ledger = textwrap.dedent(f"""\
-        [ledger]
-        kind = "evm"
-        poll_s = 0.2
-        [ledger.evm]
-        rpc_url = "{node.url}"
-        chain_id = {node.chain_id}
-        key_file = "eth.key"
-        confirmations = 1
-        """)
+    ledger = node.ledger_toml(tmp_path / "st")
     st = make_station(tmp_path / "st", broker.port, sensors=2, max_records=4, max_seconds=1, ledger_toml=ledger)
     gw = Gateway(configmod.load(st.config_path))
     gw.start()

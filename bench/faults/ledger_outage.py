@@ -11,7 +11,6 @@ earliest backlog block verifies against the node (``default_checkers(rpc_url=...
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from pathlib import Path
 
@@ -33,22 +32,8 @@ def run_ledger_outage(workdir: Path, *, blocks: int = 60, records_per_block: int
     with Mosquitto(workdir / "mosquitto") as broker, Anvil(workdir=workdir / "anvil") as node:
         root = workdir / "st"
         root.mkdir(parents=True, exist_ok=True)
-        eth_key = root / "eth.key"
-        eth_key.write_text(node.private_keys[3] + "\n")
-        eth_key.chmod(0o600)
-        sender = str(load_eth_key(eth_key).address).lower()
-        ledger = textwrap.dedent(f"""\
-            [ledger]
-            kind = "evm"
-            poll_s = 0.2
-            [ledger.evm]
-            rpc_url = "{node.url}"
-            chain_id = {node.chain_id}
-            key_file = "eth.key"
-            confirmations = 1
-            timeout_s = 2
-            connect_timeout_s = 1
-            """)
+        ledger = node.ledger_toml(root, timeout_s=2, connect_timeout_s=1)
+        sender = str(load_eth_key(root / "eth.key").address).lower()
         # blocks are cut by count only, so the number sealed during the outage is exact
         st = make_station(root, broker.port, sensors=3, max_records=records_per_block, max_seconds=86_400,
                           ledger_toml=ledger)

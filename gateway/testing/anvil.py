@@ -169,6 +169,18 @@ class Anvil:
         self.close()
 
     # -- JSON-RPC helpers ------------------------------------------------------------------
+    def ledger_toml(self, root: Path, *, account: int = 3, **evm: int) -> str:
+        """A station's ``[ledger]`` on this node: writes anvil account ``account``'s key to
+        ``root/eth.key`` (0600, as the gateway insists) and returns the TOML; ``evm`` adds
+        integer keys to ``[ledger.evm]`` (e.g. ``timeout_s=2``)."""
+        root.mkdir(parents=True, exist_ok=True)
+        key = root / "eth.key"
+        key.write_text(self.private_keys[account] + "\n")
+        key.chmod(0o600)
+        extra = "".join(f"{k} = {v}\n" for k, v in evm.items())
+        return (f'[ledger]\nkind = "evm"\npoll_s = 0.2\n[ledger.evm]\nrpc_url = "{self.url}"\n'
+                f'chain_id = {self.chain_id}\nkey_file = "eth.key"\nconfirmations = 1\n{extra}')
+
     def rpc(self, method: str, *params: Any, timeout: float = 10.0) -> Any:
         self._id += 1
         r = self._session.post(self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
