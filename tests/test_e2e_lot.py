@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import math
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from gateway.journal import Journal
 from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import make_station
+from gateway.testing.station import fridge_with_scanners_toml, make_station
 from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
 
@@ -33,26 +32,7 @@ LOT_A = "0109506000134352" + "17270331" + "10LOT-A7" + "\x1d" + "21SER0001"
 def test_lot_exposure_bundle(tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]) -> None:
     sin = BarcodeScanner(str(tmp_path / "scan-in")).start()
     sout = BarcodeScanner(str(tmp_path / "scan-out")).start()
-    extra = textwrap.dedent(f"""
-        [[serial]]
-        name = "in-1"
-        path = "{sin.port}"
-        adapter = "gs1"
-        [[serial]]
-        name = "out-1"
-        path = "{sout.port}"
-        adapter = "gs1"
-        [[units]]
-        id = "fridge-1"
-        profile = "fridge"
-        probes = ["probe-1"]
-        scanner_in = "gs1:in-1"
-        scanner_out = "gs1:out-1"
-        high_delay_s = 300
-        [alarms]
-        power_gap_s = 7200
-        heartbeat_s = 3600
-        """)
+    extra = fridge_with_scanners_toml("fridge-1", sin.port, sout.port)
     st = make_station(tmp_path / "st", broker.port, sensors=1, max_records=1000, max_seconds=3600, extra_toml=extra)
     cfg = configmod.load(st.config_path)
     clock = FakeClock(start_ms=1_767_225_600_000)

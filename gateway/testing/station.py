@@ -84,3 +84,29 @@ def enroll_hmac(st: Station, ids: list[str]) -> None:
     with st.config_path.open("a") as f:
         f.write("\n" + sensors_toml(entries).split("\n", 2)[2])  # without the header comment
     st.sensor_keys.update(load_keys(key_dir, ids))
+
+
+def fridge_with_scanners_toml(unit: str, scan_in: str, scan_out: str) -> str:
+    """A fridge unit watched by probe-1, with a GS1 scanner for packs in and one for packs out
+    on the given serial paths (ptys in tests): the station lot tests drive. Alarms wait 300 s
+    above range; the long power gap lets a test's fake clock jump without power alarms."""
+    return textwrap.dedent(f"""
+        [[serial]]
+        name = "in-1"
+        path = "{scan_in}"
+        adapter = "gs1"
+        [[serial]]
+        name = "out-1"
+        path = "{scan_out}"
+        adapter = "gs1"
+        [[units]]
+        id = "{unit}"
+        profile = "fridge"
+        probes = ["probe-1"]
+        scanner_in = "gs1:in-1"
+        scanner_out = "gs1:out-1"
+        high_delay_s = 300
+        [alarms]
+        power_gap_s = 7200
+        heartbeat_s = 3600
+        """)

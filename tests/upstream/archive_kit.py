@@ -28,7 +28,7 @@ from gateway.journal import Journal
 from gateway.profile import profile_message, station_profile
 from gateway.service import Gateway
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import make_station
+from gateway.testing.station import fridge_with_scanners_toml, make_station
 from gateway.testing.waiting import wait_for
 from ledger_client.keys import load_private_key, public_hex
 
@@ -71,26 +71,7 @@ def build_station(root: Path, broker_port: int, gateway_id: str, unit: str, *, s
     root.mkdir(parents=True, exist_ok=True)
     sin = BarcodeScanner(str(root / "scan-in")).start()
     sout = BarcodeScanner(str(root / "scan-out")).start()
-    extra = textwrap.dedent(f"""
-        [[serial]]
-        name = "in-1"
-        path = "{sin.port}"
-        adapter = "gs1"
-        [[serial]]
-        name = "out-1"
-        path = "{sout.port}"
-        adapter = "gs1"
-        [[units]]
-        id = "{unit}"
-        profile = "fridge"
-        probes = ["probe-1"]
-        scanner_in = "gs1:in-1"
-        scanner_out = "gs1:out-1"
-        high_delay_s = 300
-        [alarms]
-        power_gap_s = 7200
-        heartbeat_s = 3600
-        """)
+    extra = fridge_with_scanners_toml(unit, sin.port, sout.port)
     st = make_station(root / "st", broker_port, sensors=1, gateway_id=gateway_id, max_records=4,
                       max_seconds=3600, extra_toml=extra)
     cfg = configmod.load(st.config_path)

@@ -28,7 +28,7 @@ from gateway.journal import Journal
 from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import Station, fridge_with_scanners_toml, make_station
 from gateway.testing.upstream import PREFIX, ArchiveProcess, Central
 from gateway.testing.waiting import wait_for
 from ledger_client.keys import load_private_key, public_hex
@@ -67,26 +67,7 @@ class Site:
             root.mkdir(parents=True, exist_ok=True)
             for name in ("in", "out"):
                 self.scanners[name] = BarcodeScanner(str(root / f"scan-{name}")).start()
-            toml += textwrap.dedent(f"""
-                [[serial]]
-                name = "in-1"
-                path = "{self.scanners['in'].port}"
-                adapter = "gs1"
-                [[serial]]
-                name = "out-1"
-                path = "{self.scanners['out'].port}"
-                adapter = "gs1"
-                [[units]]
-                id = "{fridge}"
-                profile = "fridge"
-                probes = ["probe-1"]
-                scanner_in = "gs1:in-1"
-                scanner_out = "gs1:out-1"
-                high_delay_s = 300
-                [alarms]
-                power_gap_s = 7200
-                heartbeat_s = 3600
-                """)
+            toml += fridge_with_scanners_toml(fridge, self.scanners['in'].port, self.scanners['out'].port)
         self.st: Station = make_station(root / "st", local_port, sensors=1, gateway_id=gw_id, max_records=max_records,
                                         max_seconds=max_seconds, extra_toml=toml)
         (self.st.root / "upstream.pw").write_text(PASSWORDS[gw_id] + "\n")
