@@ -37,6 +37,15 @@ class Admission:
     messages (measured with paho 2.2 across broker restarts), so an older counter that was
     never seen is a genuine, acknowledged reading and must be kept. A counter already accepted,
     or older than the window, is refused.
+
+    A counter far AHEAD of the newest (more than ``max_counter_jump``) is refused as
+    ``counter-jump`` unless the next message of the same sensor confirms it (a counter just
+    above the refused one, as HOTP resynchronises on consecutive values, RFC 4226 §7.4).
+    Accepting a lone jump would make every later genuine reading of that probe "older than
+    the window", so one forged or corrupted message could silence a probe; refusing every
+    jump for good would lock out a probe whose firmware really skipped ahead (an update, a
+    counter reserved in flash blocks). Memory and time per message stay constant whatever
+    the counter: the window is a fixed 4096-bit integer and a jump beyond it clears it.
     """
 
     def __init__(self, sensors: dict[str, SensorConfig], cfg: AdmissionConfig,
@@ -49,6 +58,9 @@ class Admission:
             s.id: verifier(public_from_hex(s.public_key)) for s in sensors.values() if s.public_key
         }
         self._macs: dict[str, bytes] = {s.id: s.hmac_key for s in sensors.values() if s.hmac_key}
+        # sensor -> a refused far-ahead counter that the next message may confirm (memory only:
+        # after a restart the confirmation starts over, which costs one more quarantined message)
+        self.jumps: dict[str, int] = {}
 
     def check_message(self, obs: Observation, topic: str) -> bool:
         """Authenticate one message (all its observations share sensor, counter and proof).
@@ -99,7 +111,10 @@ class Admission:
         if obs.counter is None:
             return
         state = self.counters.get(obs.sensor)
-        if state is None or obs.counter > state[0]:
+        if state is None:
+            return
+        if obs.counter > state[0]:
+            self._check_jump(obs, state[0])
             return
         top, seen = state
         age = top - obs.counter
@@ -109,9 +124,26 @@ class Admission:
         if seen >> age & 1:
             raise Rejected("replayed-counter", f"counter {obs.counter} was already accepted for {obs.sensor!r}")
 
+    def _check_jump(self, obs: Observation, top: int) -> None:
+        assert obs.counter is not None
+        jump = obs.counter - top
+        if jump <= self.cfg.max_counter_jump:
+            return
+        pending = self.jumps.get(obs.sensor)
+        if pending is not None and 0 < obs.counter - pending <= REPLAY_WINDOW:
+            return  # confirmed by a second message just above the refused one
+        self.jumps[obs.sensor] = obs.counter
+        if len(self.jumps) > 4 * len(self.sensors) + 64:  # bounded: only enrolled sensors get here
+            self.jumps.pop(next(iter(self.jumps)))
+        raise Rejected("counter-jump", f"counter {obs.counter} is {jump} ahead of the newest ({top}) for "
+                                       f"{obs.sensor!r}, more than admission.max_counter_jump "
+                                       f"({self.cfg.max_counter_jump}); a next message with a counter just "
+                                       f"above it confirms the jump")
+
     def accept_counter(self, obs: Observation) -> None:
         if obs.counter is None:
             return
+        self.jumps.pop(obs.sensor, None)
         state = self.counters.get(obs.sensor)
         if state is None:
             self.counters[obs.sensor] = (obs.counter, 1)
@@ -119,7 +151,8 @@ class Admission:
         top, seen = state
         mask = (1 << REPLAY_WINDOW) - 1
         if obs.counter > top:
-            self.counters[obs.sensor] = (obs.counter, ((seen << (obs.counter - top)) | 1) & mask)
+            shift = obs.counter - top  # never shift by more than the window: constant memory
+            self.counters[obs.sensor] = (obs.counter, ((seen << shift) & mask | 1) if shift < REPLAY_WINDOW else 1)
         else:
             self.counters[obs.sensor] = (top, seen | (1 << (top - obs.counter)))
 

@@ -79,6 +79,7 @@ class AdmissionConfig:
     temperature_min_mc: int = -100_000
     temperature_max_mc: int = 125_000
     max_clock_skew_s: int = 7 * 24 * 3600
+    max_counter_jump: int = 1 << 20  # see Admission: a bigger jump needs a second message to confirm it
 
 
 @dataclass(frozen=True)
@@ -346,6 +347,8 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         temperature_min_mc=a.get("temperature_min_mc", int, -100_000),
         temperature_max_mc=a.get("temperature_max_mc", int, 125_000),
         max_clock_skew_s=a.get("max_clock_skew_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
+        max_counter_jump=a.get("max_counter_jump", int, 1 << 20, check=lambda v: 4096 <= v <= 1 << 40,
+                               why="must be in 4096..1099511627776"),
     )
     a.done()
 

@@ -27,6 +27,13 @@ class ChangeFilter:
         self._last_weight: dict[str, int | None] = {}
         self._last_read: dict[tuple[str, str], int] = {}
 
+    def snapshot(self) -> tuple[dict[str, int | None], dict[tuple[str, str], int]]:
+        """State to put back if the batch that changes it is not committed (pipeline rollback)."""
+        return dict(self._last_weight), dict(self._last_read)
+
+    def restore(self, state: tuple[dict[str, int | None], dict[tuple[str, str], int]]) -> None:
+        self._last_weight, self._last_read = dict(state[0]), dict(state[1])
+
     def keep(self, obs: Observation, now_ms: int) -> str | None:
         """None to keep ``obs``; otherwise the counter name explaining why it was dropped."""
         if obs.kind == "weight":

@@ -2,15 +2,26 @@
 
 ``process`` takes a batch of inbound messages and commits everything it produced —
 records, quarantine rows, sensor counters — in ONE fsynced transaction. Only after it
-returns may the transport acknowledge the batch. If the commit fails (disk full), nothing
-of the batch is kept in memory state either, and the caller retries the same batch
-later without acknowledging: the broker keeps the messages.
+returns may the transport acknowledge the batch (``BatchResult.durable``).
+
+One message must never stop a station. If anything goes wrong with the batch other than
+the journal being unwritable (a valid-looking message that makes the code itself fail,
+anywhere from parse to the commit), every piece of in-memory state the batch touched
+(sensor counters and replay windows, pending counter jumps, the next seq, the change
+filter) is put back as it was, and the batch is run again message by message, each in its
+own transaction: the message that fails again is quarantined as ``internal-error`` with the
+exception class, every other one is journaled and acknowledged. A message is therefore
+never retried forever. Only an unwritable journal (disk full, I/O: nothing any message did)
+keeps messages for a later retry without acknowledging them: the broker keeps them.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
+import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +38,16 @@ from .observation import Observation
 from .seal import Sealer, reading_body
 
 Parser = Callable[[str, bytes], list[Observation]]
+log = logging.getLogger("traceseal.pipeline")
+
+# SQLite errors that a row's content causes (a constraint, a value it cannot bind), as
+# opposed to the disk or the database file failing: only the former isolate a message.
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, sqlite3.ProgrammingError)
+
+
+def caused_by_data(exc: JournalError) -> bool:
+    """A JournalError that retrying the same rows would hit again (so: isolate, not wait)."""
+    return isinstance(exc.__cause__, _DATA_ERRORS)
 
 
 @dataclass
@@ -45,6 +66,20 @@ class BatchResult:
     records: list[RecordRow] = field(default_factory=list)
     quarantined: list[QuarantineRow] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    durable: list[Inbound] = field(default_factory=list)  # committed: acknowledge these, in order
+    retry: list[Inbound] = field(default_factory=list)  # not committed (journal unwritable): keep
+    retry_extra: list[dict[str, Any]] = field(default_factory=list)
+    error: JournalError | None = None  # why ``retry`` is not empty
+    isolated: bool = False  # the batch went message by message (something in it failed)
+
+    def merge(self, other: BatchResult) -> None:
+        self.records += other.records
+        self.quarantined += other.quarantined
+        self.counts.update(other.counts)
+
+
+# What a batch may change in memory, restored together when it is not committed.
+_State = tuple[dict[str, tuple[int, int]], dict[str, int], int, Any]
 
 
 def mqtt_match(pattern: str, topic: str) -> bool:
@@ -185,24 +220,103 @@ class Pipeline:
             res.records.append(self.sealer.seal(body, time_ms=now, synced=synced, digest=digest))
         res.counts["accepted_messages"] += 1
 
-    def process(self, batch: Sequence[Inbound], extra: Sequence[dict[str, Any]] = ()) -> BatchResult:
-        """Admit and seal ``batch`` (plus rule outputs in ``extra``) and commit. Raises JournalError."""
-        now, synced = self.clock.now_ms(), self.clock.synced()
-        saved_counters = dict(self.admission.counters)
-        saved_seq = self.sealer.next_seq
-        res = BatchResult()
-        seen: set[bytes] = set()
-        for msg in batch:
-            self._one(msg, res, seen, now, synced)
-        for body in extra:
-            res.records.append(self.sealer.seal(body, time_ms=now, synced=synced))
-        changed = {s: c for s, c in self.admission.counters.items() if saved_counters.get(s) != c}
+    def _snapshot(self) -> _State:
+        return (dict(self.admission.counters), dict(self.admission.jumps), self.sealer.next_seq,
+                self.filter.snapshot())
+
+    def _restore(self, state: _State) -> None:
+        counters, jumps, next_seq, filt = state
+        self.admission.counters, self.admission.jumps = dict(counters), dict(jumps)
+        self.sealer.next_seq = next_seq
+        self.filter.restore(filt)
+
+    def _commit(self, res: BatchResult, before: _State) -> None:
+        changed = {s: c for s, c in self.admission.counters.items() if before[0].get(s) != c}
         counts = {k: v for k, v in res.counts.items() if k != "accepted_messages"}
         counts["records"] = len(res.records)
+        self.journal.commit_batch(res.records, res.quarantined, changed, counts)
+
+    def process(self, batch: Sequence[Inbound], extra: Sequence[dict[str, Any]] = ()) -> BatchResult:
+        """Admit and seal ``batch`` (plus rule outputs in ``extra``) and commit.
+
+        Raises JournalError only when the journal is unwritable and nothing was committed;
+        otherwise acknowledge ``durable`` and keep ``retry`` (non-empty only with ``error``)."""
+        now, synced = self.clock.now_ms(), self.clock.synced()
+        before = self._snapshot()
+        res = BatchResult()
         try:
-            self.journal.commit_batch(res.records, res.quarantined, changed, counts)
-        except JournalError:
-            self.admission.counters = saved_counters
-            self.sealer.next_seq = saved_seq
-            raise
+            seen: set[bytes] = set()
+            for msg in batch:
+                self._one(msg, res, seen, now, synced)
+            for body in extra:
+                res.records.append(self.sealer.seal(body, time_ms=now, synced=synced))
+            self._commit(res, before)
+        except JournalError as exc:
+            self._restore(before)
+            if not caused_by_data(exc):
+                raise
+            failure: Exception = exc
+        except Exception as exc:  # anything a message made the code do: isolate it, never loop on it
+            self._restore(before)
+            failure = exc
+        else:
+            res.durable = list(batch)
+            return res
+        log.warning("a batch of %d messages and %d rule outputs failed (%s: %s); isolating it message by "
+                    "message", len(batch), len(extra), type(failure).__name__, str(failure)[:200])
+        return self._isolate(batch, extra, now, synced)
+
+    def _isolate(self, batch: Sequence[Inbound], extra: Sequence[dict[str, Any]], now: int,
+                 synced: bool) -> BatchResult:
+        """Each message (then each rule output) in its own transaction; what fails again is
+        quarantined with its exception class, the rest committed in arrival order."""
+        res = BatchResult(isolated=True)
+        units: list[tuple[Inbound | None, dict[str, Any] | None]] = [(m, None) for m in batch]
+        units += [(None, body) for body in extra]
+        seen: set[bytes] = set()
+        for i, (msg, body) in enumerate(units):
+            before, seen_before = self._snapshot(), set(seen)
+            part = BatchResult()
+            try:
+                if msg is not None:
+                    self._one(msg, part, seen, now, synced)
+                elif body is not None:
+                    part.records.append(self.sealer.seal(body, time_ms=now, synced=synced))
+                self._commit(part, before)
+            except Exception as exc:
+                self._restore(before)
+                seen = seen_before
+                if isinstance(exc, JournalError) and not caused_by_data(exc):
+                    return self._keep_rest(res, units[i:], exc)
+                part = BatchResult()
+                self._quarantine_failure(part, msg, body, exc, now)
+                try:
+                    self._commit(part, before)
+                except JournalError as exc2:
+                    return self._keep_rest(res, units[i:], exc2)
+            res.merge(part)
+            if msg is not None:
+                res.durable.append(msg)
         return res
+
+    @staticmethod
+    def _keep_rest(res: BatchResult, rest: Sequence[tuple[Inbound | None, dict[str, Any] | None]],
+                   exc: JournalError) -> BatchResult:
+        res.retry = [m for m, _ in rest if m is not None]
+        res.retry_extra = [b for _, b in rest if b is not None]
+        res.error = exc
+        return res
+
+    def _quarantine_failure(self, res: BatchResult, msg: Inbound | None, body: dict[str, Any] | None,
+                            exc: Exception, now: int) -> None:
+        detail = f"{type(exc).__name__}: {exc}"[:400]
+        log.error("quarantined as internal-error: %s", detail)
+        if msg is not None:
+            self._quarantine(res, msg, "internal-error", detail, now)
+            return
+        # A rule output the sealer cannot take: keep it as evidence instead of losing it silently.
+        raw = json.dumps(body, sort_keys=True, default=repr).encode()
+        kind = str((body or {}).get("type", "?"))[:40]
+        res.quarantined.append(QuarantineRow(now, f"rule:{kind}", "internal-error", detail,
+                                             raw[: self.cfg.journal.quarantine_raw_bytes], len(raw)))
+        res.counts["quarantined.internal-error"] += 1

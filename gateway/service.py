@@ -31,6 +31,7 @@ from .seal import Sealer
 from .station import Station
 
 log = logging.getLogger("traceseal.gateway")
+WRITER_STUCK_S = 20.0  # below WatchdogSec in systemd/traceseal.service
 
 
 class Gateway:
@@ -231,6 +232,7 @@ class Gateway:
         starting = True  # the restart (and what the start tick derives) is sealed alone, before
         # any reading of this run: a reading already waiting would otherwise come first in the
         # journal and the outage would be judged a gap in readings, not a restart
+        healthy = time.monotonic()  # last pass without an unexpected error (the watchdog's food)
         while not self.stop_event.is_set():
             if not pending and not starting:
                 pending = self._drain(wait=not extra)
@@ -238,22 +240,24 @@ class Gateway:
                 extra += self.station.due(self.clock.now_ms())
                 if pending or extra:
                     res = self.pipeline.process(pending, extra)
-                    for m in pending:  # durable now: acknowledge, in arrival order
-                        if m.ack is not None:
-                            m.ack()
-                    pending, extra = [], []
-                    more, urgent = self.station.feed(res.records, self.clock.now_ms())
-                    extra += more
-                    if any(r.type == "alarm" for r in res.records):
-                        self._publish_alarms()
-                    if urgent:  # an alarm: seal its block now and anchor it ahead of the schedule
-                        self.blocks.maybe_seal(force=True)
-                        self.anchorer.wake()
+                    self._ack(res.durable)  # durable now: acknowledge, in arrival order
+                    pending, extra = res.retry, res.retry_extra
+                    if res.records:
+                        more, urgent = self.station.feed(res.records, self.clock.now_ms())
+                        extra += more
+                        if any(r.type == "alarm" for r in res.records):
+                            self._publish_alarms()
+                        if urgent:  # an alarm: seal its block now and anchor it ahead of the schedule
+                            self.blocks.maybe_seal(force=True)
+                            self.anchorer.wake()
+                    if res.error is not None:  # committed what it could; the journal refuses the rest
+                        raise res.error
                 self.blocks.maybe_seal()
                 if not self.journal_ok:
                     log.warning("journal writable again; resuming acknowledgements")
                     extra += self.station.fault_cleared("journal-unwritable", self.clock.now_ms())
                 self.journal_ok, failures, starting = True, 0, False
+                healthy = time.monotonic()
             except JournalError as exc:
                 # Disk full or I/O error: keep the batch, do NOT ack; the broker holds the rest.
                 failures += 1
@@ -262,14 +266,29 @@ class Gateway:
                     self.station.fault("journal-unwritable", self.clock.now_ms(), str(exc))
                     self._publish_alarms()
                 self.journal_ok = False
+                healthy = time.monotonic()  # a restart would not make the disk writable; the panel says it
                 self.stop_event.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
-            except Exception:  # the writer must survive anything; the batch stays un-acked
-                log.exception("unexpected error in writer; batch kept for retry")
+            except Exception:  # the writer must survive anything; messages are isolated by the pipeline
+                log.exception("unexpected error in the writer loop (after the batch was handled)")
                 self.stop_event.wait(1.0)
             now = time.monotonic()
-            if self._notify and now - last_watchdog > 5:
+            # Fed only while passes complete: a writer stuck on the same error for longer than
+            # systemd's WatchdogSec (30 s) is restarted instead of looking alive for ever.
+            if self._notify and now - last_watchdog > 5 and now - healthy < WRITER_STUCK_S:
                 self._notify.notify("WATCHDOG=1")
                 last_watchdog = now
+
+    def _ack(self, messages: list[Inbound]) -> None:
+        """Acknowledge committed messages. One failed ack must not make the writer process the
+        batch again (its counters would then read as replays): the broker redelivers an
+        unacknowledged message with DUP set, which is kept once."""
+        for m in messages:
+            if m.ack is None:
+                continue
+            try:
+                m.ack()
+            except Exception:
+                log.exception("acknowledging a committed message failed; the broker will redeliver it")
 
     def _publish_alarms(self) -> None:
         """Retained alarm state for a central system; best effort (the journal is the record)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import queue
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .config import Config
@@ -42,6 +43,9 @@ class Station:
             self.custody = [CustodyStation(s, cfg.station.operators, cust) for s in cust.stations]
             self.custody.append(Reconciler(cust.reconcile))
             self.enabled = True
+        self.rule_errors: Counter[str] = Counter()  # "<Rule>.<method>: <Exception>" -> count
+        for rule in self._rules():
+            _contain(rule, self)
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()  # from gpiozero's threads
         # (time_ms, why) of the oldest record a restart's replay still needs, for retention;
         # set by the writer thread after each replay/feed, read by the retention thread
@@ -184,3 +188,38 @@ class Station:
             d.close()
         if self.panel is not None:
             self.panel.close()
+
+
+def _contain(rule: Any, station: Station) -> None:
+    """Make a rule's ``feed`` and ``tick`` fail per record, never for the whole station.
+
+    A rule bug on one valid-looking record must not stop readings from being journaled, nor
+    the other rules from seeing them. The wrappers are set as instance attributes so that the
+    rule's own ``replay`` (which calls ``self.feed``) goes through the same containment:
+    a record that a rule cannot take is skipped identically live and at a restart, so live
+    state still equals a replay. The rule's partial change before the exception is kept
+    (the same in both); the error is logged once per kind, counted, and shown on the panel as
+    the ``rules-degraded`` fault."""
+    name = type(rule).__name__
+
+    def guard(method: str, empty: Callable[[], Any]) -> None:
+        inner = getattr(rule, method)
+
+        def contained(*args: Any) -> Any:
+            try:
+                return inner(*args)
+            except Exception as exc:
+                key = f"{name}.{method}: {type(exc).__name__}"
+                if key not in station.rule_errors:
+                    log.exception("rule %s failed on one input; skipped (counted, rules-degraded)", key)
+                station.rule_errors[key] += 1
+                now = args[-1] if args and isinstance(args[-1], int) else 0
+                station.fault("rules-degraded", now, f"{key}: {exc}")
+                return empty()
+
+        setattr(rule, method, contained)
+
+    if hasattr(rule, "feed"):
+        guard("feed", list)
+    if hasattr(rule, "tick"):
+        guard("tick", list)

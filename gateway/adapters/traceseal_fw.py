@@ -30,12 +30,17 @@ def _fail(code: str, msg: str, field: str | None = None) -> ParseError:
     return ParseError(NAME, code, msg, field=field)
 
 
+MAX_SAFE = 2**53 - 1
+
+
 def _int_field(obj: dict[str, Any], key: str, path: str) -> int:
     if key not in obj:
         raise _fail("missing-field", f"no {key!r}", path)
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, int):
         raise _fail("non-integer", f"{key!r} is {type(v).__name__} {v!r}, want integer", path)
+    if not -MAX_SAFE <= v <= MAX_SAFE:  # I-JSON (RFC 7493): a record can carry it exactly, SQLite can store it
+        raise _fail("out-of-range", f"{key!r} is {v}, outside ±(2^53-1)", path)
     return v
 
 
