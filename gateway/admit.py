@@ -45,7 +45,8 @@ class Admission:
     the window", so one forged or corrupted message could silence a probe; refusing every
     jump for good would lock out a probe whose firmware really skipped ahead (an update, a
     counter reserved in flash blocks). Memory and time per message stay constant whatever
-    the counter: the window is a fixed 4096-bit integer and a jump beyond it clears it.
+    the counter: the window is a fixed 4096-bit integer and a jump beyond it clears it. A
+    sensor's first message counts from 0, so a probe enrolled with a high counter needs two.
     """
 
     def __init__(self, sensors: dict[str, SensorConfig], cfg: AdmissionConfig,
@@ -111,7 +112,8 @@ class Admission:
         if obs.counter is None:
             return
         state = self.counters.get(obs.sensor)
-        if state is None:
+        if state is None:  # a first message is measured from 0: it could otherwise lock the probe out
+            self._check_jump(obs, 0)
             return
         if obs.counter > state[0]:
             self._check_jump(obs, state[0])

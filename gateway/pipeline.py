@@ -9,8 +9,8 @@ the journal being unwritable (a valid-looking message that makes the code itself
 anywhere from parse to the commit), every piece of in-memory state the batch touched
 (sensor counters and replay windows, pending counter jumps, the next seq, the change
 filter) is put back as it was, and the batch is run again message by message, each in its
-own transaction: the message that fails again is quarantined as ``internal-error`` with the
-exception class, every other one is journaled and acknowledged. A message is therefore
+own transaction (tried twice): the message that fails again is quarantined as
+``internal-error`` with the exception class, every other one is journaled and acknowledged. A message is therefore
 never retried forever. Only an unwritable journal (disk full, I/O: nothing any message did)
 keeps messages for a later retry without acknowledging them: the broker keeps them.
 """
@@ -275,25 +275,29 @@ class Pipeline:
         units += [(None, body) for body in extra]
         seen: set[bytes] = set()
         for i, (msg, body) in enumerate(units):
-            before, seen_before = self._snapshot(), set(seen)
-            part = BatchResult()
-            try:
-                if msg is not None:
-                    self._one(msg, part, seen, now, synced)
-                elif body is not None:
-                    part.records.append(self.sealer.seal(body, time_ms=now, synced=synced))
-                self._commit(part, before)
-            except Exception as exc:
-                self._restore(before)
-                seen = seen_before
-                if isinstance(exc, JournalError) and not caused_by_data(exc):
-                    return self._keep_rest(res, units[i:], exc)
-                part = BatchResult()
-                self._quarantine_failure(part, msg, body, exc, now)
+            before = self._snapshot()
+            for attempt in (1, 2):  # a second try alone: a failure that does not repeat costs nothing
+                seen_before, part = set(seen), BatchResult()
                 try:
+                    if msg is not None:
+                        self._one(msg, part, seen, now, synced)
+                    elif body is not None:
+                        part.records.append(self.sealer.seal(body, time_ms=now, synced=synced))
                     self._commit(part, before)
-                except JournalError as exc2:
-                    return self._keep_rest(res, units[i:], exc2)
+                    break
+                except Exception as exc:
+                    self._restore(before)
+                    seen = seen_before
+                    if isinstance(exc, JournalError) and not caused_by_data(exc):
+                        return self._keep_rest(res, units[i:], exc)
+                    if attempt == 1:
+                        continue
+                    part = BatchResult()
+                    self._quarantine_failure(part, msg, body, exc, now)
+                    try:
+                        self._commit(part, before)
+                    except JournalError as exc2:
+                        return self._keep_rest(res, units[i:], exc2)
             res.merge(part)
             if msg is not None:
                 res.durable.append(msg)

@@ -159,7 +159,7 @@ def test_an_exception_anywhere_quarantines_only_that_message(station: Station, p
     assert ctrs(pipe) == [1, 4, 6] and ctrs(pipe, "probe-2") == [2]
     row = pipe.journal.db.execute("SELECT reason, detail FROM quarantine").fetchone()
     assert row == ("internal-error", f"RuntimeError: boom at {where}")
-    assert len(calls) == 2  # once in the batch, once alone: never again
+    assert len(calls) == 3  # once in the batch, twice alone: never again
     assert_consistent(pipe)
     # the quarantined counter was rolled back: the same message is still new (e.g. sent again
     # after a firmware fix), and the next batch goes through the fast path
