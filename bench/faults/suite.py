@@ -22,6 +22,7 @@ CI: dict[str, dict[str, Any]] = {
     "keys": {},
     "retention": {"cycles": 5, "blocks": 120, "per_block": 20},
     "upstream": {"gateway_kills": 3, "broker_restarts": 2, "archive_kills": 2},
+    "poison": {"cycles": 3, "poison_per_cycle": 3},
 }
 
 REPORT: dict[str, dict[str, Any]] = {
@@ -36,6 +37,7 @@ REPORT: dict[str, dict[str, Any]] = {
     "keys": {},
     "retention": {"cycles": 100, "blocks": 2_000, "per_block": 25},
     "upstream": {"gateway_kills": 100, "broker_restarts": 20, "archive_kills": 30},
+    "poison": {"cycles": 20, "poison_per_cycle": 10},
 }
 
 
@@ -71,10 +73,13 @@ def _scenario(name: str) -> Callable[..., list[Row]]:
     if name == "upstream":
         from .upstream import run_upstream
         return run_upstream
+    if name == "poison":
+        from .poison import run_poison
+        return run_poison
     raise KeyError(name)
 
 
-TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention", "upstream"}
+TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention", "upstream", "poison"}
 
 
 def run(name: str, workdir: Path, sizes: dict[str, dict[str, Any]], *, seed: int | None = None,
