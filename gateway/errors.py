@@ -9,7 +9,9 @@
         └── JournalError       the journal cannot take writes (disk full, I/O error)
 
 ParseError and Rejected never escape the pipeline: they become quarantine rows whose
-``reason`` is the error's ``code`` and whose ``detail`` is its message.
+``reason`` is the error's ``code`` and whose ``detail`` is its message. A JournalError (or
+the archive's StoreError) is "environmental" unless ``caused_by_data`` says a row caused it:
+only then is retrying the same rows pointless, and the batch is isolated instead.
 """
 
 from __future__ import annotations
@@ -56,3 +58,19 @@ class Rejected(GatewayError):
 
 class JournalError(GatewayError):
     """The journal cannot persist; the caller must stop acknowledging."""
+
+
+# DB-API error classes that a row's content causes (a constraint, a value that cannot be
+# bound), as opposed to the disk, the file or the server failing. Named, not imported, so
+# that sqlite3 and psycopg errors are classified alike without importing psycopg here.
+_DATA_ERROR_NAMES = frozenset({"IntegrityError", "DataError", "ProgrammingError"})
+
+
+def caused_by_data(exc: BaseException) -> bool:
+    """A store error that retrying the same rows would hit again (so: isolate, not wait)."""
+    cause = exc.__cause__
+    if cause is None:
+        return False
+    names = {c.__name__ for c in type(cause).__mro__}
+    # sqlite3 raises InterfaceError for a value it cannot bind; psycopg for a lost connection
+    return bool(names & _DATA_ERROR_NAMES) or (type(cause).__module__ == "sqlite3" and "InterfaceError" in names)

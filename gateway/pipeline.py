@@ -21,7 +21,6 @@ import fnmatch
 import hashlib
 import json
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from .adapters import traceseal_fw
 from .admit import Admission
 from .clock import Clock
 from .config import Config
-from .errors import JournalError, ParseError, Rejected
+from .errors import JournalError, ParseError, Rejected, caused_by_data
 from .filters import ChangeFilter
 from .journal import Journal, QuarantineRow, RecordRow
 from .observation import Observation
@@ -40,14 +39,6 @@ from .seal import Sealer, reading_body
 Parser = Callable[[str, bytes], list[Observation]]
 log = logging.getLogger("traceseal.pipeline")
 
-# SQLite errors that a row's content causes (a constraint, a value it cannot bind), as
-# opposed to the disk or the database file failing: only the former isolate a message.
-_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, sqlite3.ProgrammingError)
-
-
-def caused_by_data(exc: JournalError) -> bool:
-    """A JournalError that retrying the same rows would hit again (so: isolate, not wait)."""
-    return isinstance(exc.__cause__, _DATA_ERRORS)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from ledger_client.rotation import RECORD_TYPE as ROTATION_TYPE
 from ledger_client.rotation import build_chain
 from ledger_client.verify import loads_strict
 
+from ..errors import caused_by_data
 from ..journal import UPSTREAM_TOPICS, RecordRow
 from ..pipeline import Inbound
 from ..profile import PROFILE_DOMAIN, station_from_profile
@@ -51,6 +52,15 @@ MAX_BODY = 64 * 1024        # one record's canonical text
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
 _KIND = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+class PartialCommit(StoreError):
+    """The store failed while a batch was isolated: its first ``done`` messages are stored
+    (acknowledge them and publish acks for ``touched``), the rest must be retried."""
+
+    def __init__(self, done: int, touched: set[str], message: str) -> None:
+        super().__init__(message)
+        self.done, self.touched = done, touched
 
 
 class Reject(Exception):
@@ -167,11 +177,50 @@ class Archive:
 
     # -- one transaction over a batch of messages ---------------------------------------------------
     def process(self, msgs: Sequence[tuple[str, bytes]]) -> set[str]:
-        """Verify and store ``msgs`` in one transaction; returns the gateways touched.
+        """Verify and store ``msgs``; returns the gateways touched.
 
-        Raises StoreError when the store cannot commit: then nothing was stored and nothing
-        may be acknowledged.
+        One transaction for the batch. If it fails for any reason but an unavailable store
+        (a payload that makes the code itself fail, a row the database refuses), the batch
+        is run again message by message, each alone in its own transaction and tried twice:
+        a message that still fails becomes an ``internal_error`` rejection and the others
+        are stored, so one message can never stop the archive (it was retried for ever).
+
+        Raises StoreError when the store cannot commit: nothing of the batch was stored,
+        or (``PartialCommit``) only its first ``done`` messages, which may be acknowledged.
         """
+        try:
+            return self._process(msgs)
+        except StoreError as exc:
+            if not caused_by_data(exc):
+                raise
+            failure: Exception = exc
+        except Exception as exc:
+            failure = exc
+        log.warning("a batch of %d messages failed (%s: %s); isolating it message by message", len(msgs),
+                    type(failure).__name__, _text(str(failure), 200))
+        touched: set[str] = set()
+        for i, (topic, payload) in enumerate(msgs):
+            for attempt in (1, 2):
+                try:
+                    touched |= self._process([(topic, payload)])
+                    break
+                except Exception as exc:
+                    if isinstance(exc, StoreError) and not caused_by_data(exc):
+                        raise PartialCommit(i, touched, str(exc)) from exc
+                    if attempt == 1:
+                        continue
+                    gw, stream = self._route(topic)
+                    detail = f"{type(exc).__name__}: {exc}"
+                    log.error("message from %s on %s rejected as internal_error: %s", gw, stream, _text(detail, 200))
+                    try:
+                        with self.store.tx():
+                            self.store.reject([Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
+                                                         "internal_error", _text(detail))])
+                    except StoreError as exc2:
+                        raise PartialCommit(i, touched, str(exc2)) from exc2
+        return touched
+
+    def _process(self, msgs: Sequence[tuple[str, bytes]]) -> set[str]:
         touched: set[str] = set()
         rejections: list[Rejection] = []
         held = dict(self.held_hello)  # restored if the batch does not commit (it is retried)
@@ -643,6 +692,20 @@ class Archive:
             self._notify.notify("STOPPING=1")
             self.stop()
 
+    def _ack(self, done: Sequence[Inbound], touched: set[str]) -> None:
+        """Durable now: PUBACK in arrival order, then the retained per-gateway acks."""
+        for m in done:
+            if m.ack is None:
+                continue
+            try:
+                m.ack()
+            except Exception:  # the broker redelivers it: a counted duplicate, never a loss
+                log.exception("PUBACK of a stored message failed")
+        try:
+            self.publish_acks(sorted(touched))
+        except StoreError as exc:
+            log.error("could not read acks to publish: %s", exc)
+
     def _writer(self) -> None:
         pending: list[Inbound] = []
         failures = 0
@@ -675,6 +738,9 @@ class Archive:
             try:
                 touched = self.process([(m.topic, m.payload) for m in pending])
             except StoreError as exc:  # not committed: keep the batch, ack nothing, retry
+                if isinstance(exc, PartialCommit):  # isolating, the store failed: ack what it took
+                    self._ack(pending[:exc.done], exc.touched)
+                    pending = pending[exc.done:]
                 failures += 1
                 if self.store_ok:
                     log.error("archive store cannot commit (%s); acknowledgements stopped", exc)
@@ -685,14 +751,8 @@ class Archive:
                 log.exception("unexpected error in the archive writer; batch kept for retry")
                 self.stop_event.wait(1.0)
                 continue
-            for m in pending:  # durable now: PUBACK, in arrival order
-                if m.ack is not None:
-                    m.ack()
+            self._ack(pending, touched)
             pending, failures = [], 0
             if not self.store_ok:
                 log.warning("archive store writable again; resuming acknowledgements")
             self.store_ok = True
-            try:
-                self.publish_acks(sorted(touched))
-            except StoreError as exc:
-                log.error("could not read acks to publish: %s", exc)
