@@ -309,6 +309,8 @@ class Gateway:
                   "broker_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
                   "ledger": {"kind": self.ledger.kind, **self.anchorer.status()},
                   "clock_synced": self.clock.synced(), "inbox": self.inbox.qsize()})
+        if self.station.rule_errors:  # a rule bug skipped these inputs (the panel shows rules-degraded)
+            s["rule_errors"] = dict(self.station.rule_errors)
         if self.pruner is not None:
             s["retention"] = {"days": self.cfg.retention.days, "last_run": self.pruner.last}
         if self.forwarder is not None:
