@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ledger_client.files import write_atomic
+
 from ..errors import ConfigError
 from . import config as configmod
 from .config import GATEWAY_ID, valid_key
@@ -154,7 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         store.close()
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     if args.output and str(args.output) != "-":
-        args.output.write_text(text)
+        write_atomic(args.output, text)  # complete or not at all; never through a planted link
         print(f"wrote {args.output}: {summary}", file=sys.stderr)
     else:
         print(text)
