@@ -45,8 +45,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         else:
             from ledger_client.evm import generate_eth_key, load_eth_key
 
-            eth = Path(cfg.ledger.evm["key_file"])
-            eth = eth if eth.is_absolute() else cfg.ledger.base_dir / eth
+            eth = configmod.evm_key_file(cfg.ledger)
             if eth.exists():
                 print(f"{eth}: exists, kept (Ethereum address {load_eth_key(eth).address}; fund it to pay for anchors)")
             else:
@@ -72,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .service import Gateway
 
     cfg = configmod.load(args.config)
+    configmod.check_files(configmod.named_files(cfg))  # every key, password, certificate: one line if unusable
     gw = Gateway(cfg)
     gw.run_forever()
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from ledger_client.files import write_atomic
 
+from ..config import check_files
 from ..errors import ConfigError
 from . import config as configmod
 from .config import GATEWAY_ID, valid_key
@@ -35,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .consumer import Archive
 
     cfg = configmod.load(args.config)
+    check_files(configmod.named_files(cfg))  # a missing or loose password/TLS file: one line, exit 2
     archive = Archive(cfg, _store(cfg))
     ingest = None
     if cfg.http is not None:  # HTTPS ingest beside MQTT, through the same writer
