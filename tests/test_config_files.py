@@ -236,3 +236,24 @@ def test_readme_password_file_example_missing_is_one_line_not_a_traceback(comman
     assert f"config mqtt.password_file: {missing}: no such" in shown, shown
     if command == "run":
         assert p.stderr.strip().count("\n") == 0, p.stderr
+
+
+@pytest.mark.parametrize("key,text", [
+    ("broker.password_file", '[broker]\nport = {port}\nusername = "archive"\npassword_file = "archive.pw"\n'),
+    ("broker.tls_ca", '[broker]\nport = {port}\ntls_ca = "broker-ca.pem"\n'),
+    ("http.cert_file", '[broker]\nport = {port}\n[http]\ncert_file = "server.pem"\nkey_file = "server.key"\n'
+                       'password_file = "http.passwd"\n'),
+    ("http.key_file", '[broker]\nport = {port}\n[http]\ncert_file = "ca.pem"\nkey_file = "server.key"\n'
+                      'password_file = "http.passwd"\n'),
+])
+def test_archive_run_names_the_key_and_the_missing_file(key: str, text: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "archive.toml"
+    cfg.write_text(text.format(port=free_port()))
+    secret(tmp_path / "ca.pem", "cert", 0o644)
+    secret(tmp_path / "http.passwd", "station-01:$7$101$c2FsdA==$aGFzaA==\n")
+    path = tmp_path / cfg.read_text().split(key.split(".")[1] + ' = "')[1].split('"')[0]
+    assert not path.exists()
+    assert cli.main(["archive", "run", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"config {key}: {path}: no such" in err and "\n" not in err and "Traceback" not in err, err
