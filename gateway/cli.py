@@ -221,7 +221,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.route:
         run = functools.partial(export.export_route, j, args.route)
     elif args.lot:
-        run = functools.partial(export.export_lot, j, cfg.station.units, cfg.station.inventory, args.lot, gtin=args.gtin)
+        run = functools.partial(export.export_lot, j, cfg.station.units, cfg.station.inventory, args.lot,
+                                gtin=args.gtin)
     elif args.sensor:
         if args.from_ is None or args.to is None:
             print("traceseal export: --sensor needs --from and --to", file=sys.stderr)

@@ -134,16 +134,16 @@ def write_private_key(path: Path, key: Ed25519PrivateKey | None = None, *, overw
         raise exists from None
     except PermissionError:
         parent = next((p for p in path.parents if p.exists()), path.parent)
-        raise KeyFileError(f"cannot write key file {path}: folder {parent} (owner {owner_name(parent)}) is not writable "
-                           f"by {user_name(os.geteuid())}, the user running this") from None
+        raise KeyFileError(f"cannot write key file {path}: folder {parent} (owner {owner_name(parent)}) "
+                           f"is not writable by {user_name(os.geteuid())}, the user running this") from None
     return key
 
 
 def unreadable_key(path: Path) -> KeyFileError:
     """A key the service user cannot read (typically made by root): say whose it is and who
     we are, which is the whole diagnosis, instead of a traceback."""
-    return KeyFileError(f"cannot read key file {path} (owner {owner_name(path)}, running as {user_name(os.geteuid())}); "
-                        f"chown it to the user the gateway runs as")
+    return KeyFileError(f"cannot read key file {path} (owner {owner_name(path)}, "
+                        f"running as {user_name(os.geteuid())}); chown it to the user the gateway runs as")
 
 
 def check_private_permissions(path: Path, what: str = "key") -> None:

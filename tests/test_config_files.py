@@ -184,15 +184,17 @@ def test_doctor_names_the_key_and_the_missing_file(key: str, tmp_path: Path,
     out, err = capsys.readouterr()
     assert "Traceback" not in err + out
     if key == "include":  # the config itself cannot be read: no checks, one line, exit 2
-        assert rc == 2 and f"config include:" in err and str(path) in err and "\n" not in err.strip()
+        assert rc == 2 and "config include:" in err and str(path) in err and "\n" not in err.strip()
         return
     assert rc == 2, out + err
     fails = [line for line in out.splitlines() if line.startswith("FAIL") and f"config {key}:" in line]
     assert len(fails) == 1 and str(path) in fails[0], out
 
 
-@pytest.mark.parametrize("key,make", [("mqtt.password_file", lambda st: secret(st.root / "mqtt.password", mode=0o644)),
-                                      ("upstream.password_file", lambda st: secret(st.root / "up.password", mode=0o640))])
+@pytest.mark.parametrize("key,make", [
+    ("mqtt.password_file", lambda st: secret(st.root / "mqtt.password", mode=0o644)),
+    ("upstream.password_file", lambda st: secret(st.root / "up.password", mode=0o640)),
+])
 def test_a_secret_readable_by_others_is_refused_by_key(key: str, make: Callable[[Station], Path], tmp_path: Path,
                                                        no_start: None, capsys: pytest.CaptureFixture[str]) -> None:
     st = make_station(tmp_path / "st", free_port(), sensors=1)
