@@ -31,12 +31,26 @@ from typing import BinaryIO
 _UMASK_LOCK = threading.Lock()
 
 
+def _umask() -> int:
+    """The process umask. Linux shows it in /proc (since 4.7); elsewhere os.umask can only be
+    read by setting it, which for an instant applies to files other threads create, so that
+    fallback sets the strictest mask meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0o077)
+        os.umask(old)
+    return old
+
+
 def _default_mode() -> int:
     """0666 less the umask: what ``open(path, "w")`` would have created."""
-    with _UMASK_LOCK:  # os.umask can only be read by setting it
-        old = os.umask(0o022)
-        os.umask(old)
-    return 0o666 & ~old
+    return 0o666 & ~_umask()
 
 
 def fsync_dir(folder: Path) -> None:
