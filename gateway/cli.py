@@ -22,6 +22,7 @@ from ledger_client.files import atomic_writer
 from ledger_client.keys import public_hex, write_private_key
 
 from . import config as configmod
+from .configfiles import check_files, evm_key_file, named_files
 from .errors import ConfigError
 
 
@@ -45,7 +46,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         else:
             from ledger_client.evm import generate_eth_key, load_eth_key
 
-            eth = configmod.evm_key_file(cfg.ledger)
+            eth = evm_key_file(cfg.ledger)
             if eth.exists():
                 print(f"{eth}: exists, kept (Ethereum address {load_eth_key(eth).address}; fund it to pay for anchors)")
             else:
@@ -71,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .service import Gateway
 
     cfg = configmod.load(args.config)
-    configmod.check_files(configmod.named_files(cfg))  # every key, password, certificate: one line if unusable
+    check_files(named_files(cfg))  # every key, password, certificate: one line if unusable
     gw = Gateway(cfg)
     gw.run_forever()
     return 0

@@ -39,7 +39,8 @@ from typing import Any, TextIO
 
 from ledger_client.files import file_problem
 
-from .config import Config, MqttConfig, NamedFile, evm_key_file, named_files, read_secret
+from .config import Config, MqttConfig
+from .configfiles import NamedFile, evm_key_file, named_files, read_secret
 from .errors import ConfigError
 
 GiB = 1 << 30

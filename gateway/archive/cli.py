@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger_client.files import write_atomic
 
-from ..config import check_files
+from ..configfiles import check_files
 from ..errors import ConfigError
 from . import config as configmod
 from .config import GATEWAY_ID, valid_key

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import MqttConfig, NamedFile, _pos, _Table, broker_files, broker_table, read_toml
+from ..config import MqttConfig, _pos, _Table, broker_table, read_toml
+from ..configfiles import NamedFile, broker_files
 from ..errors import ConfigError
 from ..journal import UPSTREAM_TOPICS
 

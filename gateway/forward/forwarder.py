@@ -35,7 +35,8 @@ from paho.mqtt.properties import Properties
 from ledger_client.retry import backoff_s
 
 from ..clock import Clock
-from ..config import Config, UpstreamConfig, check_file, read_secret
+from ..config import Config, UpstreamConfig
+from ..configfiles import check_file, read_secret
 from ..errors import JournalError
 from . import wire
 from .streams import ORDER, Streams

@@ -22,7 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..config import MqttConfig, read_secret
+from ..config import MqttConfig
+from ..configfiles import read_secret
 from ..pipeline import Inbound
 
 log = logging.getLogger("traceseal.mqtt")
