@@ -64,7 +64,7 @@ def _user(uid: int) -> str:
 
 
 def _file_fix(f: NamedFile) -> str:
-    """What to do about a file `run` would refuse (the problem itself is config.check_file's line)."""
+    """What to do about a file `run` would refuse (the problem itself is configfiles.check_file's line)."""
     try:
         mode = f.path.stat().st_mode
     except FileNotFoundError:
@@ -81,7 +81,7 @@ def _file_fix(f: NamedFile) -> str:
 
 
 def named_file(f: NamedFile) -> Check:
-    """A file the config names: the check `run` makes at start (config.check_file), then, for
+    """A file the config names: the check `run` makes at start (configfiles.check_file), then, for
     a secret, owned by us (a key owned by someone else is a key they can replace), and for
     an Ed25519 key, that it loads."""
     problem = file_problem(f.path, f.what, private=f.secret)

@@ -132,7 +132,7 @@ def _metrics(raw: Any, base: Path) -> tuple[str, int] | None:
 
 
 def named_files(cfg: ArchiveConfig) -> list[NamedFile]:
-    """Every file archive.toml names, for ``config.check_files`` at ``archive run``: the
+    """Every file archive.toml names, for ``configfiles.check_files`` at ``archive run``: the
     broker's password and TLS files, and ``[http]``'s certificate, key and password hashes."""
     out = broker_files("broker", cfg.broker)
     h = cfg.http

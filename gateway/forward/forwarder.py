@@ -48,7 +48,7 @@ STABLE_S = 30.0  # connected this long without trouble: the reconnect backoff st
 
 def read_password(up: UpstreamConfig) -> str | None:
     """The broker password, refused unless the file is private (0600, like the keys); the
-    TLS client key is checked by the same rule (config.check_file)."""
+    TLS client key is checked by the same rule (configfiles.check_file)."""
     if up.tls_key is not None:
         check_file("upstream.tls.key_file", up.tls_key, "TLS client key", secret=True)
     if up.password_file is None:
