@@ -149,6 +149,17 @@ def _include(st: Station) -> Path:
     return st.root / "more-sensors.toml"
 
 
+@case("sensors[0].hmac_key_file")
+def _hmac_key(st: Station) -> Path:
+    text = st.config_path.read_text()
+    pk = text.split('public_key = "')[1].split('"')[0]
+    st.config_path.write_text(text.replace(f'public_key = "{pk}"', 'hmac_key_file = "probe-1.hmac"', 1))
+    return st.root / "probe-1.hmac"
+
+
+LOADED_WITH_THE_CONFIG = {"include", "sensors[0].hmac_key_file"}  # read while parsing: doctor cannot start
+
+
 @pytest.fixture
 def no_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """`run` builds the gateway for real but must not serve: a config that passes is a failed test."""
@@ -183,8 +194,8 @@ def test_doctor_names_the_key_and_the_missing_file(key: str, tmp_path: Path,
     rc = cli.main(["doctor", "-c", str(st.config_path), "--no-queue-probe"])
     out, err = capsys.readouterr()
     assert "Traceback" not in err + out
-    if key == "include":  # the config itself cannot be read: no checks, one line, exit 2
-        assert rc == 2 and "config include:" in err and str(path) in err and "\n" not in err.strip()
+    if key in LOADED_WITH_THE_CONFIG:  # the config itself cannot be read: no checks, one line, exit 2
+        assert rc == 2 and f"config {key}:" in err and str(path) in err and "\n" not in err.strip(), err
         return
     assert rc == 2, out + err
     fails = [line for line in out.splitlines() if line.startswith("FAIL") and f"config {key}:" in line]
