@@ -14,26 +14,17 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from ledger_client.files import open_lock_file, write_atomic
+
 from .errors import SimConfigError
 
 DEFAULT_LEASE = 64
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` so that a crash leaves either the old or the new value, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)  # make the rename itself durable
-    finally:
-        os.close(dfd)
+    """Replace ``path`` so that a crash leaves either the old or the new value, never half
+    (and never through a link someone planted beside it: ledger_client.files)."""
+    write_atomic(path, text.encode("ascii"), mode=0o600)
 
 
 class CounterStore:
@@ -88,7 +79,10 @@ class DirLock:
         self._fd: int | None = None
 
     def __enter__(self) -> DirLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = open_lock_file(self.path)
+        except OSError as exc:  # ELOOP: a symlink planted at the lock's name is not followed
+            raise SimConfigError(f"{self.path}: cannot open the lock file ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

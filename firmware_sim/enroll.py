@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_client.errors import KeyFileError
+from ledger_client.files import write_atomic
 from ledger_client.keys import load_private_key, public_hex, write_private_key
 
 from .errors import SimConfigError
@@ -73,11 +74,10 @@ def _enroll_hmac(key_dir: Path, sensor: str) -> Enrolled:
     path = hmac_path(key_dir, sensor)
     created = not path.exists()
     if created:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
-        try:
-            os.write(fd, (os.urandom(32).hex() + "\n").encode("ascii"))
-        finally:
-            os.close(fd)
+        try:  # 0600 from the first byte, complete or absent, never replacing a key
+            write_atomic(path, (os.urandom(32).hex() + "\n").encode("ascii"), mode=0o600, overwrite=False)
+        except FileExistsError as exc:
+            raise SimConfigError(f"{path}: appeared while enrolling; run enroll again") from exc
     else:
         _load_hmac(path)
     return Enrolled(sensor, "", created, hmac_key_file=path.resolve())
@@ -129,9 +129,8 @@ def sensors_toml(entries: list[Enrolled], kind: str = "temperature") -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file so a gateway reading the file never sees half of it."""
+    """Write via a fresh temporary file renamed over ``path`` (ledger_client.files), so a
+    gateway reading the file never sees half of it and a planted link is never followed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ledger_client import cli as lcli
 from ledger_client.errors import KeyFileError, TracesealError
+from ledger_client.files import atomic_writer
 from ledger_client.keys import public_hex, write_private_key
 
 from . import config as configmod
+from .configfiles import check_files, evm_key_file, named_files
 from .errors import ConfigError
 
 
@@ -42,8 +46,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         else:
             from ledger_client.evm import generate_eth_key, load_eth_key
 
-            eth = Path(cfg.ledger.evm["key_file"])
-            eth = eth if eth.is_absolute() else cfg.ledger.base_dir / eth
+            eth = evm_key_file(cfg.ledger)
             if eth.exists():
                 print(f"{eth}: exists, kept (Ethereum address {load_eth_key(eth).address}; fund it to pay for anchors)")
             else:
@@ -69,6 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .service import Gateway
 
     cfg = configmod.load(args.config)
+    check_files(named_files(cfg))  # every key, password, certificate: one line if unusable
     gw = Gateway(cfg)
     gw.run_forever()
     return 0
@@ -212,39 +216,35 @@ def cmd_export(args: argparse.Namespace) -> int:
             if done % 100_000 == 0:
                 print(f"exporting {done}/{total} records", file=sys.stderr, flush=True)
         kw["progress"] = progress_lines
-    to_file = bool(args.output and str(args.output) != "-")
-    # Streamed (export.write_bundle): flat memory whatever the range; a file appears complete or not at all.
-    tmp = args.output.with_name(args.output.name + ".partial") if to_file else None
-    out = open(tmp, "wb") if tmp is not None else sys.stdout.buffer
-    kw["out"] = out
-    try:
-        if args.seq is not None:
-            bundle = export.export_record(j, args.seq, **kw)
-        elif args.route:
-            bundle = export.export_route(j, args.route, **kw)
-        elif args.lot:
-            bundle = export.export_lot(j, cfg.station.units, cfg.station.inventory, args.lot, gtin=args.gtin, **kw)
-        elif args.sensor:
-            if args.from_ is None or args.to is None:
-                print("traceseal export: --sensor needs --from and --to", file=sys.stderr)
-                return 2
-            bundle = export.export_range(j, args.sensor, _time_ms(args.from_), _time_ms(args.to), **kw)
-        else:
-            print("traceseal export: give --seq N, --sensor ID --from T --to T, or --lot LOT", file=sys.stderr)
+    run: Callable[..., Any]  # the selection, called with out= once the destination is open
+    if args.seq is not None:
+        run = functools.partial(export.export_record, j, args.seq)
+    elif args.route:
+        run = functools.partial(export.export_route, j, args.route)
+    elif args.lot:
+        run = functools.partial(export.export_lot, j, cfg.station.units, cfg.station.inventory, args.lot,
+                                gtin=args.gtin)
+    elif args.sensor:
+        if args.from_ is None or args.to is None:
+            print("traceseal export: --sensor needs --from and --to", file=sys.stderr)
             return 2
-        # Compact, as json.dumps(separators=(",", ":"), ensure_ascii=False), plus a newline on stdout.
-        if tmp is not None:
-            out.close()
-            tmp.replace(args.output)
-            print(f"wrote {args.output}: {bundle['records']} records, {bundle['blocks']} blocks, "
-                  f"{bundle['anchors']} anchors", file=sys.stderr)
-        else:
-            out.write(b"\n")
-            out.flush()
-    finally:
-        if tmp is not None:
-            out.close()
-            tmp.unlink(missing_ok=True)
+        run = functools.partial(export.export_range, j, args.sensor, _time_ms(args.from_), _time_ms(args.to))
+    else:
+        print("traceseal export: give --seq N, --sensor ID --from T --to T, or --lot LOT", file=sys.stderr)
+        return 2
+    # Streamed (export.write_bundle): flat memory whatever the range. A file goes through
+    # atomic_writer: a fresh mkstemp file in the target's folder, renamed over the target once
+    # complete, so no planted name is ever opened and a failure leaves the old file as it was.
+    # Compact, as json.dumps(separators=(",", ":"), ensure_ascii=False), plus a newline on stdout.
+    if args.output and str(args.output) != "-":
+        with atomic_writer(args.output) as f:
+            bundle = run(out=f, **kw)
+        print(f"wrote {args.output}: {bundle['records']} records, {bundle['blocks']} blocks, "
+              f"{bundle['anchors']} anchors", file=sys.stderr)
+    else:
+        run(out=sys.stdout.buffer, **kw)
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
     return 0
 
 
@@ -298,7 +298,12 @@ def cmd_web_token(args: argparse.Namespace) -> int:
     if cfg.web is None or cfg.web.token_file is None:
         print("traceseal web-token: configure [web] token_file first", file=sys.stderr)
         return 2
-    write_token(cfg.web.token_file)
+    try:
+        write_token(cfg.web.token_file)
+    except FileExistsError:
+        print(f"traceseal web-token: {cfg.web.token_file} exists, kept (delete it first to make a new token)",
+              file=sys.stderr)
+        return 2
     print(f"{cfg.web.token_file}: token written, mode 0600 (it is the dashboard password; it is never printed)")
     return 0
 

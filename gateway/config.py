@@ -283,8 +283,10 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         p = Path(inc) if Path(inc).is_absolute() else base / inc
         try:
             sensors_raw += tomllib.loads(p.read_text()).get("sensors", [])
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError("include", f"cannot read {p}: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError("include", f"cannot read {p}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("include", f"{p}: not valid TOML: {exc}") from exc
     for k in raw:
         if k not in _SECTIONS:
             near = difflib.get_close_matches(k, sorted(_SECTIONS), n=1)

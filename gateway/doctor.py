@@ -1,9 +1,12 @@
 """``traceseal doctor -c CFG``: check a deployment and say what to fix.
 
 Every check runs (one failure does not hide the next) and prints PASS, WARN or FAIL with a
-fix. Exit status 0 only if nothing FAILs; ``--json`` for automation. Run it as the
-service user (``sudo -u traceseal traceseal doctor -c /etc/traceseal/traceseal.toml``):
-ownership and permissions are judged for the user running it.
+fix. Exit status 0 only if nothing FAILs, 1 if a check FAILs, 2 for a bad configuration:
+one that does not load, or names a file (key, password, certificate) that ``run`` would
+refuse at start, reported as a FAIL line naming the config key and the path; ``--json``
+for automation. Run it as the service user
+(``sudo -u traceseal traceseal doctor -c /etc/traceseal/traceseal.toml``): ownership and
+permissions are judged for the user running it.
 
 The broker check goes beyond "port open": it proves the broker KEEPS QoS 1 messages for
 an absent persistent session, because Mosquitto's default ``max_queued_messages 1000``
@@ -34,7 +37,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ledger_client.files import file_problem
+
 from .config import Config, MqttConfig
+from .configfiles import NamedFile, evm_key_file, named_files, read_secret
+from .errors import ConfigError
 
 GiB = 1 << 30
 PROBE_MESSAGES = 1100
@@ -49,57 +56,58 @@ class Check:
     status: str  # PASS | WARN | FAIL
     detail: str
     fix: str = ""
+    key: str = ""  # the config key of a file `run` would refuse: such a FAIL makes the exit 2, as at `run`
 
 
 def _user(uid: int) -> str:
     return next((p.pw_name for p in pwd.getpwall() if p.pw_uid == uid), str(uid))
 
 
-def secret_file(name: str, path: Path) -> Check:
-    """A key or password file: present, 0600 (nothing for group/others), owned by us."""
+def _file_fix(f: NamedFile) -> str:
+    """What to do about a file `run` would refuse (the problem itself is configfiles.check_file's line)."""
     try:
-        st = path.stat()
+        mode = f.path.stat().st_mode
     except FileNotFoundError:
-        return Check(name, "FAIL", f"{path}: missing", "traceseal keygen -c CONFIG (keys) or create it with mode 0600")
-    except PermissionError as exc:
-        return Check(name, "FAIL", f"{path}: {exc.strerror}", "run doctor as the service user; chown it to that user")
-    me = os.geteuid()
-    if st.st_mode & 0o077:
-        return Check(name, "FAIL", f"{path}: mode {stat.S_IMODE(st.st_mode):04o}, readable by group or others",
-                     f"chmod 600 {path}")
+        if f.key in ("gateway.key_file", "ledger.key_file", "ledger.evm.key_file"):
+            return "traceseal keygen -c CONFIG (or restore the key from backup)"
+        if f.key == "web.token_file":
+            return "traceseal web-token -c CONFIG"
+        return f"create it{' with mode 0600' if f.secret else ''}, or correct {f.key}"
+    except OSError:
+        return "run doctor as the service user; make the folder searchable by it"
+    if f.secret and mode & 0o077:
+        return f"chmod 600 {f.path}"
+    return f"chown {_user(os.geteuid())} {f.path} (the user the gateway runs as)"
+
+
+def named_file(f: NamedFile) -> Check:
+    """A file the config names: the check `run` makes at start (configfiles.check_file), then, for
+    a secret, owned by us (a key owned by someone else is a key they can replace), and for
+    an Ed25519 key, that it loads."""
+    problem = file_problem(f.path, f.what, private=f.secret)
+    if problem is not None:
+        return Check(f.label, "FAIL", f"config {f.key}: {problem}", _file_fix(f), key=f.key)
+    if not f.secret:
+        return Check(f.label, "PASS", f"{f.path}: readable")
+    st, me = f.path.stat(), os.geteuid()
     if st.st_uid != me:
-        return Check(name, "FAIL", f"{path}: owned by {_user(st.st_uid)}, not {_user(me)}",
-                     f"chown {_user(me)} {path} (the user the gateway runs as)")
-    return Check(name, "PASS", f"{path}: mode 0600, owner {_user(me)}")
+        return Check(f.label, "FAIL", f"{f.path}: owned by {_user(st.st_uid)}, not {_user(me)}",
+                     f"chown {_user(me)} {f.path} (the user the gateway runs as)")
+    c = Check(f.label, "PASS", f"{f.path}: mode {stat.S_IMODE(st.st_mode):04o}, owner {_user(me)}")
+    if f.what == "key":
+        from ledger_client.keys import load_private_key, public_hex
+
+        try:
+            c.detail += f", Ed25519 public key {public_hex(load_private_key(f.path))[:16]}…"
+        except Exception as exc:  # noqa: BLE001 - a corrupt key must be named, not crash the doctor
+            c = Check(f.label, "FAIL", f"config {f.key}: {exc}",
+                      "restore the key from backup (never regenerate a gateway key lightly)", key=f.key)
+    return c
 
 
 def check_keys(cfg: Config) -> list[Check]:
-    from ledger_client.keys import load_private_key, public_hex
-
-    out = []
-    for name, path in [("gateway key", cfg.key_file)] + ([("ledger key", cfg.ledger.key_file)] if cfg.ledger.kind == "local" else []):
-        c = secret_file(name, path)
-        if c.status == "PASS":
-            try:
-                c.detail += f", Ed25519 public key {public_hex(load_private_key(path))[:16]}…"
-            except Exception as exc:  # noqa: BLE001 - a corrupt key must be named, not crash the doctor
-                c = Check(name, "FAIL", f"{path}: {exc}", "restore the key from backup (never regenerate a gateway key lightly)")
-        out.append(c)
-    if cfg.ledger.kind == "evm":
-        out.append(secret_file("ethereum key", _evm_key(cfg)))
-    if cfg.mqtt.password_file is not None:
-        out.append(secret_file("mqtt password", cfg.mqtt.password_file))
-    if cfg.mqtt.tls_key is not None:
-        out.append(secret_file("mqtt tls key", cfg.mqtt.tls_key))
-    web = getattr(cfg, "web", None)
-    if web is not None and getattr(web, "token_file", None) is not None:
-        out.append(secret_file("web token", web.token_file))
-    return out
-
-
-def _evm_key(cfg: Config) -> Path:
-    p = Path(str(cfg.ledger.evm["key_file"]))
-    return p if p.is_absolute() else cfg.ledger.base_dir / p
+    """Every file the config names (the gateway key first: ``run_checks`` reads its result)."""
+    return [named_file(f) for f in named_files(cfg)]
 
 
 def disk_headroom(free: int, total: int) -> tuple[str, str]:
@@ -152,7 +160,7 @@ class _Probe:
         self.cfg = cfg
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if cfg.username is not None:
-            pw = cfg.password_file.read_text().strip() if cfg.password_file else None
+            pw = read_secret("mqtt.password_file", cfg.password_file, "MQTT password") if cfg.password_file else None
             self.c.username_pw_set(cfg.username, pw)
         if cfg.tls_ca is not None:
             self.c.tls_set(ca_certs=str(cfg.tls_ca), certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
@@ -231,7 +239,11 @@ def check_broker(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE
         return [Check("broker", "FAIL", f"{where}: not reachable ({exc})", "start the broker (systemctl status mosquitto) "
                                                                           "and check mqtt.host/mqtt.port")]
     run = uuid.uuid4().hex[:10]
-    a = _Probe(m, f"traceseal-doctor-{run}-a")
+    try:
+        a = _Probe(m, f"traceseal-doctor-{run}-a")
+    except (ConfigError, OSError, ValueError) as exc:  # password or TLS files: named above as well
+        return [Check("broker", "FAIL", f"{where}: cannot set up an MQTT client ({exc})",
+                      "fix the mqtt files reported above")]
     try:
         rc = a.connect(clean_start=True, expiry_s=300)
     except (OSError, TimeoutError) as exc:
@@ -308,7 +320,7 @@ def check_ledger(cfg: Config) -> list[Check]:
             return [Check("ledger", "FAIL", f"{url} is chain id {got}, config says {want}",
                           "point ledger.evm.rpc_url at the right network, or fix ledger.evm.chain_id")]
         out = [Check("ledger", "PASS", f"{url}: chain id {got}")]
-        addr = load_eth_key(_evm_key(cfg)).address
+        addr = load_eth_key(evm_key_file(cfg.ledger)).address
         balance = int(str(rpc.call("eth_getBalance", addr, "latest")), 16)
         out.append(Check("ledger funds", "PASS" if balance > 0 else "WARN", f"{addr}: balance {balance} wei",
                          "" if balance > 0 else f"fund {addr} to pay for anchors"))
@@ -355,8 +367,12 @@ def run_checks(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE_M
         from ledger_client.keys import load_private_key, public_hex
 
         public_key = public_hex(load_private_key(cfg.key_file))
-    return [*keys, *check_journal(cfg, public_key), *check_broker(cfg, queue_probe=queue_probe, messages=messages),
-            *check_ledger(cfg), *check_devices(cfg), check_clock(clock, cfg.retention.days)]
+    unusable = sorted(c.key for c in keys if c.key.startswith("mqtt."))
+    broker = ([Check("broker", "WARN", f"not tried: {', '.join(unusable)} cannot be used (above)",
+                     "fix the files above, then run doctor again")] if unusable
+              else check_broker(cfg, queue_probe=queue_probe, messages=messages))
+    return [*keys, *check_journal(cfg, public_key), *broker, *check_ledger(cfg), *check_devices(cfg),
+            check_clock(clock, cfg.retention.days)]
 
 
 def report(checks: list[Check], out: TextIO, as_json: bool = False) -> int:
@@ -370,6 +386,8 @@ def report(checks: list[Check], out: TextIO, as_json: bool = False) -> int:
             if c.fix:
                 out.write(f"{'':<20} fix: {c.fix}\n")
         out.write(f"RESULT: {'OK' if not fails else 'NOT OK'} ({fails} FAIL, {warns} WARN)\n")
+    if any(c.status == "FAIL" and c.key for c in checks):
+        return 2  # a file `run` would refuse at start: bad configuration, the same exit as `run`
     return 1 if fails else 0
 
 
@@ -388,8 +406,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import ConfigError
-
     p = argparse.ArgumentParser(prog="traceseal doctor", description="check a traceseal deployment and say what to fix")
     add_doctor_args(p)
     try:

@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger_client.files import open_lock_file
 from ledger_client.keys import public_hex, write_private_key
 from ledger_client.merkle import hash_leaf, inclusion_proofs
 from ledger_client.rotation import RECORD_TYPE, rotation_statement
@@ -54,7 +55,10 @@ class JournalLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = open_lock_file(self.path)  # O_NOFOLLOW: a link planted at the lock's name is refused
+        except OSError as exc:
+            raise RotationError(f"{self.path}: cannot open the journal's lock file ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -113,7 +117,8 @@ def rotate(journal: Journal, gateway_id: str, old: Ed25519PrivateKey, new: Ed255
 
 
 def install_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """Atomically replace the key file (mode 0600 from the first byte). Run as root, the new
+    """Atomically replace the key file (mode 0600 from the first byte, through a fresh
+    temporary file: a link at the key's name is replaced, not written through). Run as root, the new
     file keeps the old one's owner and group: a root-owned key would stop the service (user
     traceseal) from starting, and systemd would restart it in a loop."""
     owner = None

@@ -92,7 +92,6 @@ This module never imports ``gateway`` and needs only ``requests`` to verify anch
 from __future__ import annotations
 
 import math
-import os
 import stat
 import threading
 from collections.abc import Iterable
@@ -103,6 +102,7 @@ import requests
 
 from .retry import backoff_s  # noqa: F401  (re-exported: part of this module's API)
 from .errors import KeyFileError, LedgerError, LedgerUnavailable, VerificationError
+from .files import write_atomic
 from .ledger import AnchorStatus
 
 TAG = b"TSL1"
@@ -214,14 +214,10 @@ def generate_eth_key(path: Path | str, *, overwrite: bool = False) -> str:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
     acct = Account.create()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, ("0x" + bytes(acct.key).hex() + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    try:  # 0600 from the first byte, never through a planted link, never half written
+        write_atomic(path, ("0x" + bytes(acct.key).hex() + "\n").encode(), mode=0o600, overwrite=overwrite)
+    except FileExistsError:
+        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
     return str(acct.address)
 
 

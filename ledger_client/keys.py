@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import KeyFileError
+from .files import file_problem, owner_name, user_name, write_atomic
 
 
 def public_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
@@ -112,67 +112,47 @@ def verifier(pub: Ed25519PublicKey) -> Callable[[bytes, bytes], bool]:
     return lambda sig, message: _sodium_verify(raw, sig, message)
 
 
-def _user(uid: int) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return str(uid)
-
-
-def _owner(path: Path) -> str:
-    try:
-        return _user(Path(path).stat().st_uid)
-    except OSError:
-        return "unknown: its folder is not searchable"
-
-
 def write_private_key(path: Path, key: Ed25519PrivateKey | None = None, *, overwrite: bool = False,
                       owner: tuple[int, int] | None = None) -> Ed25519PrivateKey:
-    """Create a 0600 key file atomically; never widen permissions even for a moment.
-    ``owner`` (uid, gid), when root writes a key for the service user, is set before the
-    file appears, so the service never finds a key it cannot read."""
+    """Create a 0600 key file atomically (files.atomic_writer: never through a planted link,
+    never half written, 0600 from the first byte). Without ``overwrite`` an existing name,
+    even a dangling symlink, is refused at the moment the file is published, so two writers
+    cannot both "create" the key. ``owner`` (uid, gid), when root writes a key for the
+    service user, is set before the file appears, so the service never finds a key it cannot read."""
     key = key or Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key")
-    tmp = path.with_name(path.name + ".tmp")
+    exists = KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    if os.path.lexists(path) and not overwrite:
+        raise exists
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        write_atomic(path, pem, mode=0o600, overwrite=overwrite, owner=owner)
+    except FileExistsError:
+        raise exists from None
     except PermissionError:
         parent = next((p for p in path.parents if p.exists()), path.parent)
-        raise KeyFileError(f"cannot write key file {path}: folder {parent} (owner {_owner(parent)}) is not writable "
-                           f"by {_user(os.geteuid())}, the user running this") from None
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-        if owner is not None:
-            os.fchown(fd, *owner)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        raise KeyFileError(f"cannot write key file {path}: folder {parent} (owner {owner_name(parent)}) "
+                           f"is not writable by {user_name(os.geteuid())}, the user running this") from None
     return key
 
 
 def unreadable_key(path: Path) -> KeyFileError:
     """A key the service user cannot read (typically made by root): say whose it is and who
     we are, which is the whole diagnosis, instead of a traceback."""
-    return KeyFileError(f"cannot read key file {path} (owner {_owner(path)}, running as {_user(os.geteuid())}); "
-                        f"chown it to the user the gateway runs as")
+    return KeyFileError(f"cannot read key file {path} (owner {owner_name(path)}, "
+                        f"running as {user_name(os.geteuid())}); chown it to the user the gateway runs as")
 
 
-def check_private_permissions(path: Path) -> None:
-    st = Path(path).stat()
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise KeyFileError(
-            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets group/others read the key; "
-            f"run: chmod 600 {path}"
-        )
+def check_private_permissions(path: Path, what: str = "key") -> None:
+    """A secret file (a key, a password, a TLS key) present, readable by us and by nobody
+    else; KeyFileError naming the path otherwise. The one rule, files.file_problem, that the
+    gateway and the archive also apply to every secret their configs name."""
+    problem = file_problem(path, what, private=True)
+    if problem is not None:
+        raise KeyFileError(problem)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

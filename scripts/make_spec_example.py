@@ -46,6 +46,7 @@ from ledger_client.canonical import (
     canonical,
     header_hash,
 )
+from ledger_client.files import write_atomic
 from ledger_client.keys import public_hex
 from ledger_client.local import LocalLedger
 from ledger_client.merkle import hash_children, hash_leaf, root_from_inclusion_proof
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     args.out.mkdir(parents=True, exist_ok=True)
     for name, data in sorted(files.items()):
-        (args.out / name).write_bytes(data)
+        write_atomic(args.out / name, data)  # complete or the old file: a reader never sees half
     print(f"wrote {len(files)} files to {args.out}")
     return 0
 

@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ledger_client.files import write_atomic
+
+from ..configfiles import check_files
 from ..errors import ConfigError
 from . import config as configmod
 from .config import GATEWAY_ID, valid_key
@@ -33,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .consumer import Archive
 
     cfg = configmod.load(args.config)
+    check_files(configmod.named_files(cfg))  # a missing or loose password/TLS file: one line, exit 2
     archive = Archive(cfg, _store(cfg))
     ingest = None
     if cfg.http is not None:  # HTTPS ingest beside MQTT, through the same writer
@@ -154,7 +158,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         store.close()
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     if args.output and str(args.output) != "-":
-        args.output.write_text(text)
+        write_atomic(args.output, text)  # complete or not at all; never through a planted link
         print(f"wrote {args.output}: {summary}", file=sys.stderr)
     else:
         print(text)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import MqttConfig, _pos, _Table, broker_table, read_toml
+from ..configfiles import NamedFile, broker_files
 from ..errors import ConfigError
 from ..journal import UPSTREAM_TOPICS
 
@@ -128,3 +129,15 @@ def _metrics(raw: Any, base: Path) -> tuple[str, int] | None:
                    why='must be "host:port", e.g. "127.0.0.1:9465"')
     t.done()
     return None if listen is None else _listen(listen)
+
+
+def named_files(cfg: ArchiveConfig) -> list[NamedFile]:
+    """Every file archive.toml names, for ``configfiles.check_files`` at ``archive run``: the
+    broker's password and TLS files, and ``[http]``'s certificate, key and password hashes."""
+    out = broker_files("broker", cfg.broker)
+    h = cfg.http
+    if h is not None:
+        out += [NamedFile("http.cert_file", h.cert_file, "TLS certificate", False, "http cert"),
+                NamedFile("http.key_file", h.key_file, "TLS key", True, "http key"),
+                NamedFile("http.password_file", h.password_file, "password hashes", True, "http passwords")]
+    return out

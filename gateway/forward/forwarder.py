@@ -23,10 +23,8 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-import stat
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -38,7 +36,8 @@ from ledger_client.retry import backoff_s
 
 from ..clock import Clock
 from ..config import Config, UpstreamConfig
-from ..errors import ConfigError, JournalError
+from ..configfiles import check_file, read_secret
+from ..errors import JournalError
 from . import wire
 from .streams import ORDER, Streams
 
@@ -47,30 +46,14 @@ log = logging.getLogger("traceseal.forward")
 STABLE_S = 30.0  # connected this long without trouble: the reconnect backoff starts over
 
 
-def _private(key: str, p: Path, what: str) -> None:
-    try:
-        mode = stat.S_IMODE(p.stat().st_mode)
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read {p}: {exc.strerror or exc}") from exc
-    if mode & 0o077:
-        raise ConfigError(key, f"{p}: mode {mode:04o} lets group/others read the {what}; run: chmod 600 {p}")
-
-
 def read_password(up: UpstreamConfig) -> str | None:
-    """The broker password, refused unless the file is private (0600, like the keys)."""
+    """The broker password, refused unless the file is private (0600, like the keys); the
+    TLS client key is checked by the same rule (configfiles.check_file)."""
     if up.tls_key is not None:
-        _private("upstream.tls.key_file", up.tls_key, "TLS client key")
+        check_file("upstream.tls.key_file", up.tls_key, "TLS client key", secret=True)
     if up.password_file is None:
         return None
-    p = up.password_file
-    _private("upstream.password_file", p, "password")
-    try:
-        text = p.read_text().strip()
-    except OSError as exc:
-        raise ConfigError("upstream.password_file", f"cannot read {p}: {exc.strerror or exc}") from exc
-    if not text:
-        raise ConfigError("upstream.password_file", f"{p} is empty")
-    return text
+    return read_secret("upstream.password_file", up.password_file, "password")
 
 
 class Forwarder:

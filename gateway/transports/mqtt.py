@@ -23,13 +23,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..config import MqttConfig
+from ..configfiles import read_secret
 from ..pipeline import Inbound
 
 log = logging.getLogger("traceseal.mqtt")
 
 
 class MqttTransport:
-    def __init__(self, cfg: MqttConfig, deliver: Callable[[Inbound], None], extra_topics: tuple[str, ...] = ()) -> None:
+    def __init__(self, cfg: MqttConfig, deliver: Callable[[Inbound], None], extra_topics: tuple[str, ...] = (),
+                 *, section: str = "mqtt") -> None:
         self.cfg = cfg
         self.topics = tuple(dict.fromkeys(cfg.topics + extra_topics))
         self.deliver = deliver
@@ -39,11 +41,8 @@ class MqttTransport:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         if cfg.username is not None:
             password = None
-            if cfg.password_file is not None:
-                from ledger_client.keys import check_private_permissions
-
-                check_private_permissions(cfg.password_file)  # a secret: 0600 like the keys
-                password = cfg.password_file.read_text().strip()
+            if cfg.password_file is not None:  # a secret: 0600 like the keys; ConfigError naming the key
+                password = read_secret(f"{section}.password_file", cfg.password_file, "MQTT password")
             self.client.username_pw_set(cfg.username, password)
         if cfg.tls_ca is not None:
             self.client.tls_set(ca_certs=str(cfg.tls_ca), certfile=str(cfg.tls_cert) if cfg.tls_cert else None,

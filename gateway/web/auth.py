@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ledger_client.files import write_atomic
+
 from ..errors import ConfigError
 
 MIN_TOKEN_CHARS = 12
@@ -56,11 +58,10 @@ def load_token(path: Path) -> str:
 
 
 def write_token(path: Path) -> str:
-    """A new random token in a new 0600 file (never overwrites)."""
+    """A new random token in a new 0600 file (never overwrites; complete or absent:
+    ledger_client.files). FileExistsError if the name is taken."""
     token = secrets.token_urlsafe(18)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    write_atomic(path, token + "\n", mode=0o600, overwrite=False)
     return token
 
 

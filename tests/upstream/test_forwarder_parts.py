@@ -85,7 +85,7 @@ def test_password_file_must_be_private(tmp_path: Path) -> None:
     pw.chmod(0o600)
     assert read_password(u) == "s3cret-upstream"
     pw.unlink()
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match=f"upstream.password_file: {pw}: no such password file"):
         read_password(u)
 
 
