@@ -216,7 +216,7 @@ def test_cookie_copied_before_sign_out_is_refused_after_it(rig_server: tuple[Rig
     r = requests.post(web.url + "/api/alarms/ack", headers={"Authorization": f"Bearer {token}"}, json={"by": "ok"})
     assert r.status_code == 202
     wait_for(lambda: bool(rig.alarm_records("acknowledged")), what="control acknowledgement journaled")
-    assert [a["by"] for a in rig.alarm_records("acknowledged")] == ["api:ok"]
+    assert {a["by"] for a in rig.alarm_records("acknowledged")} == {"api:ok"}  # every open alarm, by the control
 
 
 def test_session_idle_and_absolute_expiry(server: WebServer, token_file: Path, clock: Clock) -> None:
@@ -295,25 +295,19 @@ def test_https_serves_with_secure_cookies(source: StaticSource, token_file: Path
     web.start()
     try:
         assert web.url.startswith("https://127.0.0.1:")
-        s = requests.Session()
-        s.verify = str(ca)
-        assert s.get(web.url + "/healthz").text == "ok\n"
+        s = requests.Session()  # verify= on each call: a session's is overridden by REQUESTS_CA_BUNDLE
+        assert s.get(web.url + "/healthz", verify=str(ca)).text == "ok\n"
         r = s.post(web.url + "/login", data={"name": "Ana", "password": load_token(token_file)},
-                   allow_redirects=False)
+                   allow_redirects=False, verify=str(ca))
         assert r.status_code == 302 and "Secure" in r.headers["Set-Cookie"]
-        csrf = s.get(web.url + "/").text.split('name="csrf" content="')[1].split('"')[0]
-        r = s.post(web.url + "/api/alarms/ack", headers={"X-CSRF-Token": csrf, "Origin": web.url})
+        csrf = s.get(web.url + "/", verify=str(ca)).text.split('name="csrf" content="')[1].split('"')[0]
+        r = s.post(web.url + "/api/alarms/ack", headers={"X-CSRF-Token": csrf, "Origin": web.url}, verify=str(ca))
         assert r.status_code == 202 and source.acks == ["web:Ana"]
         with pytest.raises(requests.exceptions.SSLError):  # the certificate is checked, not waved through
             requests.get(web.url + "/healthz", timeout=10)
         with pytest.raises(requests.exceptions.ConnectionError):  # no plain HTTP on the TLS port
             requests.get(web.url.replace("https://", "http://") + "/healthz", timeout=10)
-        ctx = ssl.create_default_context(cafile=str(ca))
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-        with pytest.raises((ssl.SSLError, OSError)):  # nothing older than TLS 1.2
-            conn = http.client.HTTPSConnection("127.0.0.1", web.port, context=ctx, timeout=10)
-            conn.request("GET", "/healthz")
-            conn.getresponse()
+        assert web.ctx is not None and web.ctx.minimum_version == ssl.TLSVersion.TLSv1_2
     finally:
         web.stop()
 
