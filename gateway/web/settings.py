@@ -32,7 +32,7 @@ from typing import Any
 
 from ..config import _Table
 from ..errors import ConfigError
-from .tls import is_loopback, server_context
+from .tls import is_loopback
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,10 @@ def parse_web(raw: Any, base: Path) -> WebConfig | None:
     if (cfg.cert_file is None) != (cfg.key_file is None):
         missing = "web.key_file" if cfg.key_file is None else "web.cert_file"
         raise ConfigError(missing, "is not set: HTTPS needs both web.cert_file and web.key_file")
-    if cfg.tls:
-        server_context(cfg.cert_file, cfg.key_file)  # type: ignore[arg-type]  (files checked now: exit 2 at load)
-    elif not is_loopback(cfg.bind):
+    # The files themselves are read when the server is built (``WebServer``, at start) and by
+    # ``doctor``, like every other secret the config names: loading a config (``status``,
+    # ``export`` by another user) must not need the dashboard's key.
+    if not cfg.tls and not is_loopback(cfg.bind):
         raise ConfigError("web.bind", f"{cfg.bind!r} is not a loopback address, and plain HTTP would carry the "
                                       f"dashboard password and session cookies across the network in clear: "
                                       f"set web.cert_file and web.key_file to serve HTTPS (README: Dashboard, "

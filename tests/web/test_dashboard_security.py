@@ -344,24 +344,35 @@ def test_lan_config_with_cert_loads_and_station_config_refuses_without(tmp_path:
         configmod.load(st.config_path)
 
 
-def test_cert_and_key_files_are_checked(tmp_path: Path) -> None:
+def test_cert_and_key_files_are_checked_at_start(tmp_path: Path, source: StaticSource) -> None:
     _, cert, key = make_ca_and_cert(tmp_path)
     base = {"public_read": True, "cert_file": str(cert), "key_file": str(key)}
-    with pytest.raises(ConfigError, match="web.cert_file.*key_file"):
+
+    def start(**over: str) -> None:
+        cfg = parse_web({**base, **over}, tmp_path)
+        assert cfg is not None
+        WebServer(source, dataclasses.replace(cfg, port=0))  # what Gateway.__init__ does: ConfigError = exit 2
+
+    with pytest.raises(ConfigError, match="web.key_file.*cert_file.*key_file"):  # one without the other
         parse_web({"public_read": True, "cert_file": str(cert)}, tmp_path)
-    with pytest.raises(ConfigError, match=r"web.cert_file.*missing.crt"):
-        parse_web({**base, "cert_file": str(tmp_path / "missing.crt")}, tmp_path)
-    with pytest.raises(ConfigError, match=r"web.key_file.*missing.key"):
-        parse_web({**base, "key_file": str(tmp_path / "missing.key")}, tmp_path)
+    start()
+    with pytest.raises(ConfigError, match=r"web.cert_file.*missing.crt.*no such file"):
+        start(cert_file=str(tmp_path / "missing.crt"))
+    with pytest.raises(ConfigError, match=r"web.key_file.*missing.key.*no such file"):
+        start(key_file=str(tmp_path / "missing.key"))
     os.chmod(key, 0o640)
-    with pytest.raises(ConfigError, match=r"web.key_file.*chmod 600"):
-        parse_web(base, tmp_path)
+    with pytest.raises(ConfigError, match=r"web.key_file.*0640.*chmod 600"):
+        start()
     os.chmod(key, 0o600)
     garbage = tmp_path / "garbage.crt"
     garbage.write_text("not a certificate\n")
-    with pytest.raises(ConfigError, match="web.cert_file"):
-        parse_web({**base, "cert_file": str(garbage)}, tmp_path)
+    with pytest.raises(ConfigError, match="web.cert_file.*garbage.crt"):
+        start(cert_file=str(garbage))
+    with pytest.raises(ConfigError, match="web.cert_file.*web.crt"):  # a key that is not this certificate's
+        other = tmp_path / "other"
+        other.mkdir()
+        start(key_file=str(make_ca_and_cert(other)[2]))
     if os.geteuid() != 0:  # root reads anything
         os.chmod(key, 0o000)
         with pytest.raises(ConfigError, match=r"web.key_file.*cannot read"):
-            parse_web(base, tmp_path)
+            start()
