@@ -37,7 +37,16 @@ from flask import (
 
 from .. import metrics
 from . import queries, views
-from .auth import CredentialLimiter, Session, SessionStore, TokenCheck, clean_name, load_token, origin_ok, same_csrf
+from .auth import (
+    CredentialLimiter,
+    Session,
+    SessionStore,
+    TokenCheck,
+    clean_name,
+    load_token,
+    origin_ok,
+    same_csrf,
+)
 from .settings import WebConfig
 from .source import DashboardSource
 from .tail import JournalTail
@@ -152,11 +161,11 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
             abort(403)
         wait = limiter.retry_after(addr, clock()) if tokens.enabled else 0
         if wait:
-            resp = Response(render_template(
+            page = Response(render_template(
                 "login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name="",
                 error=f"Too many wrong passwords from this device. Wait {wait} seconds and try again."), status=429)
-            resp.headers["Retry-After"] = str(wait)
-            return resp
+            page.headers["Retry-After"] = str(wait)
+            return page
         name = clean_name(request.form.get("name"))
         if not tokens.matches(request.form.get("password", "")):
             if tokens.enabled:

@@ -253,7 +253,7 @@ def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test station CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -376,3 +376,77 @@ def test_cert_and_key_files_are_checked_at_start(tmp_path: Path, source: StaticS
         os.chmod(key, 0o000)
         with pytest.raises(ConfigError, match=r"web.key_file.*cannot read"):
             start()
+
+
+def test_tls_front_carries_large_bodies_both_ways(source: StaticSource, token_file: Path, tmp_path: Path) -> None:
+    """The hand-off to waitress copies bytes faithfully beyond one TLS record and one buffer,
+    on kept-alive and concurrent connections (the dashboard's own bodies are small)."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+    from typing import Any
+
+    def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        out = hashlib.sha256(body).hexdigest().encode() + b"\n" + bytes(range(256)) * 8192  # 2 MiB back
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(out))),
+                                  ("X-Remote", environ["REMOTE_ADDR"]), ("X-Scheme", environ["wsgi.url_scheme"])])
+        return [out]
+
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    web = WebServer(source, tls_config(token_file, cert, key, tmp_path))
+    web.app = echo  # type: ignore[assignment]
+    web.start()
+    try:
+        payload = os.urandom(1_000_000)
+        s = requests.Session()
+
+        def one(_: int) -> None:
+            r = s.post(web.url + "/echo", data=payload, verify=str(ca), timeout=30)
+            digest, _, rest = r.content.partition(b"\n")
+            assert digest.decode() == hashlib.sha256(payload).hexdigest() and rest == bytes(range(256)) * 8192
+            assert r.headers["X-Remote"] == "127.0.0.1" and r.headers["X-Scheme"] == "https"
+
+        for i in range(3):  # one kept-alive connection
+            one(i)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, range(8)))
+        s.close()
+    finally:
+        web.stop()
+
+
+def test_a_dripping_tls_handshake_is_cut_off(source: StaticSource, token_file: Path, tmp_path: Path) -> None:
+    """The handshake has one deadline for the whole exchange, not one per read: a client
+    sending its ClientHello a byte at a time never gets past it (here 0.3 s, against a drip
+    that would take 10 s)."""
+    import socket
+    import time
+
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    web = WebServer(source, tls_config(token_file, cert, key, tmp_path))
+    web.start()
+    web._server.handoff.handshake_s = 0.3
+    try:
+        hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(89)
+        closed_after = None
+        with socket.create_connection(("127.0.0.1", web.port), timeout=5) as c:
+            for i, byte in enumerate(hello):
+                try:
+                    c.sendall(bytes([byte]))
+                    time.sleep(0.1)
+                    c.setblocking(False)
+                    try:
+                        if c.recv(1) == b"":
+                            closed_after = i
+                            break
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        c.setblocking(True)
+                except (ConnectionResetError, BrokenPipeError):
+                    closed_after = i
+                    break
+        assert closed_after is not None and closed_after < len(hello) - 1
+        assert requests.get(web.url + "/healthz", verify=str(ca), timeout=10).text == "ok\n"
+    finally:
+        web.stop()
