@@ -4,7 +4,8 @@
 Gateway, through ``GatewaySource``); ``WebServer`` runs it under waitress on a thread of
 the gateway process. Modules: ``settings`` ([web]), ``source`` (the seam), ``auth``,
 ``queries`` (read-only journal), ``tail`` (stock, custody), ``views`` (JSON), ``app``,
-``server``. Imports are lazy so ``gateway.metrics`` can use ``queries`` without Flask.
+``server``, ``tls`` (HTTPS in front of waitress). Imports are lazy so ``gateway.metrics``
+can use ``queries`` without Flask.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Why Flask (served by waitress, see ``server.py``) and not Starlette/uvicorn or a
 ``http.server``: every data access here is synchronous SQLite, so an async framework buys
 nothing and adds an event loop to reason about; Flask is small, pure Python on the Pi, long
 maintained, autoescapes its Jinja templates (sensor ids and operator names are untrusted
-text), signs its session cookie, and has a test client, so the tests exercise the real
-routing and auth without a socket. Two runtime dependencies: ``flask`` and ``waitress``.
+text), and has a test client, so the tests exercise the real routing and auth without a
+socket. (Its signed-cookie session is not used: a signed cookie cannot be revoked at sign-out,
+so sessions live server-side, ``auth.SessionStore``.) Two runtime dependencies: ``flask`` and ``waitress``.
 
 Routes: ``/`` page, ``/login``, ``/logout``, ``/api/overview`` (everything the page polls),
 ``/api/units/<id>/series``, ``/api/alarms``, ``/api/stock``, ``/api/custody``,
@@ -16,8 +17,7 @@ browsers without JavaScript), ``/metrics``, ``/healthz``. Reads are open only wi
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -27,48 +27,92 @@ from flask import (
     Flask,
     Response,
     abort,
+    g,
     jsonify,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 
 from .. import metrics
 from . import queries, views
-from .auth import LoginLimiter, TokenCheck, clean_name, load_token, origin_ok, same_csrf
+from .auth import (
+    CredentialLimiter,
+    Session,
+    SessionStore,
+    TokenCheck,
+    clean_name,
+    load_token,
+    origin_ok,
+    same_csrf,
+)
 from .settings import WebConfig
 from .source import DashboardSource
 from .tail import JournalTail
 
 HERE = Path(__file__).resolve().parent
+COOKIE = "traceseal_session"
 
 
-def create_app(source: DashboardSource, web: WebConfig | None = None) -> Flask:
+def create_app(source: DashboardSource, web: WebConfig | None = None, *,
+               clock: Callable[[], float] = time.monotonic) -> Flask:
+    """``clock``: monotonic seconds for session expiry and the credential limiter (passed in
+    so tests can move time; wall-clock jumps on a Pi without RTC must not end sessions)."""
     web = web or WebConfig(public_read=True)
     tokens = TokenCheck(load_token(web.token_file) if web.token_file is not None else None)
     cust = source.cfg.station.custody
     tail = JournalTail(source.journal_path,
                        reconcile=cust.reconcile if cust is not None and getattr(cust, "stations", None) else None)
     registry = metrics.registry_for(source, tail)
-    limiter = LoginLimiter()
+    limiter = CredentialLimiter()
+    sessions = SessionStore(idle_s=web.session_idle_minutes * 60, max_s=web.session_hours * 3600)
 
     app = Flask("gateway.web", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
-    app.config.update(SECRET_KEY=tokens.session_key, SESSION_COOKIE_NAME="traceseal_session",
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
-                      PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=web.session_hours),
-                      JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024)
-    app.extensions["traceseal"] = {"source": source, "tail": tail, "registry": registry, "web": web}
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024)  # no Flask session: see auth.SessionStore
+    app.extensions["traceseal"] = {"source": source, "tail": tail, "registry": registry, "web": web,
+                                   "sessions": sessions, "limiter": limiter}
+
+    def current() -> Session | None:
+        """This request's live server-side session (looked up once per request)."""
+        if "session" not in g:
+            g.session = sessions.get(request.cookies.get(COOKIE), clock()) if tokens.enabled else None
+        return g.session  # type: ignore[no-any-return]
 
     def logged_in() -> bool:
-        return bool(session.get("auth")) and tokens.enabled
+        return current() is not None
 
     def bearer() -> bool:
-        return tokens.bearer(request.headers.get("Authorization"))
+        return bool(g.get("bearer"))
 
     def can_read() -> bool:
         return web.public_read or logged_in() or bearer()
+
+    def too_many(wait_s: int) -> Response:
+        resp = Response(f"Too many wrong tokens or passwords from this address. Try again in {wait_s} s.\n",
+                        status=429, mimetype="text/plain")
+        resp.headers["Retry-After"] = str(wait_s)
+        return resp
+
+    @app.before_request
+    def check_bearer() -> Any:
+        """Every ``Authorization`` header is a check of the token, so it goes through the limiter
+        (before the comparison) like the login form; a wrong one is refused outright rather
+        than served as if absent, so each try costs the guesser one of their few."""
+        header = request.headers.get("Authorization")
+        g.bearer = False
+        if header is None or not tokens.enabled:
+            return None
+        addr = request.remote_addr or "?"
+        wait = limiter.retry_after(addr, clock())
+        if wait:
+            return too_many(wait)
+        if tokens.bearer(header):
+            g.bearer = True
+            return None
+        limiter.failed(addr, clock())
+        return Response("Bearer token refused\n", status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="traceseal"'})
 
     def api_read(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
@@ -100,42 +144,53 @@ def create_app(source: DashboardSource, web: WebConfig | None = None) -> Flask:
     def index() -> Any:
         if not can_read():
             return redirect(url_for("login_form"))
+        s = current()
         return render_template("dashboard.html", gateway=source.cfg.gateway_id, refresh_s=web.refresh_s,
-                               user=session.get("name") if logged_in() else None,
-                               csrf=session.get("csrf", "") if logged_in() else "", can_login=tokens.enabled)
+                               user=s.name if s else None, csrf=s.csrf if s else "", can_login=tokens.enabled)
 
     @app.get("/login")
     def login_form() -> Any:
+        s = current()
         return render_template("login.html", gateway=source.cfg.gateway_id, error=None, enabled=tokens.enabled,
-                               name=session.get("name", ""))
+                               name=s.name if s else "")
 
     @app.post("/login")
     def login() -> Any:
         addr = request.remote_addr or "?"
         if not origin_ok(request.headers.get("Origin"), request.host):
             abort(403)
-        if limiter.blocked(addr):
-            return render_template("login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name="",
-                                   error="Too many wrong passwords. Wait a minute and try again."), 429
+        wait = limiter.retry_after(addr, clock()) if tokens.enabled else 0
+        if wait:
+            page = Response(render_template(
+                "login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name="",
+                error=f"Too many wrong passwords from this device. Wait {wait} seconds and try again."), status=429)
+            page.headers["Retry-After"] = str(wait)
+            return page
         name = clean_name(request.form.get("name"))
         if not tokens.matches(request.form.get("password", "")):
-            limiter.failed(addr)
+            if tokens.enabled:
+                limiter.failed(addr, clock())
             return render_template("login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name=name,
                                    error="Wrong password."), 401
         if not name:
             return render_template("login.html", gateway=source.cfg.gateway_id, enabled=tokens.enabled, name="",
                                    error="Please type your name: it is recorded with each acknowledgement."), 400
-        limiter.succeeded(addr)
-        session.clear()
-        session.permanent = True
-        session.update(auth=True, name=name, csrf=secrets.token_urlsafe(24))
-        return redirect(url_for("index"))
+        sessions.revoke(request.cookies.get(COOKIE))  # a new id at every sign-in (no session fixation)
+        sid, s = sessions.create(name, clock())
+        resp = redirect(url_for("index"))
+        resp.set_cookie(COOKIE, sid, max_age=sessions.remaining_s(s, clock()), path="/", httponly=True,
+                        samesite="Strict", secure=web.tls)
+        return resp
 
     @app.post("/logout")
     def logout() -> Any:
-        if logged_in() and same_csrf(session.get("csrf"), request.form.get("csrf")):
-            session.clear()
-        return redirect(url_for("index"))
+        s = current()
+        if s is not None and same_csrf(s.csrf, request.form.get("csrf")):
+            sessions.revoke(request.cookies.get(COOKIE))
+        resp = redirect(url_for("index"))
+        if s is None or same_csrf(s.csrf, request.form.get("csrf")):
+            resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=web.tls)
+        return resp
 
     def ack_by() -> tuple[str | None, int]:
         """Who is acknowledging, or (None, status) when not allowed (401 no auth, 403 CSRF/origin)."""
@@ -145,12 +200,13 @@ def create_app(source: DashboardSource, web: WebConfig | None = None) -> Flask:
             body = request.get_json(silent=True) or {}
             name = clean_name(body.get("by") if isinstance(body, dict) else None)
             return f"api:{name}" if name else "api", 0
-        if not logged_in():
+        s = current()
+        if s is None:
             return None, 401
         sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
-        if not same_csrf(session.get("csrf"), sent):
+        if not same_csrf(s.csrf, sent):
             return None, 403
-        return f"web:{session.get('name') or 'unknown'}", 0
+        return f"web:{s.name or 'unknown'}", 0
 
     @app.post("/api/alarms/ack")
     def ack() -> Any:
@@ -183,7 +239,7 @@ def create_app(source: DashboardSource, web: WebConfig | None = None) -> Flask:
         return {"gateway": source.cfg.gateway_id, "now_ms": now, "refresh_s": web.refresh_s,
                 "level": views.worst([alarm_level, health["level"]]), "alarm_level": alarm_level,
                 "units": units, "alarms": active, "stock": stock, "custody": custody, "health": health,
-                "user": session.get("name") if logged_in() else None}
+                "user": s.name if (s := current()) else None}
 
     @app.get("/api/overview")
     @api_read

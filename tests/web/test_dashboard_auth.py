@@ -155,7 +155,9 @@ def test_parse_web_settings(tmp_path: Path) -> None:
     assert cfg.token_file == tmp_path / "web.token"
     with pytest.raises(ConfigError, match="web.token_file"):
         parse_web({}, tmp_path)
-    assert parse_web({"public_read": True, "bind": "0.0.0.0", "port": 9000}, tmp_path) is not None
+    assert parse_web({"public_read": True, "bind": "127.0.0.1", "port": 9000}, tmp_path) is not None
+    with pytest.raises(ConfigError, match="web.bind.*cert_file"):  # plain HTTP off loopback (test_dashboard_security)
+        parse_web({"public_read": True, "bind": "0.0.0.0", "port": 9000}, tmp_path)
     with pytest.raises(ConfigError, match="web.bind"):
         parse_web({"public_read": True, "bind": "my-pi.local"}, tmp_path)
     with pytest.raises(ConfigError, match="did you mean 'public_read'"):

@@ -157,3 +157,61 @@ def test_waste_gateway_in_trouble(browser: Any, tmp_path: Path) -> None:
         page.screenshot(path=str(SHOTS / "dashboard-waste-trouble.png"), full_page=True)
     finally:
         web.stop()
+
+
+def test_https_sign_in_acknowledge_and_sign_out(browser: Any, tmp_path: Path) -> None:
+    """Over HTTPS (a throwaway CA; the browser told to accept it as a pinned tablet would):
+    the session cookie is Secure, the acknowledge button works, and after "Sign out" a copy
+    of the cookie taken before it opens nothing."""
+    import dataclasses
+
+    from test_dashboard_security import ALARM, make_ca_and_cert
+
+    from gateway import config as configmod
+    from gateway.clock import FakeClock
+    from gateway.journal import Journal
+    from gateway.testing.station import make_station
+    from gateway.web.settings import parse_web
+    from gateway.web.testkit import StaticSource
+
+    st = make_station(tmp_path / "st", 1, sensors=1)
+    cfg = configmod.load(st.config_path)
+    j = Journal(cfg.journal.path)
+    j.bind_identity(cfg.gateway_id, "00" * 32)
+    j.close()
+    source = StaticSource(cfg, FakeClock(), alarms=[ALARM])
+    _, cert, key = make_ca_and_cert(tmp_path)
+    tok = tmp_path / "web.token"
+    write_token(tok)
+    web_cfg = parse_web({"token_file": str(tok), "cert_file": str(cert), "key_file": str(key), "refresh_s": 2},
+                        tmp_path)
+    assert web_cfg is not None
+    web = WebServer(source, dataclasses.replace(web_cfg, port=0))
+    web.start()
+    try:
+        ctx = browser.new_context(ignore_https_errors=True)
+        page = ctx.new_page()
+        page.goto(web.url + "/")
+        assert page.url == web.url + "/login"
+        page.fill("input[name=name]", "Ana Ruiz")
+        page.fill("input[name=password]", load_token(tok))
+        page.click("button[type=submit]")
+        page.wait_for_selector("#alarms li.alarm[data-alarm=high]", timeout=15_000)
+        cookies = ctx.cookies()
+        assert [(c["name"], c["secure"], c["httpOnly"], c["sameSite"]) for c in cookies] == \
+            [("traceseal_session", True, True, "Strict")]
+        page.click("#ack-button")
+        wait_for(lambda: source.acks == ["web:Ana Ruiz"], what="acknowledged over HTTPS")
+        page.click("text=Sign out")
+        page.wait_for_selector("a.signin, #ack-login, input[name=password]", timeout=15_000)
+        thief = browser.new_context(ignore_https_errors=True)
+        thief.add_cookies(cookies)
+        stolen = thief.new_page()
+        stolen.goto(web.url + "/")
+        assert stolen.url == web.url + "/login"  # the copied cookie names a revoked session
+        assert stolen.request.post(web.url + "/api/alarms/ack").status == 401
+        assert source.acks == ["web:Ana Ruiz"]
+        thief.close()
+        ctx.close()
+    finally:
+        web.stop()
