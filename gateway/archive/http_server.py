@@ -38,6 +38,8 @@ class Server(HTTPServer):
     ``max_connections`` workers (refused ones never get a thread); a reaper closes what
     passed its deadline."""
 
+    request_queue_size = 128  # the listen backlog: a flood is refused by us, not by dropped SYNs
+
     def __init__(self, ingest: HttpIngest, handler: type[BaseHTTPRequestHandler]) -> None:
         cfg = ingest.cfg
         self.ingest = ingest
@@ -115,14 +117,14 @@ def handler(ingest: HttpIngest) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the forwarder keeps one connection
-        timeout = cfg.request_timeout_s  # per receive; the total per request is the reaper's
+        timeout = cfg.request_timeout_s + 1  # per receive, a backstop: the total per request is the reaper's
         conn: Conn
 
         def setup(self) -> None:
             # The TLS handshake here, on this connection's own worker and under its
             # deadline: in accept() a client that never finishes it would stall them all.
             self.conn = self.server.current.conn  # type: ignore[attr-defined]
-            self.request.settimeout(cfg.request_timeout_s)
+            self.request.settimeout(self.timeout)
             self.request.do_handshake()
             super().setup()
 

@@ -15,7 +15,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +30,7 @@ from gateway.archive.http import HttpIngest
 from gateway.archive.store import open_store
 from gateway.errors import ConfigError
 from gateway.testing.mosquitto import free_port
-
-from test_forwarder import make_pki
+from gateway.testing.pki import make_pki
 
 USERS = {"station-a": "pw-a", "station-b": "pw-b"}
 ATTACKER = "127.0.0.2"
