@@ -153,6 +153,7 @@ def handler(ingest: HttpIngest) -> type[BaseHTTPRequestHandler]:
         def handle_one_request(self) -> None:
             """BaseHTTPRequestHandler's, with the head read under the budgets above."""
             self.request_version, self.command, self.requestline = "HTTP/1.1", "", ""
+            self.expect_100 = False
             try:
                 lines = self._read_head()
             except _HeadTooLarge as exc:
@@ -209,14 +210,18 @@ def handler(ingest: HttpIngest) -> type[BaseHTTPRequestHandler]:
                 if int(n) > ingest.archive.cfg.max_payload:  # not read: refused, and the link closed
                     self._send(413, b'{"error": "payload too large"}', close=True)
                     return
-                if getattr(self, "expect_100", False):
+                if self.expect_100:
                     self.send_response_only(100)
                     self.end_headers()
                 body = self.rfile.read(int(n))
                 if len(body) < int(n):
                     self.close_connection = True
                     return
-            self.conn.deadline = None  # ours from here: the deadline is for what the client sends
+            with self.server.lock:  # type: ignore[attr-defined]
+                if self.conn.cut:  # the reaper was first: the client sent too slowly
+                    self.close_connection = True
+                    return
+                self.conn.deadline = None  # ours from here: the deadline is for what the client sends
             try:
                 code, out = ingest.take(self.command, gw, stream, body)
             except Exception:  # never a traceback to the client; the batch was not taken

@@ -131,10 +131,12 @@ def test_credentials_are_checked_before_the_body(serve: Any) -> None:
     server = serve()
     """A wrong password announcing a 200 KB body is answered 401 while the body is still
     unsent: the server does not wait for (read, buffer) what an unauthenticated client sends."""
-    for auth in (_basic("station-a", "wrong"), _basic("nobody", "x"), None):
+    for auth, expect in ((_basic("station-a", "wrong"), False), (_basic("nobody", "x"), False), (None, False),
+                         (_basic("station-a", "wrong"), True)):  # no "100 Continue" inviting the body either
         s = server.tls()
         try:
             head = (b"POST /upstream/station-a/records HTTP/1.1\r\nHost: archive\r\nContent-Length: 200000\r\n"
+                    + (b"Expect: 100-continue\r\n" if expect else b"")
                     + (f"Authorization: {auth}\r\n".encode() if auth else b"") + b"\r\n")
             s.sendall(head)  # and not one byte of the body
             s.settimeout(5)
