@@ -3,7 +3,7 @@ table of open connections (a cap in total and per source address, and each conne
 deadline), and failed-login rate limiting per source address and per user name.
 
 No I/O here and the clock is passed in, so the rules are tested without sockets or sleeps;
-gateway/archive/http.py applies them at accept time and around each request.
+gateway/archive/http_server.py applies them at accept time and around each request.
 """
 
 from __future__ import annotations
