@@ -33,7 +33,8 @@ columns: runs = cycles/restarts/rounds/adapters; readings sent = readings publis
 tampering: bit flips); acknowledged = publisher PUBACKs from the broker; journaled = of those sent, found in the
 journal; lost = acknowledged but not journaled; duplicated = journaled more than once; detected = injected faults
 the system noticed and handled as specified (each row's note says what counts). Rows 9 (store and forward) look one
-hop further: journaled, lost and duplicated there are about the ARCHIVE."""
+hop further: journaled, lost and duplicated there are about the ARCHIVE; so does row 11 (archive HTTPS under a
+connection flood), whose detected counts attack connections the archive refused or cut."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ CI: dict[str, dict[str, Any]] = {
     "retention": {"cycles": 5, "blocks": 120, "per_block": 20},
     "upstream": {"gateway_kills": 3, "broker_restarts": 2, "archive_kills": 2},
     "poison": {"cycles": 3, "poison_per_cycle": 3},
+    "archive_flood": {"rounds": 2, "flood": 60, "slow": 8},
 }
 
 REPORT: dict[str, dict[str, Any]] = {
@@ -38,6 +39,8 @@ REPORT: dict[str, dict[str, Any]] = {
     "retention": {"cycles": 100, "blocks": 2_000, "per_block": 25},
     "upstream": {"gateway_kills": 100, "broker_restarts": 20, "archive_kills": 30},
     "poison": {"cycles": 20, "poison_per_cycle": 10},
+    "archive_flood": {"rounds": 20, "flood": 400, "slow": 50, "addresses": 25, "max_connections": 64, "per_ip": 16,
+                      "request_timeout_s": 5.0},
 }
 
 
@@ -76,10 +79,13 @@ def _scenario(name: str) -> Callable[..., list[Row]]:
     if name == "poison":
         from .poison import run_poison
         return run_poison
+    if name == "archive_flood":
+        from .archive_flood import run_archive_flood
+        return run_archive_flood
     raise KeyError(name)
 
 
-TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention", "upstream", "poison"}
+TAKES_RNG = {"crash", "broker", "hostile", "tamper", "retention", "upstream", "poison", "archive_flood"}
 
 
 def run(name: str, workdir: Path, sizes: dict[str, dict[str, Any]], *, seed: int | None = None,

@@ -11,6 +11,11 @@ Credentials are a ``mosquitto_passwd`` file (the tool the central broker's users
 come from); the Basic user name must be the gateway id in the path, as the broker's ACL
 pattern ``{prefix}/%u/...`` does for MQTT. Standard library only (``http.server``, ``ssl``):
 nothing to add on the archive host.
+
+It listens on the internet, so what one client may hold or cost is bounded (``[http]`` keys,
+http_guard.py, http_server.py): connections in total and per address, one total deadline per
+request however slowly it is sent, header bytes and lines, the body (``max_payload``, read
+only after the credentials passed), and failed logins per address and per user name.
 """
 
 from __future__ import annotations
@@ -25,33 +30,24 @@ import queue
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from ledger_client.keys import check_private_permissions
 
-from ..config import _Table
+from ..config import _pos, _Table
 from ..errors import ConfigError
 from ..journal import UPSTREAM_TOPICS
 from ..pipeline import Inbound
 from .config import GATEWAY_ID
+from .http_guard import AuthLimiter, Conn, Tally
 
 log = logging.getLogger("traceseal.archive.http")
 
 POST_STREAMS = UPSTREAM_TOPICS
 COMMIT_TIMEOUT_S = 30.0  # the writer did not commit in this long: 503, the gateway sends again
-IDLE_S = 60.0  # a connection silent this long (handshake included) is closed
-
-
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A failed handshake or a dropped client is the client's problem: one log line, not
-        a traceback on stderr."""
-        import sys
-
-        log.info("HTTPS ingest: connection from %s failed: %s", client_address[0], sys.exc_info()[1])
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,16 @@ class HttpConfig:
     key_file: Path
     password_file: Path
     path: str = "/upstream"
+    # what one client may hold or cost (README §archive HTTPS, docs/upstream.md §HTTPS)
+    max_connections: int = 64  # open at once; over it a never-authenticated one is displaced, else refused
+    max_connections_per_ip: int = 16  # from one source address; over it refused at accept
+    request_timeout_s: float = 30  # handshake/idle wait + headers + body of one request, in total
+    max_header_bytes: int = 16384  # request line and headers: over it 431
+    max_headers: int = 64
+    auth_failures: int = 10  # failed logins per source address per auth_window_s; then 429
+    auth_failures_per_user: int = 50  # the same per (known) user name, from any address
+    auth_window_s: int = 60
+    auth_table_max: int = 4096  # addresses (and user names) tracked; the least recent are forgotten
 
 
 def parse_http(data: Any, base: Path) -> HttpConfig | None:
@@ -80,8 +86,26 @@ def parse_http(data: Any, base: Path) -> HttpConfig | None:
         password_file=t.path_("password_file"),  # type: ignore[arg-type]
         path="/" + t.get("path", str, "/upstream", check=lambda v: "?" not in v and "#" not in v,
                          why="must be a URL path").strip("/"),
+        max_connections=t.get("max_connections", int, 64, check=lambda v: 1 <= v <= 10_000,
+                              why="must be in 1..10000"),
+        max_connections_per_ip=t.get("max_connections_per_ip", int, 16, check=_pos, why="must be positive"),
+        request_timeout_s=t.get("request_timeout_s", (int, float), 30,
+                                check=lambda v: not isinstance(v, bool) and 0 < v <= 3600,
+                                why="must be a number of seconds in (0, 3600]"),
+        max_header_bytes=t.get("max_header_bytes", int, 16384, check=lambda v: 1024 <= v <= 2**20,
+                               why="must be in 1024..1 MiB"),
+        max_headers=t.get("max_headers", int, 64, check=lambda v: 1 <= v <= 1000, why="must be in 1..1000"),
+        auth_failures=t.get("auth_failures", int, 10, check=_pos, why="must be positive"),
+        auth_failures_per_user=t.get("auth_failures_per_user", int, 50, check=_pos, why="must be positive"),
+        auth_window_s=t.get("auth_window_s", int, 60, check=lambda v: 1 <= v <= 86_400,
+                            why="must be in 1..86400"),
+        auth_table_max=t.get("auth_table_max", int, 4096, check=lambda v: 1 <= v <= 1_000_000,
+                             why="must be in 1..1000000"),
     )
     t.done()
+    if cfg.max_connections_per_ip > cfg.max_connections:
+        raise ConfigError("http.max_connections_per_ip",
+                          f"must be at most max_connections ({cfg.max_connections}), got {cfg.max_connections_per_ip}")
     return cfg
 
 
@@ -137,11 +161,20 @@ def _ack(store: Any, gw: str) -> dict[str, Any]:
 
 
 class HttpIngest:
-    """A TLS ``ThreadingHTTPServer`` feeding ``archive.inbox``; ``start``/``stop``."""
+    """A TLS HTTP server feeding ``archive.inbox``; ``start``/``stop``.
 
-    def __init__(self, archive: Any, cfg: HttpConfig) -> None:
+    What a client may cost is bounded before anything else happens (http_guard.py): a
+    connection over the caps is closed at accept, without a thread; every request, from the
+    first byte (the TLS handshake for the first) to its last body byte, has one total
+    deadline that a reaper thread enforces by closing the socket, whatever the client
+    drips; the headers are read within a byte and line budget; the credentials (and the
+    failed-login limits) are checked before one byte of a body is read.
+    """
+
+    def __init__(self, archive: Any, cfg: HttpConfig, *, clock: Any = time.monotonic) -> None:
         self.archive = archive
         self.cfg = cfg
+        self.clock = clock
         self.passwords = load_passwords(cfg.password_file)
         try:
             check_private_permissions(cfg.key_file)
@@ -151,10 +184,15 @@ class HttpIngest:
             raise ConfigError("http.key_file", str(exc)) from exc
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
-        self.server: ThreadingHTTPServer | None = None
+        self.server: Any = None  # http_server.Server while started
         self.thread: threading.Thread | None = None
         self._local = threading.local()
         self.refused = 0
+        self.limiter = AuthLimiter(per_source=cfg.auth_failures, per_user=cfg.auth_failures_per_user,
+                                   window_s=cfg.auth_window_s, max_entries=cfg.auth_table_max,
+                                   known_users=set(self.passwords), now=clock)
+        self.tally = Tally()
+        self._lock = threading.Lock()  # the limiter and the tally (the table has the server's lock)
 
     @property
     def port(self) -> int:
@@ -169,29 +207,48 @@ class HttpIngest:
             s = self._local.store = open_store(self.archive.cfg.store, readonly=True)
         return s
 
-    def authorised(self, header: str | None, gw: str) -> bool:
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeError):
-            return False
-        stored = self.passwords.get(user)
-        return user == gw and stored is not None and check_password(stored, password)
+    def note(self, kind: str, what: str, ip: str) -> None:
+        """Count a refusal; log it the first time and then once a minute with the count."""
+        with self._lock:
+            n = self.tally.note(kind, self.clock())
+        if n is not None:
+            log.warning("HTTPS ingest: %s (%d since the last such line; latest from %s)", what, n, ip)
 
-    def handle(self, method: str, path: str, auth: str | None, body: bytes | None) -> tuple[int, bytes]:
+    def route(self, method: str, path: str) -> tuple[str, str] | None:
+        """(gateway, stream) of a request the ingest answers; None: 404."""
         base = self.cfg.path.rstrip("/") + "/"
         rest = path[len(base):] if path.startswith(base) else ""
         gw, _, stream = rest.partition("/")
         if not GATEWAY_ID.fullmatch(gw) or not ((method == "POST" and stream in POST_STREAMS)
                                                  or (method == "GET" and stream == "ack")):
-            return 404, b'{"error": "not found"}'
-        if not self.authorised(auth, gw):
+            return None
+        return gw, stream
+
+    def login(self, header: str | None, gw: str, ip: str, conn: Conn) -> tuple[int, int | None]:
+        """200 (credentials good for ``gw``), 401, or 429 with the seconds to wait. The
+        limits are consulted before the password: a blocked guess is never checked."""
+        user, password = _basic(header)
+        if header is not None and header == conn.auth_header:  # checked on this connection already
+            return (200, None) if conn.user == gw else (401, None)
+        with self._lock:
+            wait = self.limiter.retry_after(ip, user)
+        if wait is not None:
+            self.note("auth_limited", "failed-login limit reached: answered 429", ip)
+            return 429, wait
+        stored = self.passwords.get(user) if user is not None else None
+        if user == gw and stored is not None and password is not None and check_password(stored, password):
+            conn.authenticated, conn.auth_header, conn.user = True, header, user
+            return 200, None
+        with self._lock:
+            self.limiter.failed(ip, user)
             self.refused += 1
-            return 401, b'{"error": "credentials refused"}'
+        self.note("auth_failed", "credentials refused", ip)
+        return 401, None
+
+    def take(self, method: str, gw: str, stream: str, body: bytes | None) -> tuple[int, bytes]:
+        """The request of an authenticated gateway: a POST joins the inbox and waits for the commit."""
         if method == "POST":
-            if body is None:
-                return 411, b'{"error": "Content-Length required"}'
+            assert body is not None
             done = threading.Event()
             try:
                 self.archive.inbox.put(Inbound("https", f"{self.archive.cfg.prefix}/{gw}/{stream}", body,
@@ -204,58 +261,28 @@ class HttpIngest:
         return 200, json.dumps(ack, sort_keys=True).encode()
 
     def start(self) -> None:
-        ingest = self
+        from .http_server import Server, handler
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: the forwarder keeps one connection
-            timeout = IDLE_S
-
-            def setup(self) -> None:
-                # The TLS handshake here, on this connection's own thread and under its
-                # timeout: in accept() a client that never finishes it would stall them all.
-                self.request.settimeout(IDLE_S)
-                self.request.do_handshake()
-                super().setup()
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("%s " + fmt, self.address_string(), *args)
-
-            def _serve(self) -> None:
-                body = None
-                if self.command == "POST":
-                    n = self.headers.get("Content-Length")
-                    if n is not None and n.isdigit():
-                        if int(n) > ingest.archive.cfg.max_payload:  # not read: refused, and the link closed
-                            self._send(413, b'{"error": "payload too large"}', close=True)
-                            return
-                        body = self.rfile.read(int(n))
-                try:
-                    code, out = ingest.handle(self.command, self.path, self.headers.get("Authorization"), body)
-                except Exception:  # never a traceback to the client; the batch was not taken
-                    log.exception("HTTPS ingest: %s %s", self.command, self.path)
-                    code, out = 500, b'{"error": "internal error"}'
-                self._send(code, out)
-
-            def _send(self, code: int, out: bytes, close: bool = False) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                if close:
-                    self.send_header("Connection", "close")
-                    self.close_connection = True
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_POST = do_GET = _serve
-
-        self.server = _Server((self.cfg.listen, self.cfg.port), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(self, handler(self))
         self.server.socket = self.ctx.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.server.serve_forever, name="archive-https", daemon=True)
         self.thread.start()
+        self.server.start_reaper()
         log.info("HTTPS ingest on %s:%d%s/{gateway}/{stream}", self.cfg.listen, self.port, self.cfg.path)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+            self.server.close_all()
+
+
+def _basic(header: str | None) -> tuple[str | None, str | None]:
+    """(user, password) of a Basic Authorization header; (None, None) if there is none."""
+    if not header or not header.startswith("Basic "):
+        return None, None
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeError):
+        return None, None
+    return user, password
