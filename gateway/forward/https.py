@@ -28,7 +28,7 @@ from ..clock import Clock
 from ..config import Config
 from ..errors import JournalError
 from .forwarder import read_password
-from .streams import ORDER, Streams
+from .streams import ORDER, Streams, fair_order
 
 log = logging.getLogger("traceseal.forward")
 
@@ -66,6 +66,7 @@ class HttpsForwarder:
         self._attempt = 0
         self._next_try = 0.0
         self._hello_sent = False
+        self._last_stream: str | None = None  # fair_order: the non-alarm stream sent last
         self._last_ack_poll = 0.0
 
     @property
@@ -115,7 +116,7 @@ class HttpsForwarder:
         if not self._hello_sent:
             self._request("POST", "hello", self.streams.hello)
             self._hello_sent = True
-        for stream in ORDER:
+        for stream in fair_order(self._last_stream):
             w = self.windows[stream]
             batch = self.streams.next_batch(stream, w.head)
             if batch is None:
@@ -127,6 +128,8 @@ class HttpsForwarder:
                 w.reset()
                 raise
             w.ack(0)
+            if stream != ORDER[0]:
+                self._last_stream = stream
             self.batches_sent += 1
             self.streams.persist()
             return True

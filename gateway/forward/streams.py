@@ -27,6 +27,17 @@ from .window import Window
 log = logging.getLogger("traceseal.forward")
 
 ORDER = ("alarms", "records", "blocks", "anchors")  # each round fills the windows in this order
+
+
+def fair_order(after: str | None) -> tuple[str, ...]:
+    """Alarms first, then the other streams starting after ``after`` (the last one sent).
+
+    A sender that takes one batch per round (HTTPS) and always started with records never
+    sent blocks under steady load, so the archive could not verify anything and its ack (the
+    only cursor retention trusts) stood still while the load lasted."""
+    rest = ORDER[1:]
+    i = rest.index(after) + 1 if after in rest else 0
+    return (ORDER[0],) + rest[i:] + rest[:i]
 _PROFILE_META = "upstream_profile"
 
 

@@ -183,3 +183,21 @@ def test_cursors_and_archived_seq(tmp_path: Path) -> None:
     plan = " ".join(r[3] for r in j.db.execute(
         "EXPLAIN QUERY PLAN SELECT seq FROM records WHERE type = 'alarm' AND seq > 5 ORDER BY seq LIMIT 9"))
     assert "records_alarms" in plan  # a new alarm is found without scanning the readings
+
+
+def test_https_rounds_are_fair_so_blocks_move_under_steady_load() -> None:
+    """The HTTPS forwarder sends one batch per round. With records always due (steady load),
+    starting every round at records starved blocks, so the archive's ack stood still (found by
+    fault row 11). Alarms stay first; the other streams take turns."""
+    from gateway.forward.streams import fair_order
+
+    always_due = {"records", "blocks", "anchors"}
+    sent: list[str] = []
+    last = None
+    for _ in range(9):
+        stream = next(s for s in fair_order(last) if s in always_due)
+        sent.append(stream)
+        last = stream
+    assert sent == ["records", "blocks", "anchors"] * 3
+    assert all(fair_order(s)[0] == "alarms" for s in (None, "records", "blocks", "anchors"))
+    assert sorted(fair_order("blocks")) == sorted(["alarms", "records", "blocks", "anchors"])
