@@ -175,7 +175,7 @@ JS_VERIFY = """async ([b64, opts]) => {
   if (!r.readable) return {readable: false, error: r.error};
   if (r.noCrypto) return {readable: true, noCrypto: true};
   const failing = r.report.steps.filter(s => !s.ok).map(s => s.step);
-  return {readable: true, ok: r.report.ok, failing, first: failing.length ? failing[0] : null,
+  return {readable: true, ok: r.report.ok, result: r.report.result, failing, first: failing.length ? failing[0] : null,
           names: r.report.steps.map(s => s.name), summary: r.report.summary,
           failures: Object.fromEntries(r.report.steps.map(s => [s.step, s.failures.slice(0, 4)]))};
 }"""
@@ -192,8 +192,9 @@ def read_ui_result(pg: Any) -> dict[str, Any]:
                if steps.nth(i).get_attribute("data-ok") == "false"]
     names = [steps.nth(i).locator("code").inner_text() for i in range(steps.count())]
     first = int(banner.get_attribute("data-first-step")) if kind == "failed" else None
-    return {"readable": True, "ok": kind == "verified", "first": first, "failing": failing, "names": names,
-            "banner": text}
+    result = {"verified": "verified", "intact": "intact-key-not-pinned", "failed": "failed"}[kind or ""]
+    return {"readable": True, "ok": kind in ("verified", "intact"), "result": result, "first": first,
+            "failing": failing, "names": names, "banner": text}
 
 
 def page_opts(pins: dict[str, Any]) -> dict[str, Any]:
@@ -240,13 +241,16 @@ def run_cli(path: Path, pins: dict[str, Any]) -> dict[str, Any]:
     if proc.returncode == 2:
         assert "cannot read bundle" in proc.stderr, proc.stderr
         return {"readable": False, "stderr": proc.stderr.strip()}
-    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+    if proc.returncode not in (0, 1, 4) or not proc.stdout.strip() or "Traceback" in proc.stderr:
         return {"readable": True, "crash": True, "rc": proc.returncode, "stderr": proc.stderr[-800:]}
     rep = json.loads(proc.stdout)
     failing = [s["step"] for s in rep["steps"] if not s["ok"]]
     assert [s["name"] for s in rep["steps"]] == STEP_NAMES
-    assert (proc.returncode == 0) == rep["ok"]
-    return {"readable": True, "ok": rep["ok"], "failing": failing, "first": failing[0] if failing else None,
+    # exit 0 VERIFIED (key pinned), 4 INTACT (every step passed, key not pinned), 1 FAILED
+    assert proc.returncode == {"verified": 0, "intact-key-not-pinned": 4, "failed": 1}[rep["result"]]
+    assert rep["ok"] == (rep["result"] != "failed") and rep["key_pinned"] == (pins.get("gateway_key") is not None)
+    return {"readable": True, "ok": rep["ok"], "result": rep["result"], "failing": failing,
+            "first": failing[0] if failing else None,
             "failures": {s["step"]: s["failures"][:4] for s in rep["steps"]}}
 
 
@@ -255,7 +259,7 @@ def outcome(r: dict[str, Any]) -> Any:
         return "crash"
     if not r["readable"]:
         return "unreadable"
-    return {"ok": r["ok"], "first": r["first"], "failing": r["failing"]}
+    return {"ok": r["ok"], "result": r["result"], "first": r["first"], "failing": r["failing"]}
 
 
 def assert_agree(name: str, cli: dict[str, Any], page: dict[str, Any]) -> None:
@@ -579,7 +583,7 @@ def test_page_is_static_and_offline(vp_page: VpPage, vp_station_cases: dict[str,
             assert bad not in text, (f.name, bad)
     case, path = vp_station_cases["range-good-pinned"]
     res = vp_page.verify_file_ui(path, case.pins)
-    assert res["ok"], res
+    assert res["ok"] and res["result"] == "verified", res
     assert vp_page.requests and all(u.startswith("file://") for u in vp_page.requests), vp_page.requests
 
 
@@ -638,7 +642,11 @@ def test_project_bundles_in_the_ui_agree_with_the_cli(vp_browser: Any,
             assert_agree(case.name, cli, ui)
             if ui["readable"]:
                 assert ui["names"] == STEP_NAMES
-                assert ("VERIFIED" in ui["banner"]) if ui["ok"] else (f"FAILED at step {ui['first']}" in ui["banner"])
+                want = {"verified": "✔ VERIFIED", "intact-key-not-pinned": "INTACT, KEY NOT PINNED",
+                        "failed": f"FAILED at step {ui['first']}"}[ui["result"]]
+                assert want in ui["banner"], (case.name, ui["banner"])
+                if ui["result"] != "verified":
+                    assert "✔ VERIFIED" not in ui["banner"]
             else:
                 assert "CANNOT READ" in ui["banner"]
     finally:
@@ -846,7 +854,7 @@ def test_screenshots(vp_browser: Any, vp_station_cases: dict[str, tuple[Case, Pa
                              ("range-changed-record-value", "verify-tampered.png", "FAILED at step 2"),
                              ("range-dropped-middle-block-and-its-records", "verify-dropped-block.png",
                               "FAILED at step 5"),
-                             ("range-good-unpinned", "verify-unpinned.png", "VERIFIED"),
+                             ("range-good-unpinned", "verify-unpinned.png", "INTACT, KEY NOT PINNED"),
                              ("range-duplicate-member-name", "verify-unreadable.png", "CANNOT READ")):
         page = VpPage(vp_browser)
         try:
