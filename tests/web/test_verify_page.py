@@ -958,3 +958,77 @@ def test_rotated_gateway_bundles_agree_across_page_cli_and_spec(vp_api_page: VpP
         tampered = not case.name.endswith(("-pin-old", "-pin-new"))
         expect_ok = not tampered and case.name != "rot:before-exported-before-pin-new"
         assert cli["ok"] == expect_ok, (case.name, cli)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared hostile vectors (tests/vectors/bundles/) and random mutants: page = CLI = spec
+# ---------------------------------------------------------------------------------------------
+
+def _vectors_module() -> Any:
+    sys.path.insert(0, str(REPO / "tests" / "vectors"))
+    import bundle_vectors
+
+    return bundle_vectors
+
+
+JS_VERDICT = """async ([b64, opts]) => {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const r = await TraceSealVerify.verifyBytes(bytes, opts);
+  if (!r.readable) return {readable: false};
+  return {readable: true, result: r.report.result, failing: r.report.steps.filter(s => !s.ok).map(s => s.step)};
+}"""
+
+
+def _page_verdict(page: VpPage, text: str, keys: dict[str, Any]) -> tuple[str, list[int]]:
+    """Only the verdict leaves the page (a mutant's summary may nest too deep to serialise)."""
+    r = page.page.evaluate(JS_VERDICT, [base64.b64encode(text.encode("utf-8")).decode(),
+                                        page_opts({"gateway_key": keys.get("gateway_key")})])
+    return ("unreadable", []) if not r["readable"] else (r["result"], r["failing"])
+
+
+def test_page_reaches_every_vector_result(vp_api_page: VpPage) -> None:
+    """Every vector's ``want`` (the CLI and the spec verifier reach the same, in
+    tests/test_bundle_vectors.py). Sets are a CLI feature: the page reads single bundles."""
+    BV = _vectors_module()
+    wrong = []
+    for name, vec in BV.load_all():
+        if isinstance(vec.get("bundle"), dict) and vec["bundle"].get("format") == "traceseal-set/1":
+            continue
+        got = _page_verdict(vp_api_page, BV.bundle_text(vec), vec["keys"])
+        want = (vec["want"]["result"], vec["want"]["failing_steps"])
+        if got != want:
+            wrong.append((name, got, want))
+    assert not wrong, wrong
+
+
+def test_page_and_cli_agree_on_random_mutants(vp_api_page: VpPage, tmp_path: Path) -> None:
+    """The same deterministic mutants as tests/test_bundle_vectors.py (odd numbers, huge
+    integers, duplicates, deep nesting, wrong types): the CLI never crashes, exits only 0, 1,
+    2 or 4, and the page reaches the same result and failing steps."""
+    import contextlib
+    import io
+
+    from ledger_client import cli as lcli
+
+    BV = _vectors_module()
+    disagree = []
+    for seed in range(300):
+        text, keys = BV.mutant(seed)
+        p = tmp_path / "m.json"
+        p.write_text(text)
+        out, err = io.StringIO(), io.StringIO()
+        args = ["verify", str(p), "--json"] + (["--gateway-key", keys["gateway_key"]] if keys else [])
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = lcli.main(args)
+        assert rc in (0, 1, 2, 4), (seed, rc, err.getvalue())
+        if rc == 2:
+            cli = ("unreadable", [])
+        else:
+            rep = json.loads(out.getvalue())
+            cli = (rep["result"], [s["step"] for s in rep["steps"] if not s["ok"]])
+        page = _page_verdict(vp_api_page, text, keys)
+        if page != cli:
+            disagree.append((seed, cli, page))
+    assert not disagree, disagree[:10]
