@@ -22,6 +22,7 @@ CI: dict[str, dict[str, Any]] = {
     "keys": {},
     "retention": {"cycles": 5, "blocks": 120, "per_block": 20},
     "upstream": {"gateway_kills": 3, "broker_restarts": 2, "archive_kills": 2},
+    "hostile_rpc": {"hold_s": 6.0},
 }
 
 REPORT: dict[str, dict[str, Any]] = {
@@ -36,6 +37,7 @@ REPORT: dict[str, dict[str, Any]] = {
     "keys": {},
     "retention": {"cycles": 100, "blocks": 2_000, "per_block": 25},
     "upstream": {"gateway_kills": 100, "broker_restarts": 20, "archive_kills": 30},
+    "hostile_rpc": {"hold_s": 20.0},
 }
 
 
@@ -71,6 +73,9 @@ def _scenario(name: str) -> Callable[..., list[Row]]:
     if name == "upstream":
         from .upstream import run_upstream
         return run_upstream
+    if name == "hostile_rpc":
+        from .hostile_rpc import run_hostile_rpc
+        return run_hostile_rpc
     raise KeyError(name)
 
 
