@@ -92,7 +92,6 @@ This module never imports ``gateway`` and needs only ``requests`` to verify anch
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -107,9 +106,10 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from .retry import backoff_s  # noqa: F401  (re-exported: part of this module's API)
+from . import safejson
 from .errors import BadNodeReply, KeyFileError, LedgerError, LedgerUnavailable, VerificationError
 from .ledger import AnchorStatus
+from .retry import backoff_s  # noqa: F401  (re-exported: part of this module's API)
 
 TAG = b"TSL1"
 TAG_HEX = "0x" + TAG.hex()  # 0x54534c31
@@ -283,8 +283,8 @@ def loads_bounded(raw: bytes) -> Any:
     """JSON from a node, or ValueError: bad UTF-8, absurd nesting (RecursionError) and
     numbers too long for Python (ValueError past 4300 digits) all mean "not JSON-RPC"."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, RecursionError) as exc:
+        return safejson.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise ValueError(str(exc)) from exc
 
 
@@ -367,11 +367,29 @@ def _hex(value: Any) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
+def _eth_account() -> Any:
+    """``eth_account.Account``, imported with Python's recursion limit kept as it was.
+
+    ``eth_account`` imports ``py_ecc``, which raises the limit to 100,000 for the whole
+    process. CPython's C JSON decoder relies on that limit to stop on deep nesting, so with it
+    one deeply nested message (an MQTT payload, a node's reply, a bundle) overflowed the C
+    stack and killed the gateway with SIGSEGV. Signing secp256k1 transactions does not need
+    the deep recursion (py_ecc's pairing code is for BLS)."""
+    import sys
+
+    limit = sys.getrecursionlimit()
+    try:
+        from eth_account import Account
+    finally:
+        sys.setrecursionlimit(limit)
+    return Account
+
+
 # -- keys -----------------------------------------------------------------------------------
 
 def generate_eth_key(path: Path | str, *, overwrite: bool = False) -> str:
     """Write a new secp256k1 key (hex, one line) to a 0600 file; return its 0x address."""
-    from eth_account import Account
+    Account = _eth_account()
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -391,7 +409,7 @@ def generate_eth_key(path: Path | str, *, overwrite: bool = False) -> str:
 
 def load_eth_key(path: Path | str) -> Any:
     """The ``LocalAccount`` in a key file; refuses a file group or others can read."""
-    from eth_account import Account
+    Account = _eth_account()
 
     path = Path(path)
     if not path.exists():
@@ -433,7 +451,7 @@ class EvmLedger:
         if key_file is not None:
             self._account = load_eth_key(key_file)
         else:
-            from eth_account import Account
+            Account = _eth_account()
 
             try:
                 self._account = Account.from_key(private_key)

@@ -21,13 +21,13 @@ result is "intact, key not pinned" (``Report.result``), never "verified".
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import safejson
 from .canonical import canonical, header_hash, header_message, record_message
 from .errors import ProofError, VerificationError
 from .keys import public_from_hex, verify_sig
@@ -194,7 +194,7 @@ def loads_strict(text: str) -> Any:
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
 
-    value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    value = safejson.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     depth = json_depth(value)
     if depth > MAX_DEPTH:
         raise ValueError(f"JSON nested {depth} levels deep, more than {MAX_DEPTH}")
@@ -209,8 +209,7 @@ def json_depth(value: Any) -> int:
     pop, push = stack.pop, stack.append
     while stack:
         v, d = pop()
-        if d > best:
-            best = d
+        best = max(best, d)
         for x in (v.values() if type(v) is dict else v):
             t = type(x)
             if t is dict or t is list:
@@ -523,7 +522,7 @@ def _record_signatures(records: list[Any], key_of: Callable[[Any], Any]
             entry = records[i]
             try:
                 data = canonical(entry["record"])
-            except Exception:  # noqa: BLE001 - the caller re-raises it with the entry's index
+            except Exception:
                 continue
             encoded[i] = data
             ok[i] = verify_sig(key_of(entry.get("block")), entry.get("sig", ""), record_message(data))

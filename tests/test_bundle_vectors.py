@@ -22,10 +22,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE / "vectors"))
 sys.path.insert(0, str(HERE / "independent"))
-import bundle_vectors as BV  # noqa: E402
-import verify_from_spec as V  # noqa: E402
+import bundle_vectors as BV
+import verify_from_spec as V
 
-from ledger_client import cli as lcli  # noqa: E402
+from ledger_client import cli as lcli
 
 VECTORS = BV.load_all()
 EXIT = {"verified": 0, "failed": 1, "unreadable": 2, "intact-key-not-pinned": 4}

@@ -73,7 +73,7 @@ class HostileNode:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", "0"))
                 req = json.loads(self.rfile.read(n))
                 try:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger_client.canonical import LEDGER_DOMAIN, canonical
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "vectors"))
-from bundle_vectors import route_bundle  # noqa: E402  (a route bundle re-signed with the published keys)
+from bundle_vectors import route_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 EX = REPO / "docs" / "example"

@@ -54,7 +54,7 @@ class HostileProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 mode = proxy.mode
                 proxy.requests[mode] = proxy.requests.get(mode, 0) + 1
@@ -173,11 +173,12 @@ def run_hostile_rpc(workdir: Path, *, modes: tuple[str, ...] = ("drip", "huge", 
                 pub.publish_paced(n, rate)
                 row.check(pub.wait_acked(60), f"{mode}: broker did not PUBACK every reading")
                 sealed += n // records_per_block
-                row.check(wait_for(lambda: not checker.check(integrity=False) and checker.state.blocks == sealed
-                                   and checker.state.unsealed == 0, 60, interval=0.25),
+                row.check(wait_for(lambda want=sealed: not checker.check(integrity=False)
+                                   and checker.state.blocks == want and checker.state.unsealed == 0, 60, interval=0.25),
                           f"{mode}: readings not journaled and sealed while the node was hostile (stalled): "
                           f"{checker.state}")
-                noticed = wait_for(lambda: SIGNS[mode] in gw.log_text(since_start=True)[before:], 30, interval=0.25)
+                noticed = wait_for(lambda m=mode, b=before: SIGNS[m] in gw.log_text(since_start=True)[b:], 30,
+                                   interval=0.25)
                 row.check(noticed, f"{mode}: the gateway's log does not show {SIGNS[mode]!r}")
                 seen += int(noticed)
                 row.check(gw.alive, f"{mode}: the gateway died")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import sys
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,13 +112,21 @@ def parse_json_bytes(data: bytes | str) -> Any:
     fractions/exponents kept as ``NonIntegerNumber``, NaN/Infinity refused."""
     if isinstance(data, bytes):
         data = data.decode("utf-8")
-    return json.loads(
-        data,
-        object_pairs_hook=_pairs_hook,
-        parse_float=NonIntegerNumber,
-        parse_int=int,
-        parse_constant=_reject_constant,
-    )
+    # The C decoder recurses per nesting level and stops only at Python's recursion limit;
+    # a library that raised it (py_ecc sets 100,000) would let deep input overflow the C
+    # stack. Hold it low while parsing; deeper input raises RecursionError (unreadable).
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(old, 3000))
+    try:
+        return json.loads(
+            data,
+            object_pairs_hook=_pairs_hook,
+            parse_float=NonIntegerNumber,
+            parse_int=int,
+            parse_constant=_reject_constant,
+        )
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def parse_bundle_bytes(data: bytes | str) -> Any:
