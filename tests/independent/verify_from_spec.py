@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import sys
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
