@@ -124,7 +124,12 @@ class Anchorer:
                 self.last_error = str(exc)
                 delay = backoff_s(self.failures, self.rng, base=self.poll_s)
                 log.warning("ledger unavailable (%s); retry in %.1fs", exc, delay)
-            except (LedgerError, Exception) as exc:  # never let the anchor thread die silently
+            except LedgerError as exc:  # e.g. a node's reply out of range (BadNodeReply): one line, retry later
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = backoff_s(self.failures, self.rng, base=self.poll_s)
+                log.warning("anchoring error (%s); retry in %.1fs", self.last_error, delay)
+            except Exception as exc:  # never let the anchor thread die silently
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = backoff_s(self.failures, self.rng, base=self.poll_s)

@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .archive.cli import add_archive_parser
 
     add_archive_parser(sub)
-    v = sub.add_parser("verify", help="verify a bundle; exit 0 only if every step passes")
+    v = sub.add_parser("verify", help="verify a bundle; exit 0 only if every step passes against a pinned "
+                                      "gateway key (4: every step passed, key not pinned)")
     lcli.add_verify_args(v)
     v.set_defaults(fn=lcli.run_verify)
     return p

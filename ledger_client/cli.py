@@ -1,7 +1,15 @@
 """``traceseal verify`` (also ``python -m ledger_client verify``): the auditor's command.
 
-Exit status: 0 every step passed; 1 a step failed; 2 the bundle could not be read or the
-arguments are wrong. Human output by default, the full report with ``--json``.
+Exit status (also in ``--help`` and README's exit-code table):
+
+- 0 VERIFIED: every step passed, against the gateway key you pinned (``--gateway-key``; for a
+  set, ``--key`` for every gateway);
+- 1 FAILED: a step failed;
+- 2 the bundle could not be read, or the arguments are wrong;
+- 4 INTACT, key not pinned: every step passed, but no gateway key was pinned, so the bundle
+  vouched for itself, and anyone can make a bundle that passes these checks.
+
+Human output by default, the full report with ``--json`` (``result``, ``key_pinned``).
 """
 
 from __future__ import annotations
@@ -9,14 +17,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from .verify import SET_FORMAT, Report, default_checkers, loads_strict, verify_bundle, verify_set
+from .verify import (
+    FAILED,
+    INTACT_NOT_PINNED,
+    SET_FORMAT,
+    VERIFIED,
+    Report,
+    default_checkers,
+    loads_strict,
+    verify_bundle,
+    verify_set,
+)
+
+EXIT = {VERIFIED: 0, FAILED: 1, INTACT_NOT_PINNED: 4}
+EPILOG = ("exit status: 0 VERIFIED (every step passed against the pinned gateway key); 1 FAILED (a step "
+          "failed); 2 bundle unreadable or bad arguments; 4 INTACT, key not pinned (every step passed, but "
+          "without --gateway-key the bundle vouches for itself: anyone can make one that passes)")
+NOT_PINNED = ("INTACT, key not pinned (anyone can make a bundle that passes these checks; "
+              "pin the gateway key with --gateway-key)")
 
 
 def add_verify_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
     p.add_argument("bundle", type=Path, help="bundle JSON file (- for stdin)")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
     p.add_argument("--gateway-key", help="pin the gateway public key (hex) instead of trusting the bundle")
@@ -54,7 +80,10 @@ def render(report: Report) -> str:
         for b, t in sm.get("anchor_time_ms", {}).items():
             lines.append(f"block {b} anchored at {_fmt_time(t)} — every record above existed before then")
     first = report.first_failure
-    lines.append("RESULT: VERIFIED" if report.ok else f"RESULT: FAILED at step {first.step} ({first.name})" if first else "")
+    if first is not None:
+        lines.append(f"RESULT: FAILED at step {first.step} ({first.name})")
+    else:
+        lines.append("RESULT: VERIFIED" if report.key_pinned else f"RESULT: {NOT_PINNED}")
     return "\n".join(lines)
 
 
@@ -86,7 +115,7 @@ def run_verify(args: argparse.Namespace) -> int:
     if progress:
         print(file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
-    return 0 if report.ok else 1
+    return EXIT[report.result]
 
 
 def _run_verify_set(args: argparse.Namespace, doc: dict[str, Any], checkers: Any) -> int:
@@ -104,15 +133,18 @@ def _run_verify_set(args: argparse.Namespace, doc: dict[str, Any], checkers: Any
     rep = verify_set(doc, gateway_keys=keys, checkers=checkers)
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
-        return 0 if rep.ok else 1
+        return EXIT[rep.result]
+    word = {VERIFIED: "VERIFIED", FAILED: "FAILED", INTACT_NOT_PINNED: "INTACT, key not pinned"}
     lines = [f"set of {len(rep.bundles)} bundle(s), selection {json.dumps(doc.get('selection'), sort_keys=True)}"]
     for gw, r in rep.bundles:
-        lines.append(f"== bundle of gateway {gw}: {'VERIFIED' if r.ok else 'FAILED'}")
+        lines.append(f"== bundle of gateway {gw}: {word[r.result]}")
         lines.append(render(r))
     lines += [f"✗ {f}" for f in rep.failures] + [f"· {n}" for n in rep.notes]
-    lines.append("SET RESULT: VERIFIED" if rep.ok else "SET RESULT: FAILED")
+    lines.append("SET RESULT: " + (word[rep.result] if rep.result != INTACT_NOT_PINNED else
+                                   "INTACT, keys not pinned (anyone can make a set that passes these checks; "
+                                   "pin each gateway key with --key GATEWAY=HEX)"))
     print("\n".join(lines))
-    return 0 if rep.ok else 1
+    return EXIT[rep.result]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,9 @@
     ├── KeyFileError           a key file is missing, malformed or readable by others
     ├── ProofError             a Merkle proof is malformed or does not lead to the root
     ├── LedgerError            a ledger backend failed (I/O, RPC, wrong chain)
-    │   └── LedgerUnavailable  the ledger cannot be reached now; retry later
+    │   ├── LedgerUnavailable  the ledger cannot be reached now (or not within the deadline); retry later
+    │   └── BadNodeReply       a node answered outside the protocol: too large, not JSON-RPC, a wrong
+    │                          type, or a number out of range (a timestamp in 2300); retry later
     └── VerificationError      a bundle step failed; carries the step number and name
 
 Messages quote the values that mismatched ("got X, want Y"): an auditor reading a
@@ -37,6 +39,12 @@ class LedgerError(TracesealError):
 
 class LedgerUnavailable(LedgerError):
     """The ledger is unreachable right now; the caller should back off and retry."""
+
+
+class BadNodeReply(LedgerError):
+    """A ledger node's reply cannot be taken as it is: larger than the cap, not JSON-RPC, a
+    value of the wrong type, or a number outside its sane range. A node is never trusted to
+    be well-behaved: this error, not a crash three calls later, is what a hostile one gets."""
 
 
 class VerificationError(TracesealError):

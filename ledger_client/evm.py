@@ -41,8 +41,9 @@ gas_margin          1.25     gas limit = estimate × margin
 fee_mode            auto     ``auto`` (EIP-1559 if the chain has a base fee), ``eip1559``, ``legacy``
 priority_fee_gwei   node     tip; default ``eth_maxPriorityFeePerGas``
 max_fee_gwei        none     ceiling for maxFeePerGas/gasPrice; bumps stop there
-timeout_s           10       read timeout of every JSON-RPC call
-connect_timeout_s   3        connect timeout of every JSON-RPC call
+timeout_s           10       TOTAL deadline of every JSON-RPC call (connect, headers and body)
+connect_timeout_s   3        connect timeout of every JSON-RPC call (within ``timeout_s``)
+max_reply_bytes     4194304  a larger reply is refused unread (``BadNodeReply``)
 =================== ======== ===================================================================
 
 Submission (what the caller's durable outbox stores, JSON)
@@ -92,18 +93,23 @@ This module never imports ``gateway`` and needs only ``requests`` to verify anch
 from __future__ import annotations
 
 import math
+import socket
 import stat
 import threading
+import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
-from .retry import backoff_s  # noqa: F401  (re-exported: part of this module's API)
-from .errors import KeyFileError, LedgerError, LedgerUnavailable, VerificationError
+from . import safejson
+from .errors import BadNodeReply, KeyFileError, LedgerError, LedgerUnavailable, VerificationError
 from .files import write_atomic
 from .ledger import AnchorStatus
+from .retry import backoff_s  # noqa: F401  (re-exported: part of this module's API)
 
 TAG = b"TSL1"
 TAG_HEX = "0x" + TAG.hex()  # 0x54534c31
@@ -112,6 +118,7 @@ SUBMISSION_VERSION = 1
 DEFAULT_CONFIRMATIONS = 1
 DEFAULT_STUCK_AFTER_S = 120.0
 DEFAULT_GAS_MARGIN = 1.25
+DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024  # the largest honest reply we ask for is a few KiB
 FEE_BUMP_NUM, FEE_BUMP_DEN = 9, 8  # +12.5 %: above geth's 10 % and Besu's/Nethermind's rules
 
 # Substrings (lower case) of node errors from geth, Besu, Nethermind, Erigon and anvil.
@@ -143,44 +150,128 @@ class RpcError(LedgerError):
 
 
 class JsonRpc:
-    """Minimal JSON-RPC 2.0 over HTTP with a timeout on every call."""
+    """Minimal JSON-RPC 2.0 over HTTP that never trusts the node.
+
+    - a TOTAL deadline per call (``timeout_s``, connect included): requests' own timeout is
+      per read, so a node dripping one byte every few seconds would hold a call forever. A
+      watchdog timer shuts the call's sockets when the deadline passes, whether the node is
+      dripping the status line, the headers or the body; the call then raises
+      ``LedgerUnavailable`` ("no complete reply within the deadline");
+    - a cap on the reply (``max_reply_bytes``, 4 MiB by default; the largest honest reply we
+      ask for, a block without transactions, is a few KiB): refused as soon as the declared
+      Content-Length or the bytes read exceed it, without reading the rest (``BadNodeReply``);
+    - a reply that is not a JSON-RPC object is ``BadNodeReply``; the values inside are
+      range-checked by the caller (``quantity``, ``obj``).
+
+    Calls are serialised (one in flight per client): the watchdog then knows which sockets
+    are the late call's, and the anchorer and ``verify`` make one call at a time anyway.
+    """
 
     def __init__(self, url: str, *, session: requests.Session | None = None, timeout_s: float = 10.0,
-                 connect_timeout_s: float = 3.0) -> None:
+                 connect_timeout_s: float = 3.0, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES) -> None:
+        if timeout_s <= 0 or connect_timeout_s <= 0:
+            raise LedgerError(f"JSON-RPC timeouts must be positive, got {timeout_s}, {connect_timeout_s}")
+        if max_reply_bytes < 1024:
+            raise LedgerError(f"max_reply_bytes must be at least 1024, got {max_reply_bytes}")
         self.url = url
         self.session = session if session is not None else requests.Session()
         self._own_session = session is None
-        self.timeout = (connect_timeout_s, timeout_s)
+        self.deadline_s = float(timeout_s)
+        self.connect_timeout_s = min(float(connect_timeout_s), self.deadline_s)
+        self.max_reply_bytes = int(max_reply_bytes)
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
+        adapter = _tracking_adapter(self._conns)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self._id = 0
         self._lock = threading.Lock()
 
     def call(self, method: str, *params: Any) -> Any:
-        with self._lock:
+        deadline = time.monotonic() + self.deadline_s
+        late = LedgerUnavailable(f"{self.url} ({method}): no complete reply within the {self.deadline_s:g} s "
+                                 f"deadline (a slow or drip-feeding node)")
+        if not self._lock.acquire(timeout=self.deadline_s):
+            raise late
+        try:
             self._id += 1
-            rid = self._id
-        body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}
+            body: dict[str, Any] = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
+            fired = threading.Event()
+
+            def expire() -> None:
+                fired.set()
+                for conn in list(self._conns):
+                    sock = getattr(conn, "sock", None)
+                    if sock is not None:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+            watchdog = threading.Timer(self.deadline_s, expire)
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                status, raw = self._exchange(method, body, deadline, fired, late)
+            finally:
+                watchdog.cancel()
+        finally:
+            self._lock.release()
+        return self._result(method, status, raw)
+
+    def _exchange(self, method: str, body: dict[str, Any], deadline: float, fired: threading.Event,
+                  late: LedgerUnavailable) -> tuple[int, bytes]:
+        """POST and read the reply within the deadline and the cap: (HTTP status, body bytes)."""
+        resp = None
         try:
-            resp = self.session.post(self.url, json=body, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise LedgerUnavailable(f"{self.url} unreachable ({method}): {type(exc).__name__}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise LedgerError(f"{self.url} ({method}): {type(exc).__name__}: {exc}") from exc
+            resp = self.session.post(self.url, json=body, stream=True,
+                                     headers={"Accept-Encoding": "identity"},
+                                     timeout=(self.connect_timeout_s, self.deadline_s))
+            declared = resp.headers.get("Content-Length")
+            if declared is not None and declared.strip().isdigit() and int(declared) > self.max_reply_bytes:
+                raise BadNodeReply(f"{self.url} ({method}): reply of {int(declared)} bytes exceeds the cap of "
+                                   f"{self.max_reply_bytes} bytes (ledger.evm.max_reply_bytes)")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_content(chunk_size=16384):
+                size += len(chunk)
+                if size > self.max_reply_bytes:
+                    raise BadNodeReply(f"{self.url} ({method}): reply exceeds the cap of {self.max_reply_bytes} "
+                                       f"bytes (ledger.evm.max_reply_bytes)")
+                if time.monotonic() > deadline:
+                    raise late
+                chunks.append(chunk)
+            if fired.is_set():
+                raise late
+            return resp.status_code, b"".join(chunks)
+        except (BadNodeReply, LedgerUnavailable):
+            raise
+        except Exception as exc:  # requests, urllib3 and socket errors: all mean the same here
+            if fired.is_set() or time.monotonic() > deadline:
+                raise late from exc
+            if isinstance(exc, (requests.ConnectionError, requests.Timeout, OSError)):
+                raise LedgerUnavailable(f"{self.url} unreachable ({method}): {type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, requests.RequestException):
+                raise LedgerError(f"{self.url} ({method}): {type(exc).__name__}: {exc}") from exc
+            raise
+        finally:
+            if resp is not None:
+                resp.close()
+
+    def _result(self, method: str, status: int, raw: bytes) -> Any:
         try:
-            reply = resp.json()
+            reply = loads_bounded(raw)
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
-            if resp.status_code in (429, 502, 503, 504):
-                raise LedgerUnavailable(f"{self.url} ({method}): HTTP {resp.status_code}")
-            raise LedgerError(f"{self.url} ({method}): HTTP {resp.status_code}, not a JSON-RPC reply: "
-                              f"{resp.text[:200]!r}")
+            if status in (429, 502, 503, 504):
+                raise LedgerUnavailable(f"{self.url} ({method}): HTTP {status}")
+            raise BadNodeReply(f"{self.url} ({method}): HTTP {status}, not a JSON-RPC reply: {raw[:200]!r}")
         err = reply.get("error")
         if err is not None:
             if isinstance(err, dict):
-                raise RpcError(method, err.get("code"), str(err.get("message", "")), err.get("data"))
-            raise RpcError(method, None, str(err))
+                raise RpcError(method, err.get("code"), str(err.get("message", ""))[:500], err.get("data"))
+            raise BadNodeReply(f"{self.url} ({method}): JSON-RPC error that is not an object: {str(err)[:200]}")
         if "result" not in reply:
-            raise LedgerError(f"{self.url} ({method}): JSON-RPC reply without result: {str(reply)[:200]}")
+            raise BadNodeReply(f"{self.url} ({method}): JSON-RPC reply without result: {str(reply)[:200]}")
         return reply["result"]
 
     def close(self) -> None:
@@ -188,26 +279,117 @@ class JsonRpc:
             self.session.close()
 
 
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+def loads_bounded(raw: bytes) -> Any:
+    """JSON from a node, or ValueError: bad UTF-8, absurd nesting (RecursionError) and
+    numbers too long for Python (ValueError past 4300 digits) all mean "not JSON-RPC"."""
+    try:
+        return safejson.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _tracking_adapter(conns: weakref.WeakSet[Any]) -> HTTPAdapter:
+    """An adapter whose connections register themselves in ``conns`` when they connect, so
+    the call's watchdog can shut their sockets (requests gives no handle on the socket while
+    it reads the status line and headers)."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Conn(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            conns.add(self)
+
+    class TlsConn(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            conns.add(self)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConn
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TlsPool}
+
+    return Adapter()
+
+
+# Ranges of the numbers we take from a node (a hostile node answers 2^300 as readily as 5).
+U64 = 2 ** 64 - 1
+BLOCK_MAX = 2 ** 63 - 1  # geth, Besu and Nethermind keep block numbers in 64 bits
+NONCE_MAX = 2 ** 64 - 2  # EIP-2681
+CHAIN_ID_MAX = U64
+GAS_MAX = U64
+FEE_MAX = 2 ** 128  # wei per gas; 3.4e20 ether: beyond this nothing is a price any more
+INDEX_MAX = 2 ** 32
+TIME_MIN_S = 946_684_800  # 2000-01-01T00:00:00Z
+TIME_MAX_S = 7_258_118_400  # 2200-01-01T00:00:00Z: a block from outside these is a lie, not a time
+
+
+def quantity(value: Any, what: str, lo: int = 0, hi: int = U64) -> int:
+    """A JSON-RPC quantity ("0x"-hex, or a JSON integer) within ``lo..hi``, else BadNodeReply."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        v = value
+    elif isinstance(value, str) and 0 < len(value) <= 80:
         try:
-            return int(value, 16) if value.lower().startswith("0x") else int(value)
+            v = int(value, 16) if value[:2].lower() == "0x" else int(value)
         except ValueError:
-            pass
-    raise LedgerError(f"{what}: not a quantity: {value!r}")
+            raise BadNodeReply(f"{what}: not a quantity: {value!r}") from None
+    else:
+        raise BadNodeReply(f"{what}: not a quantity: {str(value)[:80]!r}")
+    if not lo <= v <= hi:
+        raise BadNodeReply(f"{what} {v} is outside {lo}..{hi}")
+    return v
+
+
+def block_time_s(value: Any, what: str = "block timestamp") -> int:
+    """A block timestamp in seconds, between 2000 and 2200."""
+    return quantity(value, what, TIME_MIN_S, TIME_MAX_S)
+
+
+def obj(value: Any, what: str) -> dict[str, Any] | None:
+    """A JSON-RPC object result (a block, a receipt, a transaction) or null, else BadNodeReply."""
+    if value is None or isinstance(value, dict):
+        return value
+    raise BadNodeReply(f"{what}: want an object or null, got {type(value).__name__} {str(value)[:80]!r}")
+
+
+def _int(value: Any, what: str, lo: int = 0, hi: int = U64) -> int:
+    return quantity(value, what, lo, hi)
 
 
 def _hex(value: Any) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
+def _eth_account() -> Any:
+    """``eth_account.Account``, imported with Python's recursion limit kept as it was.
+
+    ``eth_account`` imports ``py_ecc``, which raises the limit to 100,000 for the whole
+    process. CPython's C JSON decoder relies on that limit to stop on deep nesting, so with it
+    one deeply nested message (an MQTT payload, a node's reply, a bundle) overflowed the C
+    stack and killed the gateway with SIGSEGV. Signing secp256k1 transactions does not need
+    the deep recursion (py_ecc's pairing code is for BLS)."""
+    import sys
+
+    limit = sys.getrecursionlimit()
+    try:
+        from eth_account import Account
+    finally:
+        sys.setrecursionlimit(limit)
+    return Account
+
+
 # -- keys -----------------------------------------------------------------------------------
 
 def generate_eth_key(path: Path | str, *, overwrite: bool = False) -> str:
     """Write a new secp256k1 key (hex, one line) to a 0600 file; return its 0x address."""
-    from eth_account import Account
+    Account = _eth_account()
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -223,7 +405,7 @@ def generate_eth_key(path: Path | str, *, overwrite: bool = False) -> str:
 
 def load_eth_key(path: Path | str) -> Any:
     """The ``LocalAccount`` in a key file; refuses a file group or others can read."""
-    from eth_account import Account
+    Account = _eth_account()
 
     path = Path(path)
     if not path.exists():
@@ -251,7 +433,7 @@ class EvmLedger:
                  gas_limit: int | None = None, gas_margin: float = DEFAULT_GAS_MARGIN,
                  fee_mode: str = "auto", priority_fee_wei: int | None = None, max_fee_cap_wei: int | None = None,
                  timeout_s: float = 10.0, connect_timeout_s: float = 3.0,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES) -> None:
         if (key_file is None) == (private_key is None):
             raise LedgerError("EvmLedger needs exactly one of key_file or private_key")
         if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id <= 0:
@@ -265,7 +447,7 @@ class EvmLedger:
         if key_file is not None:
             self._account = load_eth_key(key_file)
         else:
-            from eth_account import Account
+            Account = _eth_account()
 
             try:
                 self._account = Account.from_key(private_key)
@@ -283,7 +465,8 @@ class EvmLedger:
         self.fee_mode = fee_mode
         self.priority_fee_wei = priority_fee_wei
         self.max_fee_cap_wei = max_fee_cap_wei
-        self.rpc = JsonRpc(rpc_url, session=session, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
+        self.rpc = JsonRpc(rpc_url, session=session, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+                           max_reply_bytes=max_reply_bytes)
         self._configured_gas = gas_limit
         self.gas_limit: int | None = gas_limit
         self.gas_estimate: int | None = None
@@ -299,7 +482,8 @@ class EvmLedger:
                     session: requests.Session | None = None) -> EvmLedger:
         """Build from the ``[ledger.evm]`` table; see the module docstring for the keys."""
         known = {"rpc_url", "chain_id", "key_file", "to", "confirmations", "stuck_after_s", "gas_limit",
-                 "gas_margin", "fee_mode", "priority_fee_gwei", "max_fee_gwei", "timeout_s", "connect_timeout_s"}
+                 "gas_margin", "fee_mode", "priority_fee_gwei", "max_fee_gwei", "timeout_s", "connect_timeout_s",
+                 "max_reply_bytes"}
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise LedgerError(f"ledger.evm: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -323,6 +507,7 @@ class EvmLedger:
             fee_mode=str(cfg.get("fee_mode", "auto")), priority_fee_wei=gwei("priority_fee_gwei"),
             max_fee_cap_wei=gwei("max_fee_gwei"), timeout_s=float(cfg.get("timeout_s", 10.0)),
             connect_timeout_s=float(cfg.get("connect_timeout_s", 3.0)), session=session,
+            max_reply_bytes=int(cfg.get("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES)),
         )
 
     # -- start / nonce -------------------------------------------------------------------
@@ -333,7 +518,7 @@ class EvmLedger:
         used so a fresh ``prepare`` never collides with a persisted one.
         """
         with self._lock:
-            got = _int(self.rpc.call("eth_chainId"), "eth_chainId")
+            got = _int(self.rpc.call("eth_chainId"), "chain id (eth_chainId)", 1, CHAIN_ID_MAX)
             if got != self.chain_id:
                 raise LedgerError(f"node {self.rpc_url} is on chain id {got}, but chain id {self.chain_id} is "
                                   f"configured: refusing to anchor on the wrong chain")
@@ -361,7 +546,7 @@ class EvmLedger:
         return self._next_nonce
 
     def _pending_count(self) -> int:
-        return _int(self.rpc.call("eth_getTransactionCount", self.address, "pending"), "pending nonce")
+        return _int(self.rpc.call("eth_getTransactionCount", self.address, "pending"), "pending nonce", 0, NONCE_MAX)
 
     def _sync_nonce(self, *, keep_known: bool) -> None:
         chain = self._pending_count()
@@ -375,24 +560,24 @@ class EvmLedger:
 
     # -- fees / gas ------------------------------------------------------------------------
     def _current_fees(self) -> dict[str, int]:
-        latest = self.rpc.call("eth_getBlockByNumber", "latest", False)
-        base = latest.get("baseFeePerGas") if isinstance(latest, dict) else None
+        latest = obj(self.rpc.call("eth_getBlockByNumber", "latest", False), "latest block")
+        base = latest.get("baseFeePerGas") if latest is not None else None
         if self.fee_mode == "eip1559" and base is None:
             raise LedgerError(f"fee_mode eip1559, but the latest block of chain {self.chain_id} has no baseFeePerGas")
         if base is not None and self.fee_mode != "legacy":
-            base_fee = _int(base, "baseFeePerGas")
+            base_fee = _int(base, "baseFeePerGas", 0, FEE_MAX)
             tip = self.priority_fee_wei
             if tip is None:
                 try:
-                    tip = _int(self.rpc.call("eth_maxPriorityFeePerGas"), "eth_maxPriorityFeePerGas")
+                    tip = _int(self.rpc.call("eth_maxPriorityFeePerGas"), "priority fee (eth_maxPriorityFeePerGas)", 0, FEE_MAX)
                 except RpcError:  # not offered by every node: derive it from the legacy price
-                    tip = max(0, _int(self.rpc.call("eth_gasPrice"), "eth_gasPrice") - base_fee)
+                    tip = max(0, _int(self.rpc.call("eth_gasPrice"), "gas price (eth_gasPrice)", 0, FEE_MAX) - base_fee)
             max_fee = 2 * base_fee + tip
             if self.max_fee_cap_wei is not None:
                 max_fee = min(max_fee, self.max_fee_cap_wei)
                 tip = min(tip, max_fee)
             return {"max_fee_per_gas": max_fee, "max_priority_fee_per_gas": tip}
-        price = _int(self.rpc.call("eth_gasPrice"), "eth_gasPrice")
+        price = _int(self.rpc.call("eth_gasPrice"), "gas price (eth_gasPrice)", 0, FEE_MAX)
         if self.max_fee_cap_wei is not None:
             price = min(price, self.max_fee_cap_wei)
         return {"gas_price": price}
@@ -408,7 +593,7 @@ class EvmLedger:
             if fees is None or "max_priority_fee_per_gas" not in fees or base is None:
                 return
             tip = fees["max_priority_fee_per_gas"]
-            max_fee = 2 * _int(base, "baseFeePerGas") + tip
+            max_fee = 2 * _int(base, "baseFeePerGas", 0, FEE_MAX) + tip
             if self.max_fee_cap_wei is not None:
                 max_fee = min(max_fee, self.max_fee_cap_wei)
             self._fees = {"max_fee_per_gas": max(max_fee, tip), "max_priority_fee_per_gas": tip}
@@ -416,7 +601,7 @@ class EvmLedger:
     def _estimate_gas(self) -> int:
         probe = {"from": self.address, "to": self.to, "value": "0x0", "data": TAG_HEX + "ff" * 32}
         try:
-            return _int(self.rpc.call("eth_estimateGas", probe), "eth_estimateGas")
+            return _int(self.rpc.call("eth_estimateGas", probe), "gas (eth_estimateGas)", 21_000, GAS_MAX)
         except RpcError as exc:
             raise LedgerError(f"cannot estimate gas for an anchor from {self.address} to {self.to} on chain "
                               f"{self.chain_id}: {exc.message} (set ledger.evm.gas_limit to skip the estimate)") from exc
@@ -494,23 +679,23 @@ class EvmLedger:
             self._ensure_started()
         hashes = [submission["tx"], *submission.get("replaces", [])]
         for h in hashes:
-            rc = self.rpc.call("eth_getTransactionReceipt", h)
+            rc = obj(self.rpc.call("eth_getTransactionReceipt", h), "receipt")
             if rc:
                 return self._landed(submission, rc)
         # No receipt for any of our transactions with this nonce.
         known = None
         for h in hashes:
-            known = self.rpc.call("eth_getTransactionByHash", h)
+            known = obj(self.rpc.call("eth_getTransactionByHash", h), "transaction")
             if known:
                 break
         nonce = int(submission["nonce"])
         sender = str(submission.get("from", self.address))  # signed by an earlier key? ask about that one
         if not known:
             for h in hashes:  # mined between the two reads?
-                rc = self.rpc.call("eth_getTransactionReceipt", h)
+                rc = obj(self.rpc.call("eth_getTransactionReceipt", h), "receipt")
                 if rc:
                     return self._landed(submission, rc)
-            mined_count = _int(self.rpc.call("eth_getTransactionCount", sender, "latest"), "nonce")
+            mined_count = _int(self.rpc.call("eth_getTransactionCount", sender, "latest"), "nonce", 0, NONCE_MAX)
             if submission.get("rejected"):
                 reason = f"node rejected the transaction: {submission['rejected']}"
             elif mined_count > nonce:
@@ -520,7 +705,7 @@ class EvmLedger:
             return self._dropped(hashes, reason)
         if known.get("blockHash"):
             return AnchorStatus("pending", reason="mined; receipt not yet available")
-        pending_count = _int(self.rpc.call("eth_getTransactionCount", sender, "pending"), "pending nonce")
+        pending_count = _int(self.rpc.call("eth_getTransactionCount", sender, "pending"), "pending nonce", 0, NONCE_MAX)
         if pending_count <= nonce:
             return self._dropped(hashes, f"nonce gap: the node's next nonce is {pending_count}, this transaction "
                                          f"has {nonce} and can never be mined")
@@ -550,7 +735,8 @@ class EvmLedger:
 
     def _any_known(self, sub: dict[str, Any]) -> bool:
         for h in [sub["tx"], *sub.get("replaces", [])]:
-            if self.rpc.call("eth_getTransactionReceipt", h) or self.rpc.call("eth_getTransactionByHash", h):
+            if (obj(self.rpc.call("eth_getTransactionReceipt", h), "receipt")
+                    or obj(self.rpc.call("eth_getTransactionByHash", h), "transaction")):
                 return True
         return False
 
@@ -567,13 +753,13 @@ class EvmLedger:
         for h in [sub["tx"], *sub.get("replaces", [])]:
             self._first_pending_ms.pop(h, None)
         txh = _hex(rc.get("transactionHash"))
-        number = _int(rc.get("blockNumber"), "receipt blockNumber")
-        if _int(rc.get("status"), "receipt status") != 1:
+        number = _int(rc.get("blockNumber"), "receipt block number", 0, BLOCK_MAX)
+        if _int(rc.get("status"), "receipt status", 0, 1) != 1:
             return AnchorStatus("failed", reason=f"transaction {txh} reverted (receipt status 0) in block {number}, "
-                                                 f"gas used {_int(rc.get('gasUsed', 0), 'gasUsed')} of {sub.get('gas')}",
+                                                 f"gas used {_int(rc.get('gasUsed', 0), 'gasUsed', 0, GAS_MAX)} of {sub.get('gas')}",
                                 extra={"tx": txh, "block_number": number})
-        head = self.rpc.call("eth_getBlockByNumber", "latest", False)
-        latest = _int(head.get("number") if isinstance(head, dict) else None, "latest block number")
+        head = obj(self.rpc.call("eth_getBlockByNumber", "latest", False), "latest block")
+        latest = _int(head.get("number") if head is not None else None, "latest block number", 0, BLOCK_MAX)
         self._follow_base_fee(head)
         confs = latest - number + 1
         if confs < self.confirmations:
@@ -582,11 +768,12 @@ class EvmLedger:
         block_hash = _hex(rc.get("blockHash"))
         # Read the transaction by block hash and index: getTransactionByHash may still say
         # "pending" for a few ms after the receipt exists (anvil).
-        tx = self.rpc.call("eth_getTransactionByBlockHashAndIndex", block_hash, rc.get("transactionIndex"))
-        blk = self.rpc.call("eth_getBlockByHash", block_hash, False)
+        index = _int(rc.get("transactionIndex"), "transaction index", 0, INDEX_MAX)
+        tx = obj(self.rpc.call("eth_getTransactionByBlockHashAndIndex", block_hash, hex(index)), "transaction")
+        blk = obj(self.rpc.call("eth_getBlockByHash", block_hash, False), "block")
         if not tx or not blk or _hex(tx.get("hash")) != txh:
             return AnchorStatus("pending", reason=f"block {block_hash} changed while reading it (reorg?)")
-        time_ms = _int(blk.get("timestamp"), "block timestamp") * 1000
+        time_ms = block_time_s(blk.get("timestamp")) * 1000
         anchor = {
             "kind": self.kind, "chain_id": self.chain_id, "tx": txh, "block_number": number,
             "block_hash": block_hash, "from": _hex(tx.get("from")), "to": _hex(tx.get("to")),
@@ -594,7 +781,7 @@ class EvmLedger:
             "confirmations_required": self.confirmations,
         }
         return AnchorStatus("confirmed", anchor=anchor, time_ms=time_ms,
-                            extra={"confirmations": confs, "gas_used": _int(rc.get("gasUsed", 0), "gasUsed")})
+                            extra={"confirmations": confs, "gas_used": _int(rc.get("gasUsed", 0), "gasUsed", 0, GAS_MAX)})
 
     def _replacement(self, sub: dict[str, Any], now_ms: int) -> dict[str, Any] | None:
         """The same transaction (nonce, input, gas) with fees bumped by at least 12.5 %."""
@@ -684,27 +871,34 @@ def verify_evm_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int, 
             except LedgerError as exc:
                 raise fail(f"node at {rpc_url} failed {method}: {exc}") from exc
 
-        def q(value: Any, what: str) -> int:
+        def q(value: Any, what: str, lo: int = 0, hi: int = U64) -> int:
             try:
-                return _int(value, what)
+                return quantity(value, what, lo, hi)
             except LedgerError as exc:
-                raise fail(f"node at {rpc_url} returned a malformed {what}: {value!r}") from exc
+                raise fail(f"node at {rpc_url} returned a malformed {what}: {exc}") from exc
 
-        node_chain = q(call("eth_chainId"), "chain id")
+        def o(value: Any, what: str) -> dict[str, Any] | None:
+            try:
+                return obj(value, what)
+            except LedgerError as exc:
+                raise fail(f"node at {rpc_url} returned a malformed {what}: {exc}") from exc
+
+        node_chain = q(call("eth_chainId"), "chain id", 1, CHAIN_ID_MAX)
         if node_chain != chain_id:
             raise fail(f"node at {rpc_url} is on chain id {node_chain}, but the anchor is on chain id {chain_id}")
-        rc = call("eth_getTransactionReceipt", txh)
+        rc = o(call("eth_getTransactionReceipt", txh), "receipt")
         if not rc:
             raise fail(f"transaction {txh} not found on chain id {chain_id} (no receipt: never mined, dropped or "
                        f"reorged out)")
-        number = q(rc.get("blockNumber"), "receipt block number")
-        status = q(rc.get("status"), "receipt status")
+        number = q(rc.get("blockNumber"), "receipt block number", 0, BLOCK_MAX)
+        status = q(rc.get("status"), "receipt status", 0, 1)
         if status != 1:
             raise fail(f"transaction {txh} failed: receipt status {status} in block {number}, want 1")
         block_hash = _hex(rc.get("blockHash"))
-        tx = call("eth_getTransactionByBlockHashAndIndex", block_hash, rc.get("transactionIndex"))
+        index = q(rc.get("transactionIndex"), "transaction index", 0, INDEX_MAX)
+        tx = o(call("eth_getTransactionByBlockHashAndIndex", block_hash, hex(index)), "transaction")
         if not tx or _hex(tx.get("hash")) != txh:
-            raise fail(f"block {block_hash} at index {rc.get('transactionIndex')} holds "
+            raise fail(f"block {block_hash} at index {index} holds "
                        f"{_hex(tx.get('hash')) if tx else 'nothing'}, not transaction {txh}")
         sender, recipient = _hex(tx.get("from")), _hex(tx.get("to"))
         if anchor.get("from") is not None and str(anchor["from"]).lower() != sender:
@@ -723,14 +917,14 @@ def verify_evm_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int, 
         required = min_confirmations if min_confirmations is not None else anchor.get("confirmations_required", 1)
         if not isinstance(required, int) or required < 1:
             raise fail(f"confirmations required {required!r} is not a positive integer")
-        latest = q(call("eth_blockNumber"), "block number")
+        latest = q(call("eth_blockNumber"), "block number", 0, BLOCK_MAX)
         confs = latest - number + 1
         if confs < required:
             raise fail(f"transaction {txh} has {confs} confirmation(s) (block {number}, latest {latest}), "
                        f"want at least {required}")
-        blk = call("eth_getBlockByHash", block_hash, False)
+        blk = o(call("eth_getBlockByHash", block_hash, False), "block")
         if not blk:
             raise fail(f"block {block_hash} of transaction {txh} not found on the node")
-        return q(blk.get("timestamp"), "block timestamp") * 1000
+        return q(blk.get("timestamp"), "block timestamp", TIME_MIN_S, TIME_MAX_S) * 1000
     finally:
         rpc.close()

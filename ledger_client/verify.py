@@ -14,18 +14,20 @@ Steps (docs/proof-format.md §Verification):
                   blocks cover the whole selected range, so gaps show
 
 Every step runs even after an earlier one fails, so one report shows everything wrong;
-the bundle verifies only when every step passes.
+the bundle verifies only when every step passes AND the gateway key was pinned: without a
+pin the bundle vouches for itself (anyone can make one that passes every step), so the
+result is "intact, key not pinned" (``Report.result``), never "verified".
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import safejson
 from .canonical import canonical, header_hash, header_message, record_message
 from .errors import ProofError, VerificationError
 from .keys import public_from_hex, verify_sig
@@ -34,6 +36,14 @@ from .rotation import KeyChain, build_chain
 
 FORMAT = "traceseal-bundle/1"
 ZERO_HASH = "00" * 32
+# Anchor times (§7.4) outside 2000-01-01..2200-01-01 are a forgery or a broken ledger, not a
+# time; refusing them also keeps every later date conversion (and the browser's) in range.
+ANCHOR_TIME_MIN_MS = 946_684_800_000
+ANCHOR_TIME_MAX_MS = 7_258_118_400_000
+MAX_DEPTH = 900  # §9.1: deeper JSON is unreadable (the browser's parser stops there too)
+
+# Report.result values (also in --json): the CLI exits 0, 4 and 1 for them
+VERIFIED, INTACT_NOT_PINNED, FAILED = "verified", "intact-key-not-pinned", "failed"
 
 STEPS = [
     (1, "format"), (2, "record-sigs"), (3, "header-sigs"), (4, "inclusion"), (5, "chain"),
@@ -65,17 +75,28 @@ class StepResult:
 class Report:
     steps: list[StepResult]
     summary: dict[str, Any] = field(default_factory=dict)
+    key_pinned: bool = False
 
     @property
     def ok(self) -> bool:
+        """Every step passed (which, without a pinned key, proves integrity only)."""
         return all(s.ok for s in self.steps)
+
+    @property
+    def result(self) -> str:
+        """``verified`` only with a pinned gateway key; ``intact-key-not-pinned`` when every
+        step passed but the key came from the bundle; else ``failed``."""
+        if not self.ok:
+            return FAILED
+        return VERIFIED if self.key_pinned else INTACT_NOT_PINNED
 
     @property
     def first_failure(self) -> StepResult | None:
         return next((s for s in self.steps if not s.ok), None)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "steps": [s.as_dict() for s in self.steps], "summary": self.summary}
+        return {"ok": self.ok, "key_pinned": self.key_pinned, "result": self.result,
+                "steps": [s.as_dict() for s in self.steps], "summary": self.summary}
 
 
 def _local_checker(**opts: Any) -> AnchorChecker:
@@ -104,7 +125,10 @@ def default_checkers(*, ledger_key: str | None = None, ledger_file: Any = None, 
 def _iso(ms: int) -> str:
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    except (OverflowError, ValueError, OSError):  # only reachable for times no step accepts
+        return f"{ms} ms"
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -170,7 +194,27 @@ def loads_strict(text: str) -> Any:
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
 
-    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    value = safejson.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    depth = json_depth(value)
+    if depth > MAX_DEPTH:
+        raise ValueError(f"JSON nested {depth} levels deep, more than {MAX_DEPTH}")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How many arrays/objects deep ``value`` is (iteratively: no recursion limit to hit).
+    Costs about a third of the parse; §9.1 needs the exact number so all verifiers agree."""
+    best = 0
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    pop, push = stack.pop, stack.append
+    while stack:
+        v, d = pop()
+        best = max(best, d)
+        for x in (v.values() if type(v) is dict else v):
+            t = type(x)
+            if t is dict or t is list:
+                push((x, d + 1))
+    return best
 
 
 def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
@@ -179,7 +223,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
     """Check every step; ``gateway_key`` pins the key instead of trusting the bundle's."""
     checkers = checkers if checkers is not None else default_checkers()
     res = {n: StepResult(n, name) for n, name in STEPS}
-    report = Report([res[n] for n, _ in STEPS])
+    report = Report([res[n] for n, _ in STEPS], key_pinned=gateway_key is not None)
 
     # (1) format ------------------------------------------------------------------
     s1 = res[1]
@@ -271,6 +315,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
     memo: dict[bytes, bytes] = {}
     memo_block: Any = None
     encoded, sig_ok, wait = _record_signatures(records, key_of)
+    first_at: dict[int, int] = {}  # seq -> index of the entry that counts
     for i, entry in enumerate(records):
         wait(i)
         try:
@@ -287,6 +332,10 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
         if bad:
             s2.failures.append(f"records[{i}]: record fields {', '.join(bad)}")
             continue
+        if seq in first_at:  # step 2 owns the records: one seq, one record (§9.3)
+            s2.failures.append(f"records[{i}]: record seq {seq} appears twice (first at records[{first_at[seq]}])")
+            continue
+        first_at[seq] = i
         parsed.append((seq, entry.get("block"), rec))
         if rec.get("v") != 1:
             s2.failures.append(f"record seq {seq}: version {rec.get('v')!r}, want 1")
@@ -389,6 +438,10 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
             s6.failures.append(f"anchors[{i}] (local): entry names gateway {entry.get('gateway')!r} block "
                                f"{entry.get('block')!r}, want {gw_id!r} block {bn}")
             continue
+        if not _is_int(t) or not ANCHOR_TIME_MIN_MS <= t <= ANCHOR_TIME_MAX_MS:
+            s6.failures.append(f"anchors[{i}] ({kind}) for block {bn}: anchor time {t} is outside "
+                               f"{ANCHOR_TIME_MIN_MS}..{ANCHOR_TIME_MAX_MS} (years 2000..2200)")
+            continue
         anchored[bn] = min(t, anchored.get(bn, t))
         s6.notes.append(f"block {bn} anchored on {kind} at {_iso(t)}")
 
@@ -433,7 +486,7 @@ def verify_bundle(bundle: Any, *, gateway_key: str | None = None,
     _check_selection(selection, parsed, headers, order, s9)
 
     report.summary = {
-        "gateway": gw_id, "public_key": key_hex, "records": len(records), "blocks": len(order),
+        "gateway": gw_id, "public_key": key_hex, "records": len(first_at), "blocks": len(order),
         "block_range": [order[0], order[-1]] if order else None,
         "anchors": len(anchors), "anchored_blocks": sorted(anchored),
         "anchor_time_ms": {str(b): t for b, t in sorted(anchored.items())},
@@ -469,7 +522,7 @@ def _record_signatures(records: list[Any], key_of: Callable[[Any], Any]
             entry = records[i]
             try:
                 data = canonical(entry["record"])
-            except Exception:  # noqa: BLE001 - the caller re-raises it with the entry's index
+            except Exception:
                 continue
             encoded[i] = data
             ok[i] = verify_sig(key_of(entry.get("block")), entry.get("sig", ""), record_message(data))
@@ -659,9 +712,22 @@ class SetReport:
     def ok(self) -> bool:
         return not self.failures and bool(self.bundles) and all(r.ok for _, r in self.bundles)
 
+    @property
+    def key_pinned(self) -> bool:
+        """Every inner bundle was checked against a pinned key."""
+        return bool(self.bundles) and all(r.key_pinned for _, r in self.bundles)
+
+    @property
+    def result(self) -> str:
+        if not self.ok:
+            return FAILED
+        return VERIFIED if self.key_pinned else INTACT_NOT_PINNED
+
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "format": SET_FORMAT, "failures": self.failures, "notes": self.notes,
-                "bundles": [{"gateway": g, "ok": r.ok, "report": r.as_dict()} for g, r in self.bundles]}
+        return {"ok": self.ok, "key_pinned": self.key_pinned, "result": self.result, "format": SET_FORMAT,
+                "failures": self.failures, "notes": self.notes,
+                "bundles": [{"gateway": g, "ok": r.ok, "result": r.result, "report": r.as_dict()}
+                            for g, r in self.bundles]}
 
 
 def verify_set(doc: Any, *, gateway_keys: dict[str, str] | None = None,

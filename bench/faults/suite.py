@@ -24,6 +24,7 @@ CI: dict[str, dict[str, Any]] = {
     "upstream": {"gateway_kills": 3, "broker_restarts": 2, "archive_kills": 2},
     "poison": {"cycles": 3, "poison_per_cycle": 3},
     "archive_flood": {"rounds": 2, "flood": 60, "slow": 8},
+    "hostile_rpc": {"hold_s": 6.0},
 }
 
 REPORT: dict[str, dict[str, Any]] = {
@@ -41,6 +42,7 @@ REPORT: dict[str, dict[str, Any]] = {
     "poison": {"cycles": 20, "poison_per_cycle": 10},
     "archive_flood": {"rounds": 20, "flood": 400, "slow": 50, "addresses": 25, "max_connections": 64, "per_ip": 16,
                       "request_timeout_s": 5.0},
+    "hostile_rpc": {"hold_s": 20.0},
 }
 
 
@@ -82,6 +84,9 @@ def _scenario(name: str) -> Callable[..., list[Row]]:
     if name == "archive_flood":
         from .archive_flood import run_archive_flood
         return run_archive_flood
+    if name == "hostile_rpc":
+        from .hostile_rpc import run_hostile_rpc
+        return run_hostile_rpc
     raise KeyError(name)
 
 

@@ -104,12 +104,16 @@ def cli_verify(path: Path, *pins: str) -> dict:
             "stderr": proc.stderr,
             "stdout": proc.stdout,
         }
-    assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.returncode in (0, 1, 4), (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
     rep = json.loads(proc.stdout)
     steps = {s["step"]: s for s in rep["steps"]}
     first = next((s["step"] for s in rep["steps"] if not s["ok"]), None)
     assert rep["ok"] == (first is None)
-    assert (proc.returncode == 0) == rep["ok"], "exit status must follow ok (§9 Report)"
+    # §9.4: 0 verified (key pinned), 4 intact (every step passed, key not pinned), 1 failed
+    pinned = "--gateway-key" in pins
+    assert rep["key_pinned"] == pinned
+    assert proc.returncode == (1 if not rep["ok"] else 0 if pinned else 4), "exit status must follow result (§9.4)"
     assert [s["step"] for s in rep["steps"]] == list(range(1, 10))
     assert [s["name"] for s in rep["steps"]] == [V.STEP_NAMES[n] for n in range(1, 10)]
     return {

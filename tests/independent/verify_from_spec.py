@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import json
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ HEADER_DOMAIN = b"traceseal/header/v1\n"
 LEDGER_DOMAIN = b"traceseal/ledger/v1\n"
 ROTATE_DOMAIN = b"traceseal/rotate/v1\n"
 ZERO_HASH_HEX = "0" * 64
+MAX_DEPTH = 900  # §9.1
+ANCHOR_TIME_MIN_MS = 946_684_800_000  # §7.4: 2000-01-01T00:00:00Z
+ANCHOR_TIME_MAX_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
 MAX_SAFE_INT = 2**53 - 1
 
 STEP_NAMES = {
@@ -108,13 +112,21 @@ def parse_json_bytes(data: bytes | str) -> Any:
     fractions/exponents kept as ``NonIntegerNumber``, NaN/Infinity refused."""
     if isinstance(data, bytes):
         data = data.decode("utf-8")
-    return json.loads(
-        data,
-        object_pairs_hook=_pairs_hook,
-        parse_float=NonIntegerNumber,
-        parse_int=int,
-        parse_constant=_reject_constant,
-    )
+    # The C decoder recurses per nesting level and stops only at Python's recursion limit;
+    # a library that raised it (py_ecc sets 100,000) would let deep input overflow the C
+    # stack. Hold it low while parsing; deeper input raises RecursionError (unreadable).
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(old, 3000))
+    try:
+        return json.loads(
+            data,
+            object_pairs_hook=_pairs_hook,
+            parse_float=NonIntegerNumber,
+            parse_int=int,
+            parse_constant=_reject_constant,
+        )
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def parse_bundle_bytes(data: bytes | str) -> Any:
@@ -125,9 +137,25 @@ def parse_bundle_bytes(data: bytes | str) -> Any:
     if isinstance(data, str) and data.startswith("\ufeff"):
         raise BundleReadError("byte order mark")
     try:
-        return parse_json_bytes(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = parse_json_bytes(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleReadError(str(exc)) from exc
+    if _depth(value) > MAX_DEPTH:
+        raise BundleReadError(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _depth(v: Any) -> int:
+    """§9.1: arrays and objects, counted from the bundle itself as 1."""
+    best, stack = 0, [(v, 1)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, dict):
+            x = list(x.values())
+        if isinstance(x, list):
+            best = max(best, d)
+            stack.extend((y, d + 1) for y in x)
+    return best
 
 
 # ---------------------------------------------------------------------------
@@ -350,10 +378,18 @@ class VerifyResult:
     steps: list
     anchor_time_ms: dict = field(default_factory=dict)
     cover_time_ms: dict = field(default_factory=dict)
+    key_pinned: bool = False
 
     @property
     def ok(self) -> bool:
         return all(s.ok for s in self.steps)
+
+    @property
+    def result(self) -> str:
+        """§9.4: "verified" needs every step AND a pinned gateway key (§9.2, §10)."""
+        if not self.ok:
+            return "failed"
+        return "verified" if self.key_pinned else "intact-key-not-pinned"
 
     @property
     def first_failing_step(self) -> int | None:
@@ -663,7 +699,7 @@ def verify_bundle(
     ledger_file: str | None = None,
 ) -> VerifyResult:
     steps = [StepResult(n, STEP_NAMES[n]) for n in range(1, 10)]
-    res = VerifyResult(steps)
+    res = VerifyResult(steps, key_pinned=gateway_key is not None)
     s1, s2, s3, s4, s5, s6, s7, s8, s9 = steps
 
     # ---------------------------------------------------------------- step 1 (§9.3, §8)
@@ -730,6 +766,7 @@ def verify_bundle(
 
     # ---------------------------------------------------------------- step 2 (§4)
     kept_records = []  # (entry, record): well formed with the required members
+    seen_seqs: set = set()
     for i, ent in enumerate(records_in):
         s2.checked += 1
         if not isinstance(ent, dict) or not isinstance(ent.get("record"), dict):
@@ -747,8 +784,12 @@ def verify_bundle(
         if bad:
             s2.fail(f"records[{i}]: record fields {bad} missing or mistyped")
             continue
-        kept_records.append((ent, rec))
         seq = rec["seq"]
+        if seq in seen_seqs:  # §9.3 step 2: a seq listed again is not kept, and fails the step
+            s2.fail(f"records[{i}]: record seq {seq} appears twice")
+            continue
+        seen_seqs.add(seq)
+        kept_records.append((ent, rec))
         if rec["v"] != 1:
             s2.fail(f"record seq {seq}: version {rec['v']!r}, want 1")
         if rec["gateway"] != gw_id:
@@ -912,6 +953,9 @@ def verify_bundle(
         t, why = _local_anchor_check(anc, hh, n, gw_id, ledger_key, ledger_file)
         if why:
             s6.fail(f"anchor {i} (local) for block {n}: {why}")
+            continue
+        if not ANCHOR_TIME_MIN_MS <= t <= ANCHOR_TIME_MAX_MS:  # §7.4
+            s6.fail(f"anchor {i} (local) for block {n}: anchor time {t} is outside 2000..2200")
             continue
         T[n] = min(T.get(n, t), t)
         s6.notes.append(f"block {n} anchored on local at {t}")

@@ -175,7 +175,7 @@ JS_VERIFY = """async ([b64, opts]) => {
   if (!r.readable) return {readable: false, error: r.error};
   if (r.noCrypto) return {readable: true, noCrypto: true};
   const failing = r.report.steps.filter(s => !s.ok).map(s => s.step);
-  return {readable: true, ok: r.report.ok, failing, first: failing.length ? failing[0] : null,
+  return {readable: true, ok: r.report.ok, result: r.report.result, failing, first: failing.length ? failing[0] : null,
           names: r.report.steps.map(s => s.name), summary: r.report.summary,
           failures: Object.fromEntries(r.report.steps.map(s => [s.step, s.failures.slice(0, 4)]))};
 }"""
@@ -192,8 +192,9 @@ def read_ui_result(pg: Any) -> dict[str, Any]:
                if steps.nth(i).get_attribute("data-ok") == "false"]
     names = [steps.nth(i).locator("code").inner_text() for i in range(steps.count())]
     first = int(banner.get_attribute("data-first-step")) if kind == "failed" else None
-    return {"readable": True, "ok": kind == "verified", "first": first, "failing": failing, "names": names,
-            "banner": text}
+    result = {"verified": "verified", "intact": "intact-key-not-pinned", "failed": "failed"}[kind or ""]
+    return {"readable": True, "ok": kind in ("verified", "intact"), "result": result, "first": first,
+            "failing": failing, "names": names, "banner": text}
 
 
 def page_opts(pins: dict[str, Any]) -> dict[str, Any]:
@@ -240,13 +241,16 @@ def run_cli(path: Path, pins: dict[str, Any]) -> dict[str, Any]:
     if proc.returncode == 2:
         assert "cannot read bundle" in proc.stderr, proc.stderr
         return {"readable": False, "stderr": proc.stderr.strip()}
-    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+    if proc.returncode not in (0, 1, 4) or not proc.stdout.strip() or "Traceback" in proc.stderr:
         return {"readable": True, "crash": True, "rc": proc.returncode, "stderr": proc.stderr[-800:]}
     rep = json.loads(proc.stdout)
     failing = [s["step"] for s in rep["steps"] if not s["ok"]]
     assert [s["name"] for s in rep["steps"]] == STEP_NAMES
-    assert (proc.returncode == 0) == rep["ok"]
-    return {"readable": True, "ok": rep["ok"], "failing": failing, "first": failing[0] if failing else None,
+    # exit 0 VERIFIED (key pinned), 4 INTACT (every step passed, key not pinned), 1 FAILED
+    assert proc.returncode == {"verified": 0, "intact-key-not-pinned": 4, "failed": 1}[rep["result"]]
+    assert rep["ok"] == (rep["result"] != "failed") and rep["key_pinned"] == (pins.get("gateway_key") is not None)
+    return {"readable": True, "ok": rep["ok"], "result": rep["result"], "failing": failing,
+            "first": failing[0] if failing else None,
             "failures": {s["step"]: s["failures"][:4] for s in rep["steps"]}}
 
 
@@ -255,7 +259,7 @@ def outcome(r: dict[str, Any]) -> Any:
         return "crash"
     if not r["readable"]:
         return "unreadable"
-    return {"ok": r["ok"], "first": r["first"], "failing": r["failing"]}
+    return {"ok": r["ok"], "result": r["result"], "first": r["first"], "failing": r["failing"]}
 
 
 def assert_agree(name: str, cli: dict[str, Any], page: dict[str, Any]) -> None:
@@ -579,7 +583,7 @@ def test_page_is_static_and_offline(vp_page: VpPage, vp_station_cases: dict[str,
             assert bad not in text, (f.name, bad)
     case, path = vp_station_cases["range-good-pinned"]
     res = vp_page.verify_file_ui(path, case.pins)
-    assert res["ok"], res
+    assert res["ok"] and res["result"] == "verified", res
     assert vp_page.requests and all(u.startswith("file://") for u in vp_page.requests), vp_page.requests
 
 
@@ -638,7 +642,11 @@ def test_project_bundles_in_the_ui_agree_with_the_cli(vp_browser: Any,
             assert_agree(case.name, cli, ui)
             if ui["readable"]:
                 assert ui["names"] == STEP_NAMES
-                assert ("VERIFIED" in ui["banner"]) if ui["ok"] else (f"FAILED at step {ui['first']}" in ui["banner"])
+                want = {"verified": "✔ VERIFIED", "intact-key-not-pinned": "INTACT, KEY NOT PINNED",
+                        "failed": f"FAILED at step {ui['first']}"}[ui["result"]]
+                assert want in ui["banner"], (case.name, ui["banner"])
+                if ui["result"] != "verified":
+                    assert "✔ VERIFIED" not in ui["banner"]
             else:
                 assert "CANNOT READ" in ui["banner"]
     finally:
@@ -846,7 +854,7 @@ def test_screenshots(vp_browser: Any, vp_station_cases: dict[str, tuple[Case, Pa
                              ("range-changed-record-value", "verify-tampered.png", "FAILED at step 2"),
                              ("range-dropped-middle-block-and-its-records", "verify-dropped-block.png",
                               "FAILED at step 5"),
-                             ("range-good-unpinned", "verify-unpinned.png", "VERIFIED"),
+                             ("range-good-unpinned", "verify-unpinned.png", "INTACT, KEY NOT PINNED"),
                              ("range-duplicate-member-name", "verify-unreadable.png", "CANNOT READ")):
         page = VpPage(vp_browser)
         try:
@@ -950,3 +958,77 @@ def test_rotated_gateway_bundles_agree_across_page_cli_and_spec(vp_api_page: VpP
         tampered = not case.name.endswith(("-pin-old", "-pin-new"))
         expect_ok = not tampered and case.name != "rot:before-exported-before-pin-new"
         assert cli["ok"] == expect_ok, (case.name, cli)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared hostile vectors (tests/vectors/bundles/) and random mutants: page = CLI = spec
+# ---------------------------------------------------------------------------------------------
+
+def _vectors_module() -> Any:
+    sys.path.insert(0, str(REPO / "tests" / "vectors"))
+    import bundle_vectors
+
+    return bundle_vectors
+
+
+JS_VERDICT = """async ([b64, opts]) => {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const r = await TraceSealVerify.verifyBytes(bytes, opts);
+  if (!r.readable) return {readable: false};
+  return {readable: true, result: r.report.result, failing: r.report.steps.filter(s => !s.ok).map(s => s.step)};
+}"""
+
+
+def _page_verdict(page: VpPage, text: str, keys: dict[str, Any]) -> tuple[str, list[int]]:
+    """Only the verdict leaves the page (a mutant's summary may nest too deep to serialise)."""
+    r = page.page.evaluate(JS_VERDICT, [base64.b64encode(text.encode("utf-8")).decode(),
+                                        page_opts({"gateway_key": keys.get("gateway_key")})])
+    return ("unreadable", []) if not r["readable"] else (r["result"], r["failing"])
+
+
+def test_page_reaches_every_vector_result(vp_api_page: VpPage) -> None:
+    """Every vector's ``want`` (the CLI and the spec verifier reach the same, in
+    tests/test_bundle_vectors.py). Sets are a CLI feature: the page reads single bundles."""
+    BV = _vectors_module()
+    wrong = []
+    for name, vec in BV.load_all():
+        if isinstance(vec.get("bundle"), dict) and vec["bundle"].get("format") == "traceseal-set/1":
+            continue
+        got = _page_verdict(vp_api_page, BV.bundle_text(vec), vec["keys"])
+        want = (vec["want"]["result"], vec["want"]["failing_steps"])
+        if got != want:
+            wrong.append((name, got, want))
+    assert not wrong, wrong
+
+
+def test_page_and_cli_agree_on_random_mutants(vp_api_page: VpPage, tmp_path: Path) -> None:
+    """The same deterministic mutants as tests/test_bundle_vectors.py (odd numbers, huge
+    integers, duplicates, deep nesting, wrong types): the CLI never crashes, exits only 0, 1,
+    2 or 4, and the page reaches the same result and failing steps."""
+    import contextlib
+    import io
+
+    from ledger_client import cli as lcli
+
+    BV = _vectors_module()
+    disagree = []
+    for seed in range(300):
+        text, keys = BV.mutant(seed)
+        p = tmp_path / "m.json"
+        p.write_text(text)
+        out, err = io.StringIO(), io.StringIO()
+        args = ["verify", str(p), "--json"] + (["--gateway-key", keys["gateway_key"]] if keys else [])
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = lcli.main(args)
+        assert rc in (0, 1, 2, 4), (seed, rc, err.getvalue())
+        if rc == 2:
+            cli = ("unreadable", [])
+        else:
+            rep = json.loads(out.getvalue())
+            cli = (rep["result"], [s["step"] for s in rep["steps"] if not s["ok"]])
+        page = _page_verdict(vp_api_page, text, keys)
+        if page != cli:
+            disagree.append((seed, cli, page))
+    assert not disagree, disagree[:10]

@@ -177,11 +177,17 @@
     var rep = out.report, d = out.details;
     var first = V.firstFailure(rep);
     var failing = rep.steps.filter(function (s) { return !s.ok; });
-    if (rep.ok) {
+    if (rep.ok && rep.result === "intact-key-not-pinned") {
+      // §9.4: without a pinned key anyone can make a bundle that passes: never say VERIFIED
+      banner.classList.add("intact");
+      banner.setAttribute("data-result", "intact");
+      banner.appendChild(el("div", { cls: "big", text: "◐ INTACT, KEY NOT PINNED — not verified" }));
+      banner.appendChild(el("div", { cls: "sub", text: "All 9 checks passed, but against the key the bundle itself names: anyone can make a bundle that passes these checks. Enter the gateway's public key (from its enrolment papers) under “More checks” to verify it. " + describeSelection(out.bundle, rep, d) }));
+    } else if (rep.ok) {
       banner.classList.add("ok");
       banner.setAttribute("data-result", "verified");
       banner.appendChild(el("div", { cls: "big", text: "✔ VERIFIED" }));
-      banner.appendChild(el("div", { cls: "sub", text: "All 9 checks passed. " + describeSelection(out.bundle, rep, d) }));
+      banner.appendChild(el("div", { cls: "sub", text: "All 9 checks passed against the pinned gateway key. " + describeSelection(out.bundle, rep, d) }));
       var times = Object.keys(d.anchored).map(function (k) { return d.anchored[k]; });
       if (times.length) {
         banner.appendChild(el("div", { cls: "why", text: "Anchored: every record in it existed no later than " + utc(Math.min.apply(null, times)) + "." }));

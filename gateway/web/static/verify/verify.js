@@ -19,6 +19,8 @@
   var J = root.TraceSealJCS;
 
   var FORMAT = "traceseal-bundle/1";
+  // §7.4: an anchor time outside 2000-01-01..2200-01-01 is refused (step 6), as by traceseal verify
+  var ANCHOR_TIME_MIN_MS = 946684800000, ANCHOR_TIME_MAX_MS = 7258118400000;
   var ZERO_HASH = "0000000000000000000000000000000000000000000000000000000000000000";
   var STEPS = [
     [1, "format"], [2, "record-sigs"], [3, "header-sigs"], [4, "inclusion"], [5, "chain"],
@@ -412,6 +414,9 @@
 
     function finish() {
       report.ok = steps.every(function (s) { return s.ok; });
+      // §9.4: "verified" needs a pinned gateway key; without one the bundle vouches for itself
+      report.key_pinned = opts.gatewayKey != null;
+      report.result = !report.ok ? "failed" : report.key_pinned ? "verified" : "intact-key-not-pinned";
       return { report: report, details: details };
     }
 
@@ -557,6 +562,7 @@
     await Promise.all(Array.from(sigP.values()).concat(Array.from(inclP.values())));
 
     var proven = []; // {seq, block, record}
+    var firstAt = new Map(); // seq -> index of the entry that counts
     var parsed = []; // kept records, for the selection step
     for (i = 0; i < records.length; i++) {
       var entry = records[i];
@@ -573,6 +579,13 @@
       var badr = badFields(rec, RECORD_FIELDS);
       if (badr.length) { fail(s2, "records[" + i + "]: record fields " + badr.join(", ")); rd.problems.push("fields"); continue; }
       var seq = rec.seq;
+      var seqKey = String(num(seq));
+      if (firstAt.has(seqKey)) { // §9.3 step 2: one seq, one record; the first entry counts
+        fail(s2, "records[" + i + "]: record seq " + seq + " appears twice (first at records[" + firstAt.get(seqKey) + "])");
+        rd.problems.push("duplicate");
+        continue;
+      }
+      firstAt.set(seqKey, i);
       rd.kept = true;
       parsed.push(rec);
       if (rec.v !== 1) { fail(s2, "record seq " + seq + ": version " + show(rec.v) + ", want 1"); rd.problems.push("version"); }
@@ -710,6 +723,11 @@
           continue;
         }
       }
+      if (!J.isSafeInt(res.time) || res.time < ANCHOR_TIME_MIN_MS || res.time > ANCHOR_TIME_MAX_MS) { // §7.4
+        ad.error = "anchor time " + res.time + " is outside " + ANCHOR_TIME_MIN_MS + ".." + ANCHOR_TIME_MAX_MS + " (years 2000..2200)";
+        fail(s6, "anchors[" + i + "] (" + kind + ") for block " + ad.block + ": " + ad.error);
+        continue;
+      }
       ad.ok = true;
       ad.time = res.time;
       ad.facts = res.facts || null;
@@ -761,7 +779,7 @@
     var anchorTimes = {};
     anchoredBlocks.forEach(function (k) { anchorTimes[String(k)] = anchored.get(k); });
     report.summary = {
-      gateway: gwId, public_key: keyHex, records: records.length, blocks: order.length,
+      gateway: gwId, public_key: keyHex, records: firstAt.size, blocks: order.length,
       block_range: order.length ? [numOf(order[0]), numOf(order[order.length - 1])] : null,
       anchors: anchors.length, anchored_blocks: anchoredBlocks, anchor_time_ms: anchorTimes, selection: selection,
     };
