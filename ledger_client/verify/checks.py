@@ -214,6 +214,8 @@ def check_inclusion(data: bytes, seq: int, index: Any, header: Mapping[str, Any]
     ``seq − first_seq`` of ``header``'s tree, by ``proof`` (64-lowercase-hex strings).
     ``check_index=False`` for a rotation entry, which has no index of its own."""
     bn = header.get("block")
+    got: object
+    want: object
     code, got, want = "seq-range", seq, [header.get("first_seq"), header.get("last_seq")]
     try:
         first = header["first_seq"]
@@ -261,7 +263,7 @@ def check_link(prev: Mapping[str, Any] | None, prev_hash: bytes | None,
     ``prev_hash``): consecutive block numbers, ``prev`` = that hash, ``first_seq`` follows
     ``last_seq``. With ``prev`` None, only block 0's rules apply (all-zero prev, first_seq
     0); any other first block has nothing to link to here."""
-    n = header.get("block")
+    n: Any = header.get("block")
     if prev is None or prev_hash is None:
         if n != 0:
             return []
@@ -272,7 +274,7 @@ def check_link(prev: Mapping[str, Any] | None, prev_hash: bytes | None,
             out.append(Problem(5, "genesis-first-seq", header.get("first_seq"), 0,
                                f"first_seq {header.get('first_seq')}, want 0 (records before it are missing)"))
         return out
-    pn = prev.get("block")
+    pn: Any = prev.get("block")
     if not (_is_int(pn) and _is_int(n) and n == pn + 1):
         lo, hi = (pn + 1, n - 1) if _is_int(pn) and _is_int(n) else (pn, n)
         return [Problem(5, "block-gap", n, pn + 1 if _is_int(pn) else None,
@@ -282,7 +284,7 @@ def check_link(prev: Mapping[str, Any] | None, prev_hash: bytes | None,
         out.append(Problem(5, "prev", header.get("prev"), prev_hash.hex(),
                            f"prev {str(header.get('prev'))[:16]}… does not match hash of block {pn} "
                            f"{prev_hash.hex()[:16]}…"))
-    want = prev.get("last_seq", -2) + 1
+    want: Any = prev.get("last_seq", -2) + 1
     if header.get("first_seq") != want:
         out.append(Problem(5, "first-seq", header.get("first_seq"), want,
                            f"first_seq {header.get('first_seq')}, want {want} (records missing between blocks)"))
@@ -309,7 +311,8 @@ def check_rotation_boundary(header: Mapping[str, Any],
     spec, §8.1, leaves it out; the inclusion of the rotation record is step 4's rule)."""
     n = header.get("block")
     for seq, last_block, _, _ in rotations:
-        first, last = header.get("first_seq"), header.get("last_seq")
+        first: Any = header.get("first_seq")
+        last: Any = header.get("last_seq")
         if last_block == n and not (_is_int(first) and _is_int(last) and first <= seq == last):
             return [Problem(4, "rotation-boundary", [first, last], seq,
                             f"block {n} is the old key's last block: it must end with the rotation "

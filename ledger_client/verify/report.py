@@ -8,6 +8,7 @@ failure, in the same order (``code`` etc. are null for a failure no typed rule m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ def jsonable(v: object) -> object:
             return v
         return f"<integer of {v.bit_length()} bits>"
     if isinstance(v, float):
-        return v if v == v and v not in (float("inf"), float("-inf")) else repr(v)
+        return v if math.isfinite(v) else repr(v)
     if isinstance(v, str):
         return v if len(v) <= _MAX_TEXT else v[:_MAX_TEXT] + "…"
     if isinstance(v, (list, tuple)) and len(v) <= 16 and all(

@@ -229,7 +229,8 @@ def _step4_inclusion(b: _Bundle, s4: StepResult, entry: dict[str, Any], seq: int
                      data: bytes) -> None:
     """One kept record: its entry names a block of the bundle and proves the record is a
     leaf of it (check_inclusion). A proven record is kept for step 8."""
-    bn, index = entry.get("block"), entry.get("index")
+    bn: Any = entry.get("block")
+    index: Any = entry.get("index")
     h = b.headers.get(bn) if _is_int(bn) else None
     s4.checked += 1
     if not _is_int(bn) or not _is_int(index):
