@@ -37,7 +37,7 @@ from ledger_client.verify import default_checkers, verify_bundle
 
 def _threads(n: int) -> int:
     """How many threads verify_bundle uses for record signatures on a bundle of n records."""
-    from ledger_client import verify as v
+    from ledger_client.verify import records as v  # where PARALLEL_* live
 
     return 1 if n < v.PARALLEL_MIN_RECORDS else max(1, min(os.cpu_count() or 1, 8))
 
