@@ -70,7 +70,7 @@ def cprofile_drain(n: int, top: int, tmp: Path) -> dict[str, Any]:
             continue
         st = pstats.Stats(str(p))
         rows = []
-        for (file, line, fn), (cc, nc, tt, ct, _) in st.stats.items():  # type: ignore[attr-defined]
+        for (file, line, fn), (_cc, nc, tt, ct, _) in st.stats.items():  # type: ignore[attr-defined]
             short = file.replace(str(REPO) + "/", "").split("site-packages/")[-1]
             rows.append((tt, ct, nc, f"{short}:{line}({fn})"))
         total = sum(r[0] for r in rows)

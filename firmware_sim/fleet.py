@@ -69,7 +69,7 @@ class FleetConfig:
     step_ms: int  # simulated time between two messages of one sensor
     scenario: str = "normal"
     appliance: str = "mixed"  # fridge | freezer | mixed (odd ids fridges, even freezers)
-    timing: ScenarioTiming = ScenarioTiming()
+    timing: ScenarioTiming = field(default_factory=ScenarioTiming)
     affected: tuple[int, ...] = (1,)
     faults: dict[str, float] = field(default_factory=dict)
     seed: int = 0

@@ -454,4 +454,4 @@ def test_unfunded_sender_is_an_error_not_a_drop(node: Anvil, tmp_path: Path) -> 
 
 
 def test_tag_constant() -> None:
-    assert TAG == bytes.fromhex("54534c31")
+    assert TAG == bytes.fromhex("54534c31")  # noqa: SIM300 - TAG is the value under test

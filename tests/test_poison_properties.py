@@ -118,7 +118,7 @@ def test_good_messages_are_journaled_exactly_once_whatever_else_happens(station:
             m = Inbound("mqtt", station.topic(sensor), build_message(
                 station.sensor_keys[sensor], sensor, ctr, 1_767_225_600_000 + ctr % 10**9,
                 [temperature(4000 + ctr % 1000)]))
-            m.ack = lambda i=len(sent): acked.update([i])
+            m.ack = lambda i=len(sent): acked.update([i])  # noqa: B008 - binds the index now
             sent.append(m)
             return m
 
@@ -145,7 +145,7 @@ def test_good_messages_are_journaled_exactly_once_whatever_else_happens(station:
             elif kind == "replay" and sent:
                 old = sent[o[1] % len(sent)]
                 again = Inbound(old.transport, old.topic, old.payload, dup=o[2])
-                again.ack = lambda i=len(sent): acked.update([i])
+                again.ack = lambda i=len(sent): acked.update([i])  # noqa: B008 - binds the index now
                 sent.append(again)
                 batch.append(again)
             elif kind == "garbage":
@@ -189,5 +189,5 @@ def _key(m: Inbound) -> tuple[str, int] | None:
     try:
         d = json.loads(m.payload)
         return d["sensor"], d["ctr"]
-    except Exception:  # garbage
+    except Exception:  # noqa: BLE001 - garbage: whatever it raises, it is not a message
         return None

@@ -136,7 +136,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "", in
         try:
             if cond():
                 return True
-        except Exception:  # noqa: BLE001, S110 - e.g. the journal does not exist yet: not yet
+        except Exception:  # noqa: BLE001 - e.g. the journal does not exist yet: not yet
             pass
         if time.monotonic() >= deadline:
             return False

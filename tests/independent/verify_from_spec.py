@@ -531,7 +531,7 @@ def json_eq(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(json_eq(a[k], b[k]) for k in a)
     if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
         return False
-    return type(a) is type(b) and a == b or (is_int(a) and is_int(b) and a == b)
+    return (type(a) is type(b) and a == b) or (is_int(a) and is_int(b) and a == b)
 
 
 def one_of(v: Any, arr: list) -> bool:
@@ -648,7 +648,7 @@ def rotation_statement(gateway: str, old_key: str, new_key: str, last_block: int
     )
 
 
-def key_chain(rotations: list, gw_id: str, first_key: str, s1: "StepResult"):
+def key_chain(rotations: list, gw_id: str, first_key: str, s1: StepResult):
     """§8.1 "Key chain": returns (keys, bounds, well-formed entries as (i, entry, record))."""
     keys, bounds, well_formed = [first_key], [], []
     ended = False

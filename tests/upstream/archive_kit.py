@@ -59,7 +59,7 @@ class Built:
     def journal(self) -> Journal:
         return Journal(self.journal_path, readonly=True)
 
-    def copy(self, dest: Path) -> "Built":
+    def copy(self, dest: Path) -> Built:
         shutil.copytree(self.root, dest)
         return Built(dest, self.gateway_id, dest / self.config_path.name)
 

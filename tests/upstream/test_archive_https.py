@@ -78,8 +78,9 @@ def test_gateway_forwards_over_https_to_the_archive(tmp_path: Path, broker: Mosq
     cfg = archive_config.load(toml)
     assert cfg.http is not None and cfg.http.path == "/upstream"
     log = tmp_path / "archive" / "archive.log"
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "archive", "run", "-c", str(toml)],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
+    with open(log, "ab") as errf:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "archive", "run", "-c", str(toml)],
+                                stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True)
 
     def listening() -> bool:
         try:

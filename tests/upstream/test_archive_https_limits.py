@@ -123,7 +123,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
     except (ConnectionError, ssl.SSLError):
         return True
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False
 
 

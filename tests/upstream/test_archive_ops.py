@@ -18,7 +18,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.archive import config as archive_config
-from gateway.archive.store import open_store
 from gateway.cli import main
 from gateway.errors import ConfigError
 from gateway.testing.mosquitto import Mosquitto, free_port

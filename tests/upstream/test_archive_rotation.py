@@ -246,7 +246,7 @@ def test_the_retired_key_cannot_sign_past_the_rotation(setup: dict[str, Any]) ->
     """Whoever still holds the old key (the reason to rotate) signs a record after the
     rotation seq and a block after its last block: the record, stored early as an alarm,
     is dropped when the rotation arrives; the header is refused."""
-    arch, reader, up = setup["arch"], setup["reader"], setup["up"]
+    reader, up = setup["reader"], setup["up"]
     rot_seq, last_block, old = setup["rot_seq"], setup["last_block"], setup["old"]
     real = up.record_items(rot_seq + 2, rot_seq + 2)[0]
     fake = _signed(old, {**json.loads(real["body"]), "value": 99999})

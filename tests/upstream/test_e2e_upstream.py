@@ -82,7 +82,7 @@ class Site:
     def journal_path(self) -> Path:
         return self.st.root / "data" / "journal.sqlite"
 
-    def start(self, *, with_mqtt: bool = True) -> "Site":
+    def start(self, *, with_mqtt: bool = True) -> Site:
         self.gw = Gateway(self.cfg, clock=self.clock, with_mqtt=with_mqtt)
         self.gw.start()
         if self.j is None:
