@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import rfc8785
@@ -63,7 +64,7 @@ def _fast_ok(value: Any) -> bool:
     if t is str or t is bool or value is None:
         return True
     if t is int:
-        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
+        return bool(-MAX_SAFE_INT <= value <= MAX_SAFE_INT)
     if t is dict:
         for k, v in value.items():
             if type(k) is not str or not (k.isascii() or (k and max(k) < "\ud800")):
@@ -78,10 +79,7 @@ def _fast_ok(value: Any) -> bool:
                 return False
         return True
     if t is list or t is tuple:
-        for v in value:
-            if not _fast_ok(v):
-                return False
-        return True
+        return all(_fast_ok(v) for v in value)
     return False
 
 
@@ -93,9 +91,11 @@ def _unreachable(o: Any) -> Any:  # _fast_ok admitted only JSON-native types
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
-if json.encoder.c_make_encoder is not None:  # what JSONEncoder.encode builds on every call, built once
-    _c_encode = json.encoder.c_make_encoder(None, _unreachable, json.encoder.encode_basestring, None,
-                                            ":", ",", True, False, False)
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # CPython's C encoder (untyped)
+_fast: Callable[[Any], str]
+if _make_encoder is not None:  # what JSONEncoder.encode builds on every call, built once
+    _c_encode = _make_encoder(None, _unreachable, json.encoder.encode_basestring, None,
+                              ":", ",", True, False, False)
 
     def _fast(obj: Any) -> str:
         return "".join(_c_encode(obj, 0))

@@ -84,7 +84,7 @@ def atomic_writer(path: Path | str, *, mode: int | None = None, overwrite: bool 
     published = False
     try:
         with os.fdopen(fd, "wb") as f:
-            yield f  # type: ignore[misc]
+            yield f
             f.flush()
             os.fchmod(f.fileno(), _default_mode() if mode is None else mode)
             if owner is not None:

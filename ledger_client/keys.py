@@ -69,7 +69,7 @@ try:
 
     ED25519_BACKEND = "libsodium"
 except ImportError:  # pragma: no cover - PyNaCl is a dependency; the OpenSSL path stays correct
-    _sodium_open = None
+    _sodium_open = None  # type: ignore[assignment]
     ED25519_BACKEND = "openssl"
 
 

@@ -68,7 +68,7 @@ def build_chain(rotations: Any, gw_id: str, key_hex: str) -> KeyChain:
         rec = entry.get("record") if isinstance(entry, dict) else None
         try:
             if not isinstance(rec, dict):
-                raise ValueError("record is not an object")
+                raise ValueError("record is not an object")  # noqa: TRY004  one error type per malformed entry
             data = canonical(rec)
             bad = []
             for k, typ in _RECORD_FIELDS.items():
@@ -77,7 +77,7 @@ def build_chain(rotations: Any, gw_id: str, key_hex: str) -> KeyChain:
                     bad.append(f"{k}={v!r}" if k in rec else f"{k} missing")
             if bad:
                 raise ValueError(f"fields {', '.join(bad)}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  hostile input of any shape is a failure, never a crash
             chain.failures.append(f"gateway.rotations[{i}]: malformed rotation: {exc}")
             broken = True
             continue
@@ -115,7 +115,7 @@ def _link_problem(entry: dict[str, Any], rec: dict[str, Any], data: bytes, gw_id
         return f"signature by the old key {cur[:16]}… does not verify"
     try:
         new_pub = public_from_hex(rec["new_key"])
-    except Exception:
+    except Exception:  # noqa: BLE001  any decoding failure means the same: not a key
         return "new_key is not an Ed25519 public key"
     msg = rotation_statement(rec["gateway"], rec["old_key"], rec["new_key"], rec["last_block"])
     if not verify_sig(new_pub, rec["new_key_sig"], msg):

@@ -38,6 +38,6 @@ def iso(ms: int) -> str:
     import datetime as dt
 
     try:
-        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
     except (OverflowError, ValueError, OSError):  # only reachable for times no step accepts
         return f"{ms} ms"

@@ -36,7 +36,7 @@ def record_signatures(records: list[Any], key_of: Callable[[Any], Any]
             entry = records[i]
             try:
                 data = canonical(entry["record"])
-            except Exception:  # noqa: BLE001, S112  the caller re-raises it as "malformed record"
+            except Exception:  # noqa: BLE001  the caller re-raises it as "malformed record"
                 continue
             encoded[i] = data
             ok[i] = verify_sig(key_of(entry.get("block")), entry.get("sig", ""), record_message(data))

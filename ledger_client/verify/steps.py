@@ -118,7 +118,7 @@ def _step1_format(bundle: Any, gateway_key: str | None, s1: StepResult,
     """The bundle's shape, the gateway key, its rotations (§8.1) and the pin (§9.2)."""
     try:
         if not isinstance(bundle, dict):
-            raise ValueError(f"bundle is {type(bundle).__name__}, want object")
+            raise ValueError(f"bundle is {type(bundle).__name__}, want object")  # noqa: TRY004  step 1 reports one kind
         if bundle.get("format") != FORMAT:
             raise ValueError(f"format {bundle.get('format')!r}, want {FORMAT!r}")
         gw = bundle["gateway"]
@@ -129,10 +129,10 @@ def _step1_format(bundle: Any, gateway_key: str | None, s1: StepResult,
         public_from_hex(key_hex)
         for name, typ in (("blocks", list), ("records", list), ("anchors", list), ("selection", dict)):
             if not isinstance(bundle.get(name), typ):
-                raise ValueError(f"{name} is {type(bundle.get(name)).__name__}, want {typ.__name__}")
+                raise ValueError(f"{name} is {type(bundle.get(name)).__name__}, want {typ.__name__}")  # noqa: TRY004  step 1 reports one kind
         rotations = gw.get("rotations", [])
         if not isinstance(rotations, list):
-            raise ValueError(f"gateway.rotations is {type(rotations).__name__}, want list")
+            raise ValueError(f"gateway.rotations is {type(rotations).__name__}, want list")  # noqa: TRY004  step 1 reports one kind
         s1.checked = 1
     except Exception as exc:  # noqa: BLE001  anything malformed is a step-1 failure, never a crash
         s1.fail(f"malformed bundle: {exc!s}", Problem(1, "format", None, None, str(exc)))
