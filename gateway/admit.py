@@ -8,9 +8,8 @@ increasing (replays and duplicates) → value physically plausible. Each refusal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ledger_client.keys import public_from_hex, verifier
 

@@ -22,18 +22,11 @@ from ledger_client.files import atomic_writer
 from ledger_client.keys import public_hex, write_private_key
 
 from . import config as configmod
+from .clock import parse_time_ms
 from .configfiles import check_files, evm_key_file, named_files
 from .errors import ConfigError
-
-
-def _time_ms(text: str) -> int:
-    """Unix ms, or an ISO 8601 time (UTC when no offset is given)."""
-    if text.lstrip("-").isdigit():
-        return int(text)
-    t = dt.datetime.fromisoformat(text)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return int(t.timestamp() * 1000)
+from .forward.state import upstream_stats
+from .station import station_floor
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -96,7 +89,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     s["gateway"] = j.meta("gateway_id")
     s["public_key"], s["key_rotations"] = j.current_key(), len(j.key_rotations())
     if cfg.upstream.enabled:
-        s["upstream"] = j.upstream_stats(int(dt.datetime.now().timestamp() * 1000))
+        s["upstream"] = upstream_stats(j.db, int(dt.datetime.now().timestamp() * 1000))
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -158,7 +151,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 3
     j = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous, busy_timeout_ms=cfg.journal.busy_timeout_ms)
     try:
-        floor = retention.station_floor(cfg, j) if cfg.retention.days else None
+        floor = station_floor(cfg, j) if cfg.retention.days else None
         res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run, floor=floor)
         out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db),
                "clock_synced": clock.synced()}
@@ -228,7 +221,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.from_ is None or args.to is None:
             print("traceseal export: --sensor needs --from and --to", file=sys.stderr)
             return 2
-        run = functools.partial(export.export_range, j, args.sensor, _time_ms(args.from_), _time_ms(args.to))
+        run = functools.partial(export.export_range, j, args.sensor, parse_time_ms(args.from_), parse_time_ms(args.to))
     else:
         print("traceseal export: give --seq N, --sensor ID --from T --to T, or --lot LOT", file=sys.stderr)
         return 2
@@ -250,7 +243,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Min/max since the last reset, MKT and the excursion summary per unit, from the journal."""
-    from .export import _all_records
+    from .export import all_records
     from .rules import Inventory, MinMax, excursion_summary, mkt_of_readings
 
     cfg = configmod.load(args.config)
@@ -260,9 +253,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     j = _journal(cfg)
     last = j.next_seq() - 1
-    records = [r for _, r in _all_records(j, last)] if last >= 0 else []
-    end = _time_ms(args.to) if args.to else (records[-1]["time_ms"] if records else 0)
-    start = _time_ms(args.from_) if args.from_ else end - 24 * 3600 * 1000
+    records = [r for _, r in all_records(j, last)] if last >= 0 else []
+    end = parse_time_ms(args.to) if args.to else (records[-1]["time_ms"] if records else 0)
+    start = parse_time_ms(args.from_) if args.from_ else end - 24 * 3600 * 1000
     mm = MinMax([p for u in units.values() for p in u.probes])
     mm.replay(records)
     inv = Inventory(units, cfg.station.inventory)
@@ -326,7 +319,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"traceseal manifest: cannot read a bundle: {exc}", file=sys.stderr)
         return 2
-    as_of = _time_ms(args.as_of) if args.as_of else None
+    as_of = parse_time_ms(args.as_of) if args.as_of else None
     report = check_manifest(bundles, keys, as_of_ms=as_of, checkers=default_checkers(rpc_url=args.rpc))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=str))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import datetime as dt
 import time
 from typing import Protocol
 
@@ -86,3 +87,13 @@ class FakeClock:
 
     def advance(self, ms: int) -> None:
         self.t_ms += ms
+
+
+def parse_time_ms(text: str) -> int:
+    """Unix ms, or an ISO 8601 time (UTC when no offset is given): how the CLIs read a time."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    t = dt.datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1000)

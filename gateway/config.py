@@ -8,6 +8,7 @@ minute. Relative paths are relative to the config file's folder.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
 from collections.abc import Callable
@@ -15,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core.table import Table, positive, read_toml
+from .custody import parse_custody, parse_operators
 from .errors import ConfigError
+from .rules import parse_inventory, parse_units
+from .sensor_mac import load_key
+from .web.settings import parse_web
 
 
 @dataclass(frozen=True)
@@ -187,59 +193,7 @@ _SERIAL_ADAPTERS = {"mtsics", "ad_scale", "gs1", "epc", "badge"}
 _MQTT_ADAPTERS = {"traceseal", "tasmota", "zigbee2mqtt", "shelly"}
 
 
-class _Table:
-    """Reads one TOML table, remembering which keys were used so leftovers are reported."""
-
-    def __init__(self, data: Any, path: str, base: Path) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(path, f"must be a table, got {type(data).__name__}")
-        self.data, self.path, self.base = data, path, base
-        self.used: set[str] = set()
-
-    def _key(self, k: str) -> str:
-        return f"{self.path}.{k}" if self.path else k
-
-    def get(self, k: str, typ: type | tuple[type, ...], default: Any = ..., *, check: Any = None, why: str = "") -> Any:
-        self.used.add(k)
-        if k not in self.data:
-            if default is ...:
-                raise ConfigError(self._key(k), "is required")
-            return default
-        v = self.data[k]
-        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
-            names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-            raise ConfigError(self._key(k), f"must be {names}, got {type(v).__name__} {v!r}")
-        if check is not None and not check(v):
-            raise ConfigError(self._key(k), f"{why}, got {v!r}")
-        return v
-
-    def path_(self, k: str, default: Any = ...) -> Path | None:
-        v = self.get(k, str, default)
-        if v is None or isinstance(v, Path):
-            return v
-        p = Path(v)
-        return p if p.is_absolute() else (self.base / p)
-
-    def req_path(self, k: str, default: str) -> Path:
-        p = self.path_(k, default)
-        assert p is not None
-        return p
-
-    def done(self) -> None:
-        extra = set(self.data) - self.used
-        for k in sorted(extra):
-            near = difflib.get_close_matches(k, sorted(self.used), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            if k == "include" and self.path:  # TOML puts a key written after [table] inside that table
-                hint = "; include is a top-level key: put it before the first [table]"
-            raise ConfigError(self._key(k), f"unknown key{hint}")
-
-
-def _pos(v: int) -> bool:
-    return v > 0
-
-
-def broker_table(m: _Table, *, client_id: Callable[[], str], topics: Callable[[], tuple[str, ...]],
+def broker_table(m: Table, *, client_id: Callable[[], str], topics: Callable[[], tuple[str, ...]],
                  receive_maximum: int, session_expiry_s: int) -> MqttConfig:
     """The keys a broker connection takes, read the same way for the gateway's ``[mqtt]`` and
     the archive's ``[broker]``. ``client_id`` and ``topics`` differ in default and rule, so the
@@ -254,21 +208,9 @@ def broker_table(m: _Table, *, client_id: Callable[[], str], topics: Callable[[]
         tls_ca=m.path_("tls_ca", None), tls_cert=m.path_("tls_cert", None), tls_key=m.path_("tls_key", None),
         receive_maximum=m.get("receive_maximum", int, receive_maximum, check=lambda v: 1 <= v <= 65535,
                               why="must be in 1..65535"),
-        keepalive=m.get("keepalive", int, 30, check=_pos, why="must be positive"),
-        session_expiry_s=m.get("session_expiry_s", int, session_expiry_s, check=_pos, why="must be positive"),
+        keepalive=m.get("keepalive", int, 30, check=positive, why="must be positive"),
+        session_expiry_s=m.get("session_expiry_s", int, session_expiry_s, check=positive, why="must be positive"),
     )
-
-
-def read_toml(path: Path | str) -> tuple[dict[str, Any], Path]:
-    """(table, resolved path) of a TOML config file; a ConfigError naming the file otherwise
-    (shared by the gateway's and the archive's configs)."""
-    path = Path(path).resolve()
-    try:
-        return tomllib.loads(path.read_text()), path
-    except FileNotFoundError as exc:
-        raise ConfigError(str(path), "no such config file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
 
 
 def load(path: Path | str) -> Config:
@@ -292,40 +234,40 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
             near = difflib.get_close_matches(k, sorted(_SECTIONS), n=1)
             raise ConfigError(k, "unknown section" + (f"; did you mean {near[0]!r}?" if near else ""))
 
-    g = _Table(raw.get("gateway", {}), "gateway", base)
+    g = Table(raw.get("gateway", {}), "gateway", base)
     gw_id = g.get("id", str, check=lambda s: 0 < len(s) <= 64 and s.replace("-", "").replace("_", "").replace(".", "").isalnum(),
                   why="must be 1-64 letters, digits, '-', '_' or '.'")
     data_dir = g.req_path("data_dir", str(base))
     key_file = g.req_path("key_file", str(data_dir / "gateway.key"))
     g.done()
 
-    m = _Table(raw.get("mqtt", {}), "mqtt", base)
+    m = Table(raw.get("mqtt", {}), "mqtt", base)
     mqtt = broker_table(m, client_id=lambda: m.get("client_id", str, f"traceseal-{gw_id}"),
                         topics=lambda: tuple(m.get("topics", list, ["traceseal/sensors/+/reading"])),
                         receive_maximum=100, session_expiry_s=7 * 24 * 3600)
     m.done()
 
-    j = _Table(raw.get("journal", {}), "journal", base)
+    j = Table(raw.get("journal", {}), "journal", base)
     journal = JournalConfig(
         path=j.req_path("path", str(data_dir / "journal.sqlite")),
         synchronous=j.get("synchronous", str, "FULL", check=lambda s: s.upper() in ("FULL", "EXTRA"),
                           why="must be FULL or EXTRA (NORMAL can lose acknowledged readings on power loss)"),
-        batch_max=j.get("batch_max", int, 500, check=_pos, why="must be positive"),
+        batch_max=j.get("batch_max", int, 500, check=positive, why="must be positive"),
         batch_wait_ms=j.get("batch_wait_ms", int, 5, check=lambda v: 0 <= v <= 1000, why="must be in 0..1000"),
-        quarantine_max_rows=j.get("quarantine_max_rows", int, 100_000, check=_pos, why="must be positive"),
-        quarantine_raw_bytes=j.get("quarantine_raw_bytes", int, 1024, check=_pos, why="must be positive"),
-        busy_timeout_ms=j.get("busy_timeout_ms", int, 10_000, check=_pos, why="must be positive"),
+        quarantine_max_rows=j.get("quarantine_max_rows", int, 100_000, check=positive, why="must be positive"),
+        quarantine_raw_bytes=j.get("quarantine_raw_bytes", int, 1024, check=positive, why="must be positive"),
+        busy_timeout_ms=j.get("busy_timeout_ms", int, 10_000, check=positive, why="must be positive"),
     )
     j.done()
 
-    b = _Table(raw.get("blocks", {}), "blocks", base)
+    b = Table(raw.get("blocks", {}), "blocks", base)
     blocks = BlockConfig(
         max_records=b.get("max_records", int, 1000, check=lambda v: 1 <= v <= 1_000_000, why="must be in 1..1000000"),
-        max_seconds=b.get("max_seconds", int, 60, check=_pos, why="must be positive"),
+        max_seconds=b.get("max_seconds", int, 60, check=positive, why="must be positive"),
     )
     b.done()
 
-    lg = _Table(raw.get("ledger", {}), "ledger", base)
+    lg = Table(raw.get("ledger", {}), "ledger", base)
     kind = lg.get("kind", str, "local", check=lambda k: k in ("local", "evm"), why="must be 'local' or 'evm'")
     ledger = LedgerConfig(
         kind=kind,
@@ -342,13 +284,13 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
                 raise ConfigError(f"ledger.evm.{k}", "is required when ledger.kind = 'evm'")
     lg.done()
 
-    a = _Table(raw.get("admission", {}), "admission", base)
+    a = Table(raw.get("admission", {}), "admission", base)
     admission = AdmissionConfig(
         max_message_bytes=a.get("max_message_bytes", int, 16384, check=lambda v: 64 <= v <= 1 << 20,
                                 why="must be in 64..1048576"),
         temperature_min_mc=a.get("temperature_min_mc", int, -100_000),
         temperature_max_mc=a.get("temperature_max_mc", int, 125_000),
-        max_clock_skew_s=a.get("max_clock_skew_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
+        max_clock_skew_s=a.get("max_clock_skew_s", int, 7 * 24 * 3600, check=positive, why="must be positive"),
         max_counter_jump=a.get("max_counter_jump", int, 1 << 20, check=lambda v: 4096 <= v <= 1 << 40,
                                why="must be in 4096..1099511627776"),
     )
@@ -356,7 +298,7 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
 
     sensors: dict[str, SensorConfig] = {}
     for i, s in enumerate(sensors_raw):
-        t = _Table(s, f"sensors[{i}]", base)
+        t = Table(s, f"sensors[{i}]", base)
         sid = t.get("id", str, check=lambda v: 0 < len(v) <= 64, why="must be 1-64 characters")
         pk = t.get("public_key", str, None,
                    check=lambda v: len(v) == 64 and all(c in "0123456789abcdefABCDEF" for c in v),
@@ -373,13 +315,13 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         t.done()
     serial: list[SerialConfig] = []
     for i, s in enumerate(raw.get("serial", [])):
-        t = _Table(s, f"serial[{i}]", base)
+        t = Table(s, f"serial[{i}]", base)
         name = t.get("name", str, check=lambda v: 0 < len(v) <= 64 and "/" not in v, why="must be 1-64 chars, no '/'")
         adapter = t.get("adapter", str, check=lambda v: v in _SERIAL_ADAPTERS,
                         why=f"must be one of {sorted(_SERIAL_ADAPTERS)}")
         sc = SerialConfig(
             name=name, path=t.get("path", str), adapter=adapter,
-            baudrate=t.get("baudrate", int, 9600, check=_pos, why="must be positive"),
+            baudrate=t.get("baudrate", int, 9600, check=positive, why="must be positive"),
             poll=t.get("poll", str, None),
             poll_interval_s=float(t.get("poll_interval_s", (int, float), 1.0, check=lambda v: v > 0, why="must be positive")),
             stream=t.get("stream", bool, False))
@@ -390,23 +332,21 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
         # A device on a local port is admitted by that port (allow-list), without a key.
         sid = f"{adapter}:{name}"
         sensors.setdefault(sid, SensorConfig(id=sid, public_key=None, kind=adapter, adapter=adapter))
-    w = _Table(raw.get("w1", {}), "w1", base)
+    w = Table(raw.get("w1", {}), "w1", base)
     w1 = W1Config(enabled=w.get("enabled", bool, False), base_dir=w.req_path("base_dir", "/sys/bus/w1/devices"),
                   interval_s=float(w.get("interval_s", (int, float), 30.0, check=lambda v: v > 0, why="must be positive")))
     w.done()
     routes: list[tuple[str, str]] = []
     for i, r in enumerate(raw.get("routes", [])):
-        t = _Table(r, f"routes[{i}]", base)
+        t = Table(r, f"routes[{i}]", base)
         routes.append((t.get("topic", str), t.get("adapter", str, check=lambda v: v in _MQTT_ADAPTERS,
                                                   why=f"must be one of {sorted(_MQTT_ADAPTERS)}")))
         t.done()
-    f = _Table(raw.get("filters", {}), "filters", base)
+    f = Table(raw.get("filters", {}), "filters", base)
     filters = FilterConfig(duplicate_scan_s=f.get("duplicate_scan_s", int, 3, check=lambda v: v >= 0, why="must be >= 0"),
                            record_repeat_weights=f.get("record_repeat_weights", bool, False))
     f.done()
     station = _station(raw, base, filters)
-    from .web.settings import parse_web  # lazy: web.settings imports this module
-
     web = parse_web(raw.get("web"), base)
     retention = _retention(raw, base, mqtt)
     upstream = parse_upstream(raw.get("upstream", {}), base, gw_id, mqtt)
@@ -414,7 +354,7 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
                   tuple(serial), w1, tuple(routes), filters, station, web, retention, upstream)
 
 
-def _sensor_hmac_key(t: _Table, i: int, pk: str | None, adapter: str) -> bytes | None:
+def _sensor_hmac_key(t: Table, i: int, pk: str | None, adapter: str) -> bytes | None:
     """A probe authenticates with exactly one scheme: its Ed25519 key or a shared HMAC key."""
     path = t.path_("hmac_key_file", None)
     if path is None:
@@ -424,13 +364,11 @@ def _sensor_hmac_key(t: _Table, i: int, pk: str | None, adapter: str) -> bytes |
         raise ConfigError(where, "set either public_key or hmac_key_file, not both")
     if adapter != "traceseal":
         raise ConfigError(where, f"only traceseal firmware sensors use an HMAC key, not adapter {adapter!r}")
-    from .sensor_mac import load_key
-
     return load_key(path, where)
 
 
 def _retention(raw: dict[str, Any], base: Path, mqtt: MqttConfig) -> RetentionConfig:
-    t = _Table(raw.get("retention", {}), "retention", base)
+    t = Table(raw.get("retention", {}), "retention", base)
     days = t.get("days", int, 0, check=lambda v: 0 <= v <= 100 * 365, why="must be in 0..36500 (0 = keep forever)")
     if days and days * 86400 <= mqtt.session_expiry_s:
         # The broker may redeliver a message it never saw acknowledged until its session
@@ -448,29 +386,20 @@ def _retention(raw: dict[str, Any], base: Path, mqtt: MqttConfig) -> RetentionCo
 
 
 def _station(raw: dict[str, Any], base: Path, filters: FilterConfig | None = None) -> StationConfig:
-    import dataclasses
-
-    from .custody import parse_custody, parse_operators
-    from .rules import parse_inventory, parse_units
-
-    try:
-        units = parse_units(raw.get("units", []))
-        inventory = parse_inventory(raw.get("inventory", {}))
-        operators = parse_operators(raw.get("operators", []))
-        custody = parse_custody(raw.get("custody"))
-        if filters is not None:  # custody must know whether repeated weights were filtered out
-            custody = dataclasses.replace(custody, repeat_weights_recorded=filters.record_repeat_weights)
-    except ValueError as exc:  # the rules name the key ("units[0].profile: …")
-        key, _, problem = str(exc).partition(": ")
-        raise ConfigError(key, problem or str(exc)) from exc
-    al = _Table(raw.get("alarms", {}), "alarms", base)
-    power_gap_s = al.get("power_gap_s", int, 300, check=_pos, why="must be positive")
+    units = parse_units(raw.get("units", []))  # each raises ConfigError naming its key
+    inventory = parse_inventory(raw.get("inventory", {}))
+    operators = parse_operators(raw.get("operators", []))
+    custody = parse_custody(raw.get("custody"))
+    if filters is not None:  # custody must know whether repeated weights were filtered out
+        custody = dataclasses.replace(custody, repeat_weights_recorded=filters.record_repeat_weights)
+    al = Table(raw.get("alarms", {}), "alarms", base)
+    power_gap_s = al.get("power_gap_s", int, 300, check=positive, why="must be positive")
     heartbeat_s = al.get("heartbeat_s", int, 60, check=lambda v: 0 < v < power_gap_s,
                          why="must be positive and below alarms.power_gap_s")
     al.done()
     gpio = None
     if "gpio" in raw:
-        g = _Table(raw["gpio"], "gpio", base)
+        g = Table(raw["gpio"], "gpio", base)
         pin = (int, str)
         doors = g.get("doors", dict, {})
         for k, v in doors.items():
@@ -492,7 +421,7 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
     """``[upstream]`` (and ``[upstream.tls]``). Disabled by default; when enabled, ``host`` (MQTT)
     or ``url`` (HTTPS) is required, because forwarding to a default address would ship a
     station's records to whatever answers there."""
-    u = _Table(data, "upstream", base)
+    u = Table(data, "upstream", base)
     enabled = u.get("enabled", bool, False)
     transport = u.get("transport", str, "mqtt", check=lambda t: t in ("mqtt", "https"), why="must be 'mqtt' or 'https'")
     url = u.get("url", str, "", check=lambda v: v.startswith("https://") and len(v) > 8,
@@ -501,7 +430,7 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
         raise ConfigError("upstream.host", "is required when upstream.enabled = true")
     if enabled and transport == "https" and not url:
         raise ConfigError("upstream.url", "is required when upstream.transport = 'https'")
-    tls = _Table(u.get("tls", dict, {}), "upstream.tls", base)
+    tls = Table(u.get("tls", dict, {}), "upstream.tls", base)
     tls_ca, tls_cert, tls_key = tls.path_("ca_file", None), tls.path_("cert_file", None), tls.path_("key_file", None)
     tls.done()
     if (tls_cert is None) != (tls_key is None):
@@ -524,7 +453,7 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
         batch_max=u.get("batch_max", int, 500, check=lambda v: 1 <= v <= 10_000, why="must be in 1..10000"),
         max_inflight=u.get("max_inflight", int, 4, check=lambda v: 1 <= v <= 100, why="must be in 1..100"),
         keepalive=u.get("keepalive", int, 30, check=lambda v: 5 <= v <= 65535, why="must be in 5..65535"),
-        session_expiry_s=u.get("session_expiry_s", int, 7 * 24 * 3600, check=_pos, why="must be positive"),
+        session_expiry_s=u.get("session_expiry_s", int, 7 * 24 * 3600, check=positive, why="must be positive"),
         reconnect_max_s=u.get("reconnect_max_s", int, 60, check=lambda v: 1 <= v <= 3600, why="must be in 1..3600"),
         resend_s=u.get("resend_s", int, 300, check=lambda v: 1 <= v <= 86400, why="must be in 1..86400"),
     )

@@ -39,6 +39,8 @@ from typing import Any, TextIO
 
 from ledger_client.files import file_problem
 
+from . import config as configmod
+from .clock import SystemClock
 from .config import Config, MqttConfig
 from .configfiles import NamedFile, evm_key_file, named_files, read_secret
 from .errors import ConfigError
@@ -350,8 +352,6 @@ def check_devices(cfg: Config) -> list[Check]:
 
 
 def check_clock(clock: Any = None, retention_days: int = 0) -> Check:
-    from .clock import SystemClock
-
     ok = (clock or SystemClock()).synced()
     bad = "not synchronised: records will say clock_synced false"
     if retention_days:
@@ -399,8 +399,6 @@ def add_doctor_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """For ``gateway.cli``: config errors raise ConfigError (exit 2 there)."""
-    from . import config as configmod
-
     cfg = configmod.load(args.config)
     return report(run_checks(cfg, queue_probe=not args.no_queue_probe), sys.stdout, args.json)
 

@@ -20,8 +20,11 @@ from typing import Any, BinaryIO
 from ledger_client.merkle import hash_leaf, inclusion_proofs
 
 from . import retention
+from .custody.manifest import route_records
 from .errors import GatewayError
 from .journal import Journal
+from .keyrotation import bundle_rotations
+from .rules import Inventory
 
 FORMAT = "traceseal-bundle/1"
 
@@ -95,8 +98,6 @@ def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any
     }
     if now_ms is not None:
         bundle["exported_ms"] = now_ms
-    from .keyrotation import bundle_rotations  # the key chain, if the key was ever rotated (§8.1)
-
     rotations = bundle_rotations(journal)
     if rotations:
         bundle["gateway"]["rotations"] = rotations
@@ -145,7 +146,7 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     return _bundle(journal, seqs, selection, extra_blocks=(min(lo, top_block), hi), **kw)
 
 
-def _all_records(journal: Journal, max_seq: int) -> Iterable[tuple[int, dict[str, Any]]]:
+def all_records(journal: Journal, max_seq: int) -> Iterable[tuple[int, dict[str, Any]]]:
     for lo in range(0, max_seq + 1, 5000):
         for r in journal.records_range(lo, min(lo + 4999, max_seq)):
             yield r.seq, json.loads(r.body)
@@ -174,8 +175,6 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
     of that unit's probes and door, and every alarm about the unit in that window. The
     selection lists the windows so a verifier can check each record belongs (step 9).
     """
-    from .rules import Inventory
-
     _refuse_if_pruned(journal, f"lot {lot!r}")
     latest = journal.latest_anchor()
     last = journal.last_block()
@@ -187,7 +186,7 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
     inv = Inventory(units, inventory_cfg)
     lot_seqs: list[int] = []
     alarm_rows: list[tuple[int, str, int]] = []  # (seq, unit, time)
-    for seq, rec in _all_records(journal, top.last_seq):
+    for seq, rec in all_records(journal, top.last_seq):
         inv.feed(rec, rec.get("time_ms", 0))
         attrs = rec.get("attrs") if isinstance(rec.get("attrs"), dict) else {}
         if rec.get("lot") == lot or attrs.get("lot") == lot:
@@ -232,8 +231,6 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
 def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
     """A waste route's manifest as a bundle: its custody records, notices and alarms, the
     operator sessions they cite, and the badge, bin-scan and weight readings behind them."""
-    from .custody.manifest import route_records
-
     _refuse_if_pruned(journal, f"route {route!r}")
     latest = journal.latest_anchor()
     last = journal.last_block()
@@ -242,7 +239,7 @@ def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
     top_block = last.block if kw.get("allow_unanchored") or latest is None else latest[0]
     top = journal.block(top_block)
     assert top is not None
-    seqs = route_records((rec for _, rec in _all_records(journal, top.last_seq)), route)
+    seqs = route_records((rec for _, rec in all_records(journal, top.last_seq)), route)
     if not seqs:
         raise ExportError(f"no custody record of route {route!r} in the anchored journal")
     return _bundle(journal, seqs, {"type": "route", "id": route}, **kw)

@@ -568,9 +568,3 @@ class Journal:
             "SELECT block, header_hash, kind, anchor, time_ms FROM anchors WHERE block > ? AND block <= ? "
             "AND block <= (SELECT MAX(block) FROM (SELECT DISTINCT block FROM anchors WHERE block > ? "
             "AND block <= ? ORDER BY block LIMIT ?)) ORDER BY block, id", (after, upto_block, after, upto_block, limit))]
-
-    def upstream_stats(self, now_ms: int) -> dict[str, Any] | None:
-        """Per-stream forwarding state for ``traceseal status`` (None: never enabled)."""
-        from .forward.state import upstream_stats
-
-        return upstream_stats(self.db, now_ms)

@@ -50,6 +50,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .forward.state import upstream_stats
+from .retention import status
 from .web import queries
 from .web.source import DashboardSource
 from .web.tail import JournalTail
@@ -144,8 +146,6 @@ class TracesealCollector(Collector):
             yield from self._upstream(now)
 
     def _upstream(self, now: int) -> Iterator[Metric]:
-        from .forward.state import upstream_stats
-
         with queries.connect(self.source.journal_path) as db:
             up = upstream_stats(db, now)
         live = self.source.status().get("upstream_connected")
@@ -165,8 +165,6 @@ class TracesealCollector(Collector):
             yield g
 
     def _retention(self) -> Iterator[Metric]:
-        from .retention import status
-
         with queries.connect(self.source.journal_path) as db:
             r = status(db)
         yield CounterMetricFamily("traceseal_retention_pruned_records", "Records deleted by retention.",

@@ -124,21 +124,6 @@ def range_error(db: sqlite3.Connection | None, what: str, first_block: int) -> s
             "export what starts after that, or ask the archive")
 
 
-def station_floor(cfg: Any, journal: Journal) -> tuple[int, str] | None:
-    """The station's floor for a prune run outside the gateway (the CLI): replay the journal
-    as a restart would, without touching the GPIO panel the running gateway owns."""
-    import dataclasses
-
-    from .station import Station
-
-    st = Station(dataclasses.replace(cfg, station=dataclasses.replace(cfg.station, gpio=None)))
-    try:
-        st.replay(journal)
-    finally:
-        st.close()
-    return st.floor
-
-
 def plan(journal: Journal, cfg: RetentionConfig, now_ms: int, *, floor: tuple[int, str] | None = None) -> Plan:
     """``floor``: (time, why) of the oldest record the station's state still needs (see
     ``Station._floor``); no block holding a record at or after it is pruned."""

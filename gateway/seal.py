@@ -17,7 +17,6 @@ from ledger_client.keys import signer
 from .journal import RecordRow
 from .observation import Observation
 
-
 RESERVED = frozenset({"v", "gateway", "seq", "time_ms", "clock_synced"})  # the envelope: the sealer sets these
 
 

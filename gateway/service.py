@@ -20,15 +20,22 @@ from ledger_client.keys import load_private_key, public_hex
 from ledger_client.ledger import Ledger
 
 from .anchoring import Anchorer
+from .app.dashboard import GatewaySource
 from .blocks import BlockSealer
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import JournalError
+from .forward import Forwarder, HttpsForwarder, read_password
 from .journal import Journal
+from .keyrotation import JournalLock
 from .ledgers import make_ledger
 from .pipeline import Inbound, Pipeline
+from .retention import Pruner
 from .seal import Sealer
 from .station import Station
+from .transports.mqtt import MqttTransport
+from .transports.serial import SerialPortConfig, SerialTransport
+from .transports.w1 import W1Poller
 
 log = logging.getLogger("traceseal.gateway")
 WRITER_STUCK_S = 20.0  # below WatchdogSec in systemd/traceseal.service
@@ -41,8 +48,6 @@ class Gateway:
         self.clock = clock or SystemClock()
         self.key = load_private_key(cfg.key_file)  # refuses keys readable by others
         if cfg.upstream.enabled:  # a readable upstream password or TLS key stops the start before anything opens
-            from .forward import read_password
-
             read_password(cfg.upstream)
         self.public_key = public_hex(self.key)
         self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
@@ -70,13 +75,9 @@ class Gateway:
         self.threads: list[threading.Thread] = []
         self.mqtt = None
         if with_mqtt:
-            from .transports.mqtt import MqttTransport
-
             self.mqtt = MqttTransport(cfg.mqtt, self.inbox.put, extra_topics=tuple(t for t, _ in cfg.routes))
         self.serial = None
         if cfg.serial:
-            from .transports.serial import SerialPortConfig, SerialTransport
-
             ports = [SerialPortConfig(s.name, s.path, baudrate=s.baudrate,
                                       poll_command=(s.poll.encode() + b"\r\n") if s.poll else None,
                                       poll_interval_s=s.poll_interval_s, resync_on_open=s.stream)
@@ -85,37 +86,28 @@ class Gateway:
             self.serial = SerialTransport(ports, lambda port, raw: self.inbox.put(Inbound("serial", port, raw)))
         self.w1 = None
         if cfg.w1.enabled:
-            from .transports.w1 import W1Poller
-
             self.w1 = W1Poller(lambda path, raw: self.inbox.put(Inbound("w1", path, raw)),
                                base_dir=str(cfg.w1.base_dir), interval_s=cfg.w1.interval_s)
         self.station = Station(cfg, pin_factory=pin_factory)
         self.web = None
         if cfg.web is not None:
-            from .web.server import WebServer
-            from .web.source import GatewaySource
+            from .web.server import WebServer  # lazy: Flask and waitress load only with [web]
 
             self.web = WebServer(GatewaySource(self), cfg.web)  # a bad token file is a ConfigError
         self.alarm_topic = f"traceseal/{cfg.gateway_id}/alarm"
         self.pruner = None
         if cfg.retention.days > 0:  # its own connection: deletes never run on the ingest writer's
-            from .retention import Pruner
-
             self.pruner = Pruner(Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
                                          busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock,
                                  station=self.station)
         self._notify: Any = None
         self.forwarder: Any = None
         if cfg.upstream.enabled:
-            from .forward import Forwarder, HttpsForwarder
-
             self.forwarder = (HttpsForwarder if cfg.upstream.transport == "https" else Forwarder)(cfg, self.key,
                                                                                                    self.clock)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        from .keyrotation import JournalLock
-
         self._journal_lock = JournalLock(self.cfg.journal.path)  # `rotate-key` refuses while we hold it
         self._journal_lock.acquire()
         self.threads = [

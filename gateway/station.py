@@ -11,6 +11,7 @@ are as tamper-evident as the temperatures that caused them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .config import Config
+from .custody import CustodyStation, Reconciler
 from .journal import Journal, RecordRow
 from .rules import AlarmEngine, Inventory, MinMax
 
@@ -38,8 +40,6 @@ class Station:
         cust = cfg.station.custody
         self.custody: list[Any] = []
         if cust is not None and cust.stations:
-            from .custody import CustodyStation, Reconciler
-
             self.custody = [CustodyStation(s, cfg.station.operators, cust) for s in cust.stations]
             self.custody.append(Reconciler(cust.reconcile))
             self.enabled = True
@@ -223,3 +223,14 @@ def _contain(rule: Any, station: Station) -> None:
         guard("feed", list)
     if hasattr(rule, "tick"):
         guard("tick", list)
+
+
+def station_floor(cfg: Config, journal: Journal) -> tuple[int, str] | None:
+    """The station's floor for a prune run outside the gateway (the CLI): replay the journal
+    as a restart would, without touching the GPIO panel the running gateway owns."""
+    st = Station(dataclasses.replace(cfg, station=dataclasses.replace(cfg.station, gpio=None)))
+    try:
+        st.replay(journal)
+    finally:
+        st.close()
+    return st.floor

@@ -23,8 +23,8 @@ from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
-from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
+from ledger_client.verify import verify_bundle
 
 UNITS = textwrap.dedent("""
     [[units]]

@@ -19,8 +19,8 @@ from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
-from ledger_client.evm import EvmLedger
 from gateway.testing.waiting import wait_for
+from ledger_client.evm import EvmLedger
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from gateway.journal import Journal
 from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
-from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
+from ledger_client.verify import verify_bundle
 
 GS1 = "010950600013435217270331" + "10LOT-A7" + "\x1d" + "21SER0001"
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from firmware_sim.message import build_message, temperature
 from gateway import config as configmod
 from gateway import metrics
+from gateway.app.dashboard import GatewaySource
 from gateway.clock import FakeClock
 from gateway.journal import Journal
 from gateway.pipeline import Inbound
@@ -23,7 +24,6 @@ from gateway.testing.mosquitto import free_port
 from gateway.testing.station import make_station
 from gateway.web.app import create_app
 from gateway.web.settings import WebConfig
-from gateway.web.source import GatewaySource
 from gateway.web.testkit import Rig, StaticSource, make_rig, wait_for
 
 

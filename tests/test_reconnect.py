@@ -16,7 +16,6 @@ from gateway.testing.station import make_station
 from gateway.testing.waiting import wait_for
 
 
-
 def test_broker_restart_and_gateway_downtime(tmp_path: Path, own_broker: Mosquitto) -> None:
     st = make_station(tmp_path / "st", own_broker.port, sensors=1, max_seconds=1)
     key, topic = st.sensor_keys["probe-1"], st.topic("probe-1")

@@ -408,8 +408,8 @@ def test_running_gateway_prunes_on_its_own_thread_and_a_restart_keeps_what_is_op
     ingest goes on; /metrics and status show it; a restart's replay of the pruned journal
     loses no unacknowledged alarm."""
     from gateway import metrics
+    from gateway.app.dashboard import GatewaySource
     from gateway.station import Station
-    from gateway.web.source import GatewaySource
     from gateway.web.testkit import make_rig, wait_for
 
     rig = make_rig(tmp_path / "rig", scanners=False, extra_toml="[retention]\ndays = 30\ninterval_s = 1\n")

@@ -40,7 +40,9 @@ from ..errors import caused_by_data
 from ..journal import UPSTREAM_TOPICS, RecordRow
 from ..pipeline import Inbound
 from ..profile import PROFILE_DOMAIN, station_from_profile
+from ..transports.mqtt import MqttTransport
 from .config import GATEWAY_ID, ArchiveConfig
+from .metrics import serve
 from .store import HEADER_ONLY, PENDING, VERIFIED, Rejection, Store, StoredBlock, StoreError
 
 log = logging.getLogger("traceseal.archive")
@@ -651,14 +653,10 @@ class Archive:
 
     # -- the running service ------------------------------------------------------------------------
     def start(self) -> None:
-        from ..transports.mqtt import MqttTransport
-
         self.transport = MqttTransport(self.cfg.broker, self.inbox.put)
         self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.thread.start()
         if self.cfg.metrics_listen is not None:
-            from .metrics import serve
-
             self.metrics = serve(self, *self.cfg.metrics_listen)
         self.transport.start()
         log.info("archive started: %d gateways enrolled, topics %s", len(self.keys), ", ".join(self.transport.topics))

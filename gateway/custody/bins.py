@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..rules._records import as_str
+from ..rules.records import as_str
 
 BIN_KEYS = ("grai", "sscc")
 

@@ -18,7 +18,7 @@ it saw the unstable/empty readings in between, so two bins of identical weight b
 Same contract as ``gateway.rules``: ``feed`` every sealed record of the gateway in seq
 order (this station's own bodies too, once sealed) and ``tick`` often; bodies come out at
 the instant their rule decides (a deadline, not whenever tick ran), so ``replay`` of the
-journal rebuilds the same state and re-emits nothing (``rules._records.Outbox``).
+journal rebuilds the same state and re-emits nothing (``rules.records.Outbox``).
 Observations may be fed directly (then ``now_ms`` is their time and unstable weights
 sharpen the notice), but only records can be replayed.
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..observation import Observation
-from ..rules._records import Outbox, as_int, as_str, record_time
+from ..rules.records import Outbox, as_int, as_str, record_time
 from .bins import bin_key, bin_of, command_text
 from .operators import Ended, Operator, Session, SessionDesk
 from .settings import CustodyConfig, StationConfig

@@ -23,7 +23,7 @@ from typing import Any
 
 from ledger_client.verify import AnchorChecker, verify_bundle
 
-from ..rules._records import as_int, as_str
+from ..rules.records import as_int, as_str
 from .bins import bin_key, bin_of
 from .operators import ROLE_STAGES, ROLES, STAGES
 from .reconcile import event_time, reconcile

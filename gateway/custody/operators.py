@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._table import Table
+from ..core.table import StrictTable as Table
+from ..errors import ConfigError
 
 ROLES = ("generator", "transporter", "facility")
 STAGES = ("handed_over", "loaded", "received", "treated")  # in route order
@@ -75,27 +76,27 @@ def parse_operators(raw: Any) -> dict[str, Operator]:
     if isinstance(raw, Mapping):
         raw = raw.get("operators", [])
     if not isinstance(raw, Sequence) or isinstance(raw, str):
-        raise ValueError(f"operators: expected a list of tables ([[operators]]), got {type(raw).__name__}")  # noqa: TRY004
+        raise ConfigError("operators", f"expected a list of tables ([[operators]]), got {type(raw).__name__}")  # noqa: TRY004
     out: dict[str, Operator] = {}
     where: dict[str, str] = {}
     for i, item in enumerate(raw):
         t = Table(item, f"operators[{i}]")
         badge = normalize_uid(t.get("badge", str))
         if not _HEX.match(badge) or len(badge) % 2 or len(badge) // 2 not in (4, 5, 7, 10):
-            raise ValueError(f"{t.key('badge')}: expected a 4, 5, 7 or 10 byte hex UID, got {t.data['badge']!r}")
+            raise ConfigError(t.key('badge'), f"expected a 4, 5, 7 or 10 byte hex UID, got {t.data['badge']!r}")
         name, org = t.get("name", str), t.get("org", str)
         role = t.get("role", str, check=lambda v: v in ROLES, why=f"expected one of {', '.join(ROLES)}")
         allowed = ROLE_STAGES[role]
         stages = t.str_list("stages", allowed)
         for j, s in enumerate(stages):
             if s not in allowed:
-                raise ValueError(f"{t.key('stages')}[{j}]: a {role} may record only "
+                raise ConfigError(f"{t.key('stages')}[{j}]", f"a {role} may record only "
                                  f"{', '.join(allowed)}, got {s!r}")
         if not stages:
-            raise ValueError(f"{t.key('stages')}: must not be empty")
+            raise ConfigError(t.key('stages'), "must not be empty")
         t.done()
         if badge in out:
-            raise ValueError(f"{t.key('badge')}: duplicate badge {badge} (also {where[badge]})")
+            raise ConfigError(t.key('badge'), f"duplicate badge {badge} (also {where[badge]})")
         out[badge], where[badge] = Operator(badge, name, org, role, tuple(stages)), t.key("badge")
     return out
 

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..rules._records import Outbox, as_int, as_str
 from ..rules.lifecycle import Alarm, AlarmBook
+from ..rules.records import Outbox, as_int, as_str
 from .bins import bin_key, bin_of
 from .operators import ROLE_STAGES, STAGES
 from .settings import ReconcileConfig

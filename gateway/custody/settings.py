@@ -41,7 +41,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._table import Table, nonneg, positive
+from ..core.table import StrictTable as Table
+from ..core.table import nonneg, positive
+from ..errors import ConfigError
 from .operators import STAGES
 
 CATEGORIES = ("infectious", "sharps", "pathological", "pharmaceutical", "chemical")
@@ -118,7 +120,7 @@ def _reconcile(raw: Any) -> ReconcileConfig:
 
 
 def parse_custody(raw: Any) -> CustodyConfig:
-    """The ``[custody]`` table → config; a ValueError names the offending key."""
+    """The ``[custody]`` table → config; a ConfigError names the offending key."""
     if raw is None:
         return CustodyConfig()
     t = Table(raw, "custody")
@@ -133,9 +135,9 @@ def parse_custody(raw: Any) -> CustodyConfig:
     cats = dict(t.get("categories", Mapping, DEFAULT_CODES))
     for code, cat in cats.items():
         if not isinstance(cat, str) or not cat or not code:
-            raise ValueError(f"custody.categories.{code}: expected a non-empty category name, got {cat!r}")
+            raise ConfigError(f"custody.categories.{code}", f"expected a non-empty category name, got {cat!r}")
         if code.startswith(prefix) or code == sign_out:
-            raise ValueError(f"custody.categories.{code}: clashes with the route or sign-out code")
+            raise ConfigError(f"custody.categories.{code}", "clashes with the route or sign-out code")
     stations: list[StationConfig] = []
     for i, s in enumerate(t.get("stations", list, [])):
         st = Table(s, f"custody.stations[{i}]")
@@ -150,9 +152,9 @@ def parse_custody(raw: Any) -> CustodyConfig:
             weight_lookback_s=st.get("weight_lookback_s", int, lookback, check=nonneg, why="must be >= 0"))
         st.done()
         if not cfg.sensors:
-            raise ValueError(f"custody.stations[{i}].sensors: must name at least one sensor")
+            raise ConfigError(f"custody.stations[{i}].sensors", "must name at least one sensor")
         if any(c.id == cfg.id for c in stations):
-            raise ValueError(f"custody.stations[{i}].id: duplicate station {cfg.id!r}")
+            raise ConfigError(f"custody.stations[{i}].id", f"duplicate station {cfg.id!r}")
         stations.append(cfg)
     rec = _reconcile(t.get("reconcile", Mapping, {}))
     t.done()

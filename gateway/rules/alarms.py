@@ -36,9 +36,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._records import Outbox, as_int, as_str, is_synced, record_time
 from .conditions import Silent, Timeline
 from .lifecycle import Alarm, AlarmBook, alarm_key
+from .records import Outbox, as_int, as_str, is_synced, record_time
 from .units import UnitConfig
 from .watches import Watch, watches_for
 

@@ -1,7 +1,7 @@
 """Operator surfaces served by the gateway: the local dashboard and its /metrics.
 
 ``create_app(source, web_cfg)`` builds the Flask app over a ``DashboardSource`` (the
-Gateway, through ``GatewaySource``); ``WebServer`` runs it under waitress on a thread of
+Gateway, through ``gateway.app.dashboard.GatewaySource``); ``WebServer`` runs it under waitress on a thread of
 the gateway process. Modules: ``settings`` ([web]), ``source`` (the seam), ``auth``,
 ``queries`` (read-only journal), ``tail`` (stock, custody), ``views`` (JSON), ``app``,
 ``server``, ``tls`` (HTTPS in front of waitress). Imports are lazy so ``gateway.metrics``
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DashboardSource", "GatewaySource", "WebConfig", "WebServer", "create_app", "parse_web"]
+__all__ = ["DashboardSource", "WebConfig", "WebServer", "create_app", "parse_web"]
 
 
 def __getattr__(name: str) -> Any:
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
         from . import settings
 
         return getattr(settings, name)
-    if name in ("DashboardSource", "GatewaySource"):
+    if name == "DashboardSource":
         from . import source
 
         return getattr(source, name)

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..custody import ReconcileConfig, Reconciler
 from ..custody.reconcile import KINDS as RECONCILE_KINDS
-from ..rules._records import DAY_MS
+from ..rules.records import DAY_MS
 from .queries import connect
 
 WANTED = ("stock", "custody", "custody_notice", "custody_refusal", "alarm")

@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from ..rules._records import DAY_MS
+from ..rules.records import DAY_MS
 from . import queries
 from .source import DashboardSource
 from .tail import JournalTail

@@ -8,6 +8,7 @@ import copy
 import json
 from pathlib import Path
 
+import archive_kit as kit
 import pytest
 
 from gateway import config as configmod
@@ -15,8 +16,6 @@ from gateway.cli import main
 from gateway.export import export_lot
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
-
-import archive_kit as kit
 
 
 def test_lot_across_two_stations_exports_as_one_set_that_verifies(broker: Mosquitto, tmp_path: Path,

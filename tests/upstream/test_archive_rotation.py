@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import archive_kit as kit
 import pytest
 
 from firmware_sim.message import build_message, temperature
@@ -31,8 +32,6 @@ from ledger_client.canonical import canonical, record_message
 from ledger_client.keys import load_private_key, public_hex, write_private_key
 from ledger_client.rotation import rotation_statement
 from ledger_client.verify import verify_bundle
-
-import archive_kit as kit
 
 BACKENDS = ["sqlite", "postgres"]
 

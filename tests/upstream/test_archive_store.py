@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import archive_kit as kit
 import pytest
 
 from gateway.archive.store import open_store
@@ -18,8 +19,6 @@ from gateway.testing.waiting import wait_for
 from ledger_client.canonical import canonical, header_message, record_message
 from ledger_client.keys import public_hex
 from ledger_client.verify import verify_bundle
-
-import archive_kit as kit
 
 BACKENDS = ["sqlite", "postgres"]
 

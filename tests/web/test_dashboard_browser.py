@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from gateway.app.dashboard import GatewaySource
 from gateway.web.auth import load_token, write_token
 from gateway.web.server import WebServer
 from gateway.web.settings import WebConfig
-from gateway.web.source import GatewaySource
 from gateway.web.testkit import Rig, gs1_pack, make_rig, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
