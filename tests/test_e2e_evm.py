@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_range
 from gateway.cli import main
-from gateway.export import export_range
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from firmware_sim.serial_devices import BarcodeScanner, MtSicsScale
-from gateway import config as configmod
-from gateway.export import export_record
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_record
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
 from gateway.testing.waiting import wait_for

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station

@@ -14,7 +14,7 @@ import pytest
 
 import ledger_client.verify as verify
 from bench.faults.tamper import Fixture
-from gateway.export import export_range
+from gateway.chain.export import export_range
 
 
 @pytest.fixture(scope="module")

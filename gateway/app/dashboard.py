@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-from ..web.source import dedupe
+from gateway.app.config import Config
+from gateway.web.source import dedupe
 
 
 class GatewaySource:

@@ -14,18 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.archive import config as configmod
+from gateway.archive.config import GATEWAY_ID, valid_key
+from gateway.archive.consumer import Archive
+from gateway.archive.http import HttpIngest
+from gateway.archive.store import open_store
+from gateway.archive.view import ArchiveView, export_set
+from gateway.chain import export
+from gateway.core.clock import parse_time_ms
+from gateway.core.configfiles import check_files
+from gateway.core.errors import ConfigError
 from ledger_client.files import write_atomic
-
-from .. import export
-from ..clock import parse_time_ms
-from ..configfiles import check_files
-from ..errors import ConfigError
-from . import config as configmod
-from .config import GATEWAY_ID, valid_key
-from .consumer import Archive
-from .http import HttpIngest
-from .store import open_store
-from .view import ArchiveView, export_set
 
 
 def _store(cfg: configmod.ArchiveConfig, *, readonly: bool = False) -> Any:

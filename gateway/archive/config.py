@@ -1,7 +1,7 @@
 """``archive.toml``: broker, store and enrolled gateways, validated once at start.
 
 Errors name the key, and unknown keys are errors, as in the gateway's config
-(gateway/config.py): a typo in ``[store]`` must not silently archive into a default file.
+(gateway/app/config.py): a typo in ``[store]`` must not silently archive into a default file.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import MqttConfig, broker_table
-from ..configfiles import NamedFile, broker_files
-from ..core.table import Table, positive, read_toml
-from ..errors import ConfigError
-from ..journal import UPSTREAM_TOPICS
+from gateway.core.configfiles import NamedFile, broker_files
+from gateway.core.errors import ConfigError
+from gateway.core.settings import MqttConfig
+from gateway.core.table import Table, positive, read_toml
+from gateway.journal import UPSTREAM_TOPICS
+from gateway.transports.settings import broker_table
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -29,21 +29,28 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.archive.config import GATEWAY_ID, ArchiveConfig
+from gateway.archive.metrics import serve
+from gateway.archive.store import (
+    HEADER_ONLY,
+    PENDING,
+    VERIFIED,
+    Rejection,
+    Store,
+    StoredBlock,
+    StoreError,
+)
+from gateway.core.errors import caused_by_data
+from gateway.journal import UPSTREAM_TOPICS, RecordRow
+from gateway.rules.profile import PROFILE_DOMAIN, station_from_profile
+from gateway.transports.inbound import Inbound
+from gateway.transports.mqtt import MqttTransport
 from ledger_client.canonical import canonical, header_hash, header_message, record_message
 from ledger_client.keys import public_from_hex, verify_sig
 from ledger_client.merkle import hash_leaf, root
 from ledger_client.rotation import RECORD_TYPE as ROTATION_TYPE
 from ledger_client.rotation import build_chain
 from ledger_client.verify import loads_strict
-
-from ..errors import caused_by_data
-from ..journal import UPSTREAM_TOPICS, RecordRow
-from ..pipeline import Inbound
-from ..profile import PROFILE_DOMAIN, station_from_profile
-from ..transports.mqtt import MqttTransport
-from .config import GATEWAY_ID, ArchiveConfig
-from .metrics import serve
-from .store import HEADER_ONLY, PENDING, VERIFIED, Rejection, Store, StoredBlock, StoreError
 
 log = logging.getLogger("traceseal.archive")
 

@@ -34,15 +34,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.archive.config import GATEWAY_ID, HttpConfig
+from gateway.archive.http_guard import AuthLimiter, Conn, Tally
+from gateway.archive.http_server import Server, handler
+from gateway.archive.store import open_store
+from gateway.core.errors import ConfigError
+from gateway.journal import UPSTREAM_TOPICS
+from gateway.transports.inbound import Inbound
 from ledger_client.keys import check_private_permissions
-
-from ..errors import ConfigError
-from ..journal import UPSTREAM_TOPICS
-from ..pipeline import Inbound
-from .config import GATEWAY_ID, HttpConfig
-from .http_guard import AuthLimiter, Conn, Tally
-from .http_server import Server, handler
-from .store import open_store
 
 log = logging.getLogger("traceseal.archive.http")
 

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Protocol
 
-from .config import HttpConfig
-from .http_guard import Conn, ConnectionTable
+from gateway.archive.config import HttpConfig
+from gateway.archive.http_guard import Conn, ConnectionTable
 
 log = logging.getLogger("traceseal.archive.http")
 

@@ -26,10 +26,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
-from .lifecycle import Alarm, AlarmBook, Key, alarm_key
-from .records import DAY_MS, Outbox, as_int, as_str, record_time
-from .units import UnitConfig
+from gateway.core.errors import ConfigError
+from gateway.rules.lifecycle import Alarm, AlarmBook, Key, alarm_key
+from gateway.rules.records import DAY_MS, Outbox, as_int, as_str, record_time
+from gateway.rules.units import UnitConfig
 
 MODES = ("in", "out", "discard")
 KINDS = ("expiry_soon", "expired_stock", "low_stock", "out_of_stock")

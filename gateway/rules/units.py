@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..errors import ConfigError
+from gateway.core.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.table import Table
-from ..errors import ConfigError
-from .tls import is_loopback
+from gateway.core.errors import ConfigError
+from gateway.core.table import Table
+from gateway.web.tls import is_loopback
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from gateway.core.settings import Config
 
 
 def dedupe(alarms: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from coldchain_kit import HOUR, MIN, T0, Station
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.rules.alarms import AlarmEngine
 from gateway.rules.inventory import Inventory, Residency, parse_inventory
 from gateway.rules.units import parse_units

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.rules.units import RuleSettings, parse_units
 
 

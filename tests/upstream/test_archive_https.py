@@ -25,7 +25,7 @@ from test_forwarder import make_pki
 from gateway.archive import config as archive_config
 from gateway.archive.http import check_password
 from gateway.archive.store import open_store
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.testing.mosquitto import Mosquitto, free_port
 from gateway.testing.waiting import wait_for
 from ledger_client.canonical import canonical

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.archive import config as archive_config
 from gateway.archive.store import open_store
 from gateway.cli import main
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.testing.mosquitto import Mosquitto, free_port
 from gateway.testing.waiting import wait_for
 

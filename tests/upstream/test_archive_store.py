@@ -13,7 +13,7 @@ import pytest
 
 from gateway.archive.store import open_store
 from gateway.archive.view import ArchiveView
-from gateway.export import export_range, export_record
+from gateway.chain.export import export_range, export_record
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
 from ledger_client.canonical import canonical, header_message, record_message

@@ -28,14 +28,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
 from gateway.app.dashboard import GatewaySource
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.forward.state import upstream_stats
 from gateway.journal import Journal
-from gateway.metrics import registry_for, render
-from gateway.profile import PROFILE_DOMAIN
-from gateway.service import Gateway
+from gateway.web.metrics import registry_for, render
+from gateway.rules.profile import PROFILE_DOMAIN
+from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
