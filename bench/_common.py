@@ -272,8 +272,8 @@ def fill_journal(journal: Any, key: Any, gateway_id: str, n: int, *, sensor: str
     """Append ``n`` genuine signed reading records (what the gateway would have written), then seal
     blocks with the real BlockSealer. Bodies are formatted straight into RFC 8785 form (checked
     against ``canonical`` on a sample) and signed with the gateway key. Returns seconds taken."""
-    from gateway.blocks import BlockSealer
-    from gateway.clock import SystemClock
+    from gateway.chain.blocks import BlockSealer
+    from gateway.core.clock import SystemClock
     from gateway.journal import RecordRow
     from ledger_client.canonical import canonical, record_message
 
@@ -313,8 +313,8 @@ def fill_journal(journal: Any, key: Any, gateway_id: str, n: int, *, sensor: str
 
 def anchor_all(journal: Any, ledger: Any, gateway_id: str, timeout: float = 30.0) -> None:
     """Anchor the newest block with the real Anchorer (one anchor covers the chain)."""
-    from gateway.anchoring import Anchorer
-    from gateway.clock import SystemClock
+    from gateway.chain.anchoring import Anchorer
+    from gateway.core.clock import SystemClock
 
     a = Anchorer(journal, ledger, SystemClock(), gateway_id, poll_s=0.05)
     deadline = time.monotonic() + timeout

@@ -31,14 +31,15 @@ from typing import Any
 from _common import Result, build_messages, fmt_rate, print_table, workdir
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway import config as configmod
 from gateway.adapters import traceseal_fw
-from gateway.clock import FakeClock
+from gateway.app import config as configmod
+from gateway.core.clock import FakeClock
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
+from gateway.ingest.sensor_auth import check as check_mac
 from gateway.journal import Journal
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
-from gateway.sensor_mac import check as check_mac
 from gateway.testing.station import enroll_hmac, make_station
+from gateway.transports.inbound import Inbound
 from ledger_client.keys import public_from_hex, verifier
 
 MODES = ("ed25519", "hmac", "broker")

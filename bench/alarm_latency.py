@@ -103,8 +103,8 @@ def measure(alarms: int, rate: float, tmp: Path, *, probes: int = 20, every: int
     from gpiozero.pins.mock import MockFactory, MockPin
 
     from firmware_sim.message import build_message, temperature
-    from gateway import config as configmod
-    from gateway.service import Gateway
+    from gateway.app import config as configmod
+    from gateway.app.service import Gateway
 
     edges: dict[str, list[tuple[float, bool]]] = {}
 

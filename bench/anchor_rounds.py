@@ -33,8 +33,8 @@ from typing import Any
 from _common import Result, fill_journal, print_table, workdir
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.anchoring import Anchorer
-from gateway.clock import SystemClock
+from gateway.chain.anchoring import Anchorer
+from gateway.core.clock import SystemClock
 from gateway.journal import Journal
 from ledger_client.errors import LedgerUnavailable
 from ledger_client.keys import public_hex

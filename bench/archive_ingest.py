@@ -16,14 +16,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.app.config import MqttConfig
 from gateway.archive.config import ArchiveConfig, StoreConfig
 from gateway.archive.consumer import Archive
 from gateway.archive.store import PostgresStore, SqliteStore
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.config import MqttConfig
+from gateway.chain.blocks import BlockSealer
+from gateway.core.clock import FakeClock
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.seal import Sealer
 from ledger_client.canonical import record_message
 from ledger_client.keys import public_hex
 

@@ -10,7 +10,7 @@ the remainder is overhead (lists, Python calls, SQLite reads, JSON).
 - merkle.root and merkle.inclusion_proofs on 100k leaf hashes;
 - BlockSealer sealing one 100k-record block from a real journal (read the records,
   hash the leaves, root, canonical header, sign, insert with fsync);
-- export of ONE record from that block (gateway.export.export_record), which computes
+- export of ONE record from that block (gateway.chain.export.export_record), which computes
   proofs for the block.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 from _common import Result, anchor_all, fill_journal, print_table, workdir
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.blocks import BlockSealer
-from gateway.clock import SystemClock
-from gateway.export import export_record
+from gateway.chain.blocks import BlockSealer
+from gateway.chain.export import export_record
+from gateway.core.clock import SystemClock
 from gateway.journal import Journal
 from ledger_client import merkle
 from ledger_client.keys import public_hex

@@ -31,8 +31,8 @@ from typing import Any
 
 from _common import REPO, Result, anchor_all, fill_journal, print_table, workdir
 
-from gateway import config as configmod
-from gateway.clock import SystemClock
+from gateway.app import config as configmod
+from gateway.core.clock import SystemClock
 from gateway.journal import Journal
 from gateway.testing.station import Station, make_station
 from ledger_client.keys import load_private_key, public_hex

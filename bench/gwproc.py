@@ -2,7 +2,7 @@
 
     python bench/gwproc.py CONFIG [--ledger-down] [--register] [--profile OUT] [--no-sensor-check]
 
-Builds ``gateway.service.Gateway`` from the config exactly as ``traceseal run`` does (the
+Builds ``gateway.app.service.Gateway`` from the config exactly as ``traceseal run`` does (the
 ledger is wrapped in the test suite's SwitchableLedger so a bench can switch it off), then
 speaks a line protocol so the parent can measure this process alone via /proc:
 
@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway import config as configmod
-from gateway.clock import SystemClock
-from gateway.ledgers import make_ledger
-from gateway.service import Gateway
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.ledgers import make_ledger
+from gateway.core.clock import SystemClock
 from gateway.testing.faults import SwitchableLedger
 
 

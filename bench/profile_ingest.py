@@ -86,13 +86,14 @@ def stage_costs(n: int, tmp: Path) -> dict[str, float]:
 
     from _common import build_messages
 
-    from gateway import config as configmod
     from gateway.adapters import traceseal_fw
-    from gateway.clock import SystemClock
+    from gateway.app import config as configmod
+    from gateway.core.clock import SystemClock
+    from gateway.ingest.pipeline import Pipeline
+    from gateway.ingest.seal import Sealer, reading_body
     from gateway.journal import Journal
-    from gateway.pipeline import Inbound, Pipeline
-    from gateway.seal import Sealer, reading_body
     from gateway.testing.station import make_station
+    from gateway.transports.inbound import Inbound
     from ledger_client.canonical import canonical
     from ledger_client.keys import load_private_key, public_hex
 
@@ -148,9 +149,9 @@ def alternatives(n: int, tmp: Path) -> None:
     from _common import build_messages
     from cryptography.hazmat.primitives import serialization
 
-    from gateway import config as configmod
     from gateway.adapters import traceseal_fw
-    from gateway.seal import Sealer, reading_body
+    from gateway.app import config as configmod
+    from gateway.ingest.seal import Sealer, reading_body
     from gateway.testing.station import make_station
     from ledger_client.canonical import _check, canonical
     from ledger_client.keys import load_private_key
@@ -217,7 +218,7 @@ def rss(): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('
 out = [("python", rss())]
 import paho.mqtt.client; out.append(("+ paho-mqtt", rss()))
 import sqlite3, json, cryptography.hazmat.primitives.asymmetric.ed25519; out.append(("+ cryptography, sqlite3", rss()))
-import gateway.service; out.append(("+ gateway.service (core)", rss()))
+import gateway.app.service; out.append(("+ gateway.app.service (core)", rss()))
 import gateway.adapters.registry; out.append(("+ gateway.adapters.registry (biip, epcpy, ...)", rss()))
 import gateway.transports.mqtt; out.append(("+ transports.mqtt", rss()))
 print(repr(out))

@@ -27,13 +27,13 @@ if str(ROOT) not in sys.path:
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from gateway.anchoring import Anchorer  # noqa: E402
-from gateway.blocks import BlockSealer  # noqa: E402
-from gateway.clock import FakeClock  # noqa: E402
-from gateway.config import RetentionConfig  # noqa: E402
+from gateway.app.config import RetentionConfig  # noqa: E402
+from gateway.chain.anchoring import Anchorer  # noqa: E402
+from gateway.chain.blocks import BlockSealer  # noqa: E402
+from gateway.chain.retention import DAY_MS, prune  # noqa: E402
+from gateway.core.clock import FakeClock  # noqa: E402
+from gateway.ingest.seal import Sealer  # noqa: E402
 from gateway.journal import Journal  # noqa: E402
-from gateway.retention import DAY_MS, prune  # noqa: E402
-from gateway.seal import Sealer  # noqa: E402
 from ledger_client.keys import public_hex  # noqa: E402
 from ledger_client.local import LocalLedger  # noqa: E402
 

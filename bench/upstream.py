@@ -29,9 +29,9 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from firmware_sim.message import build_message, temperature  # noqa: E402
-from gateway import config as configmod  # noqa: E402
+from gateway.app import config as configmod  # noqa: E402
+from gateway.app.service import Gateway  # noqa: E402
 from gateway.journal import Journal  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
 from gateway.testing.mosquitto import Mosquitto  # noqa: E402
 from gateway.testing.mqttpub import Publisher  # noqa: E402
 from gateway.testing.station import make_station  # noqa: E402

@@ -25,8 +25,8 @@ from typing import Any
 
 from _common import REPO, Result, print_table
 
-from gateway import config as configmod
-from gateway.export import export_range
+from gateway.app import config as configmod
+from gateway.chain.export import export_range
 from gateway.journal import Journal
 from gateway.testing.station import Station
 from ledger_client.canonical import canonical, record_message

@@ -8,7 +8,7 @@ build the same messages the simulator sends without a broker. Wire format::
 
 ``sig`` is the hex Ed25519 signature over ``SENSOR_DOMAIN + JCS(message without sig)``.
 A probe enrolled with an HMAC key (:class:`HmacKey`) sends ``mac`` instead: HMAC-SHA256 over
-the same bytes (gateway/sensor_mac.py).
+the same bytes (gateway/ingest/sensor_auth.py).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ secret keys: never use them for anything real), every time comes from a FakeCloc
 Ed25519 signatures are deterministic, so re-running this script rewrites identical files.
 
 It drives the real code paths: firmware_sim.message builds the probe's wire bytes, the
-traceseal firmware adapter parses them, gateway.seal.Sealer seals three readings into a
-temporary journal, gateway.blocks.BlockSealer cuts one block, gateway.anchoring.Anchorer
-anchors it on ledger_client.local.LocalLedger, and gateway.export.export_record exports
+traceseal firmware adapter parses them, gateway.ingest.seal.Sealer seals three readings into a
+temporary journal, gateway.chain.blocks.BlockSealer cuts one block, gateway.chain.anchoring.Anchorer
+anchors it on ledger_client.local.LocalLedger, and gateway.chain.export.export_record exports
 record seq 1 as docs/example/bundle.json, which the reference verifier must accept.
 
     python scripts/make_spec_example.py            # (re)write docs/example/
@@ -32,12 +32,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.message import build_message, temperature
 from gateway.adapters import traceseal_fw
-from gateway.anchoring import Anchorer
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.export import export_record
+from gateway.chain.anchoring import Anchorer
+from gateway.chain.blocks import BlockSealer
+from gateway.core.clock import FakeClock
+from gateway.chain.export import export_record
 from gateway.journal import Journal
-from gateway.seal import Sealer, reading_body
+from gateway.ingest.seal import Sealer, reading_body
 from ledger_client.canonical import (
     HEADER_DOMAIN,
     LEDGER_DOMAIN,

@@ -10,12 +10,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.message import body, build_message, encode, sign_body, temperature
-from gateway import config as configmod
-from gateway.clock import FakeClock
+from gateway.app import config as configmod
+from gateway.core.clock import FakeClock
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
 from gateway.testing.station import Station, make_station
+from gateway.transports.inbound import Inbound
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def test_counters_survive_restart(station: Station, pipe: Pipeline) -> None:
 
 
 def test_failed_commit_leaves_no_state_behind(station: Station, pipe: Pipeline) -> None:
-    from gateway.errors import JournalError
+    from gateway.core.errors import JournalError
 
     blocker = Journal(pipe.journal.path)
     blocker.db.execute("PRAGMA busy_timeout=0")

@@ -12,13 +12,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from firmware_sim.cli import main as sim_main
 from firmware_sim.enroll import load_keys
 from firmware_sim.message import HmacKey, body, build_message, encode, sign_body, temperature
-from gateway import config as configmod
-from gateway.clock import FakeClock
-from gateway.errors import ConfigError
+from gateway.app import config as configmod
+from gateway.core.clock import FakeClock
+from gateway.core.errors import ConfigError
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
 from gateway.testing.station import Station, enroll_hmac, make_station
+from gateway.transports.inbound import Inbound
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.anchoring import Anchorer, backoff_s
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.export import export_range
+from gateway.chain.anchoring import Anchorer, backoff_s
+from gateway.chain.blocks import BlockSealer
+from gateway.chain.export import export_range
+from gateway.core.clock import FakeClock
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.seal import Sealer
 from gateway.testing.faults import SwitchableLedger
 from ledger_client.errors import LedgerUnavailable
 from ledger_client.keys import public_hex

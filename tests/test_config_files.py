@@ -163,7 +163,7 @@ LOADED_WITH_THE_CONFIG = {"include", "sensors[0].hmac_key_file"}  # read while p
 @pytest.fixture
 def no_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """`run` builds the gateway for real but must not serve: a config that passes is a failed test."""
-    from gateway.service import Gateway
+    from gateway.app.service import Gateway
 
     def started(self: Gateway) -> None:
         raise AssertionError("the gateway started with this config")

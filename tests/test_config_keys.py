@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config as configmod
+from gateway.app import config as configmod
 from gateway.cli import main
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.testing.station import make_station
 from ledger_client.errors import KeyFileError
 from ledger_client.keys import load_private_key, write_private_key
@@ -138,8 +138,8 @@ def test_a_key_the_service_user_cannot_read_is_a_clean_error(shared_dir: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """`rotate-key` or `keygen` run as root used to leave a root:root key; `run` then died
     with a PermissionError traceback and systemd restarted it in a loop."""
-    import gateway.doctor as doctor
-    import gateway.service  # noqa: F401 - imported before dropping privileges
+    import gateway.app.doctor as doctor
+    import gateway.app.service  # noqa: F401 - imported before dropping privileges
 
     key = shared_dir / "gateway.key"
     write_private_key(key)
@@ -165,7 +165,7 @@ def test_a_key_the_service_user_cannot_read_is_a_clean_error(shared_dir: Path,
 def test_rotate_key_as_root_keeps_the_key_files_owner(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gateway.keyrotation import install_key
+    from gateway.chain.rotation import install_key
     from ledger_client.keys import public_hex
 
     key = tmp_path / "gateway.key"

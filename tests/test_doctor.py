@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config as configmod
-from gateway import doctor
-from gateway.clock import FakeClock
+from gateway.app import config as configmod
+from gateway.app import doctor
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
 from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto, free_port

@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.export import export_range, export_record
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_range, export_record
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
-from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
-
+from ledger_client.verify import verify_bundle
 
 
 @pytest.fixture

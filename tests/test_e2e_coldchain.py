@@ -15,16 +15,16 @@ import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.clock import FakeClock
-from gateway.export import export_range
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_range
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
-from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
+from ledger_client.verify import verify_bundle
 
 UNITS = textwrap.dedent("""
     [[units]]

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_range
 from gateway.cli import main
-from gateway.export import export_range
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
-from ledger_client.evm import EvmLedger
 from gateway.testing.waiting import wait_for
+from ledger_client.evm import EvmLedger
 
 
 @pytest.fixture

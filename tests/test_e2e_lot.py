@@ -6,24 +6,24 @@ shrunken window or a foreign record is caught at step 9."""
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from firmware_sim.message import build_message, temperature
 from firmware_sim.serial_devices import BarcodeScanner
-from gateway import config as configmod
-from gateway.clock import FakeClock
-from gateway.export import export_lot, export_range
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_lot, export_range
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import fridge_with_scanners_toml, make_station
-from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
+from ledger_client.verify import verify_bundle
 
 LOT_A = "0109506000134352" + "17270331" + "10LOT-A7" + "\x1d" + "21SER0001"
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
 from gateway.journal import Journal
 from gateway.rules import Inventory
-from gateway.service import Gateway
 from gateway.station import Station as RuleStation
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher

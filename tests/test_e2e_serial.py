@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 
 from firmware_sim.serial_devices import BarcodeScanner, MtSicsScale
-from gateway import config as configmod
-from gateway.export import export_record
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_record
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
-from ledger_client.verify import verify_bundle
 from gateway.testing.waiting import wait_for
+from ledger_client.verify import verify_bundle
 
 GS1 = "010950600013435217270331" + "10LOT-A7" + "\x1d" + "21SER0001"
 

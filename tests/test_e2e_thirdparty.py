@@ -7,9 +7,9 @@ import json
 import textwrap
 from pathlib import Path
 
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from firmware_sim.waste_route import ROUTE, waste_route
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_route
 from gateway.cli import main
-from gateway.clock import FakeClock
-from gateway.export import export_route
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.pipeline import Inbound
-from gateway.service import Gateway
 from gateway.testing.station import make_station
 from gateway.testing.waiting import wait_for
+from gateway.transports.inbound import Inbound
 
 
 def toml_value(v: Any) -> str:

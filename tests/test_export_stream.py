@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bench.faults.tamper import Fixture
 from gateway import cli
-from gateway.export import ExportError, export_range, export_record
+from gateway.chain.export import ExportError, export_range, export_record
 from ledger_client.canonical import canonical
 from ledger_client.verify import verify_bundle
 
@@ -94,7 +94,7 @@ def test_canonical_body_is_what_json_dumps_writes_back(value) -> None:
 
 
 def test_unsorted_duplicate_seqs_as_lot_exports_pass_them(fx: Fixture) -> None:
-    from gateway.export import build_bundle, write_bundle
+    from gateway.chain.export import build_bundle, write_bundle
 
     seqs = [33, 2, 17, 2, 40, 9, 33]
     sel = {"type": "lot", "lot": "L1", "windows": []}

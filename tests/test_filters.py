@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.config import FilterConfig
-from gateway.filters import ChangeFilter
-from gateway.observation import Observation
+from gateway.app.config import FilterConfig
+from gateway.core.observation import Observation
+from gateway.ingest.filters import ChangeFilter
 
 
 def w(value: int, stable: bool = True, sensor: str = "mtsics:scale-1") -> Observation:

@@ -189,7 +189,7 @@ def test_build_message_refuses_floats_and_bad_counters() -> None:
 def test_gateway_parser_accepts_good_and_rejects_malformed() -> None:
     """Contract check against the gateway's adapter for this wire format."""
     fw = pytest.importorskip("gateway.adapters.traceseal_fw")
-    from gateway.errors import ParseError
+    from gateway.core.errors import ParseError
 
     raw = build_message(KEY, "probe-3", 9, 1_700_000_000_000, [temperature(4321), door(True)])
     obs = fw.parse("traceseal/sensors/probe-3/reading", raw)

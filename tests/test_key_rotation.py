@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.chain.export import export_range, export_record
 from gateway.cli import main
-from gateway.errors import JournalError
-from gateway.export import export_range, export_record
+from gateway.core.errors import JournalError
 from gateway.journal import Journal
-from gateway.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
@@ -211,7 +211,7 @@ def test_rotate_key_refused_while_the_gateway_runs(rotated: dict, capsys: pytest
 
 
 def test_doctor_knows_the_rotated_key(rotated: dict) -> None:
-    from gateway.doctor import check_journal
+    from gateway.app.doctor import check_journal
 
     def verdict(key: str) -> str:
         return next(c for c in check_journal(rotated["cfg"], key) if c.name == "journal").status
@@ -232,11 +232,11 @@ def test_two_rotations_from_an_empty_journal_verify_with_every_key(tmp_path: Pat
     and a stranger's key does not."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gateway.anchoring import Anchorer
-    from gateway.blocks import BlockSealer
-    from gateway.clock import FakeClock
-    from gateway.keyrotation import RotationError, rotate
-    from gateway.seal import Sealer
+    from gateway.chain.anchoring import Anchorer
+    from gateway.chain.blocks import BlockSealer
+    from gateway.chain.rotation import RotationError, rotate
+    from gateway.core.clock import FakeClock
+    from gateway.ingest.seal import Sealer
     from ledger_client.local import LocalLedger
 
     clock = FakeClock()

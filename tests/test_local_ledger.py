@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.clock import FakeClock
+from gateway.core.clock import FakeClock
 from ledger_client.errors import LedgerError, VerificationError
 from ledger_client.local import LocalLedger, verify_local_anchor
 

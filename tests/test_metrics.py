@@ -14,17 +14,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway import metrics
-from gateway.clock import FakeClock
+from gateway.app import config as configmod
+from gateway.app.dashboard import GatewaySource
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.pipeline import Inbound
+from gateway.testing.dashboard import Rig, StaticSource, make_rig, wait_for
 from gateway.testing.mosquitto import free_port
 from gateway.testing.station import make_station
+from gateway.transports.inbound import Inbound
+from gateway.web import metrics
 from gateway.web.app import create_app
 from gateway.web.settings import WebConfig
-from gateway.web.source import GatewaySource
-from gateway.web.testkit import Rig, StaticSource, make_rig, wait_for
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -18,15 +18,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.admit import REPLAY_WINDOW
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.errors import JournalError
+from gateway.app import config as configmod
+from gateway.chain.blocks import BlockSealer
+from gateway.core.clock import FakeClock
+from gateway.core.errors import JournalError
+from gateway.ingest.admit import REPLAY_WINDOW
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
 from gateway.testing.station import Station, make_station
+from gateway.transports.inbound import Inbound
 
 BIG = 2**53 - 1
 

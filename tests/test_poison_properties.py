@@ -23,13 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
+from gateway.app import config as configmod
+from gateway.chain.blocks import BlockSealer
+from gateway.core.clock import FakeClock
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
 from gateway.testing.station import Station, make_station
+from gateway.transports.inbound import Inbound
 
 SENSORS = ("probe-1", "probe-2")
 STAGES = ("value", "filter", "seal", "commit")

@@ -2,9 +2,14 @@
 
 import pytest
 
-from gateway.profile import PROFILE_DOMAIN, profile_message, station_from_profile, station_profile
 from gateway.rules import parse_inventory, parse_units
-from ledger_client.canonical import RECORD_DOMAIN, HEADER_DOMAIN
+from gateway.rules.profile import (
+    PROFILE_DOMAIN,
+    profile_message,
+    station_from_profile,
+    station_profile,
+)
+from ledger_client.canonical import HEADER_DOMAIN, RECORD_DOMAIN
 
 
 def _station():

@@ -14,14 +14,14 @@ import textwrap
 from pathlib import Path
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.clock import FakeClock
+from gateway.app import config as configmod
+from gateway.app.service import Gateway
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.pipeline import Inbound
-from gateway.service import Gateway
 from gateway.station import Station
 from gateway.testing.station import make_station
 from gateway.testing.waiting import wait_for
+from gateway.transports.inbound import Inbound
 
 EXTRA = textwrap.dedent("""
     [[units]]

@@ -20,16 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import cli
-from gateway import config as configmod
-from gateway.anchoring import Anchorer
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.config import RetentionConfig
-from gateway.errors import ConfigError
-from gateway.export import ExportError, export_lot, export_range, export_record
+from gateway.app import config as configmod
+from gateway.app.config import RetentionConfig
+from gateway.chain.anchoring import Anchorer
+from gateway.chain.blocks import BlockSealer
+from gateway.chain.export import ExportError, export_lot, export_range, export_record
+from gateway.chain.retention import DAY_MS, prune
+from gateway.core.clock import FakeClock
+from gateway.core.errors import ConfigError
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.retention import DAY_MS, prune
-from gateway.seal import Sealer
 from gateway.testing.station import make_station
 from ledger_client.keys import load_private_key, public_hex
 from ledger_client.local import LocalLedger
@@ -355,9 +355,9 @@ def test_lot_export_refuses_once_the_journal_was_pruned(tmp_path: Path) -> None:
 
 _PRUNE_CHILD = textwrap.dedent("""
     import sys
-    from gateway.config import RetentionConfig
+    from gateway.app.config import RetentionConfig
     from gateway.journal import Journal
-    from gateway.retention import prune
+    from gateway.chain.retention import prune
     j = Journal(sys.argv[1])
     print("go", flush=True)
     prune(j, RetentionConfig(days=30, batch=int(sys.argv[2])), int(sys.argv[3]))
@@ -407,10 +407,10 @@ def test_running_gateway_prunes_on_its_own_thread_and_a_restart_keeps_what_is_op
     an unacknowledged alarm needs the old records, prunes once it is acknowledged, while
     ingest goes on; /metrics and status show it; a restart's replay of the pruned journal
     loses no unacknowledged alarm."""
-    from gateway import metrics
+    from gateway.app.dashboard import GatewaySource
     from gateway.station import Station
-    from gateway.web.source import GatewaySource
-    from gateway.web.testkit import make_rig, wait_for
+    from gateway.testing.dashboard import make_rig, wait_for
+    from gateway.web import metrics
 
     rig = make_rig(tmp_path / "rig", scanners=False, extra_toml="[retention]\ndays = 30\ninterval_s = 1\n")
     pruned = lambda: rig.journal.db.execute("SELECT COUNT(*) FROM pruned").fetchone()[0]  # noqa: E731
@@ -464,7 +464,7 @@ def test_running_gateway_prunes_on_its_own_thread_and_a_restart_keeps_what_is_op
     # (it did not: a replayed alarm it had not derived carried the record envelope into
     # its next body, the sealer refused it, and the writer retried that batch forever)
     started = j.db.execute("SELECT COUNT(*) FROM records WHERE type='gateway_started'").fetchone()[0]
-    from gateway.service import Gateway
+    from gateway.app.service import Gateway
 
     gw = Gateway(rig.cfg, clock=FakeClock(start_ms=rig.clock.now_ms()), with_mqtt=False)
     gw.start()
@@ -494,7 +494,7 @@ def test_station_floor_holds_back_pruning(tmp_path: Path) -> None:
 def test_cli_says_when_an_unsynchronised_clock_holds_retention(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A user saw `nothing pruned` and no word about the clock; the service waits silently for NTP."""
-    from gateway.clock import SystemClock
+    from gateway.core.clock import SystemClock
 
     config, rig = _station_journal(tmp_path, extra="[retention]\ndays = 30\n", blocks=3, per_block=5)
     rig.close()

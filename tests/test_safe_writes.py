@@ -72,7 +72,7 @@ def test_export_replaces_a_link_at_the_target_instead_of_writing_through_it(fx: 
 
 def test_export_failing_midway_leaves_the_old_file_and_no_temporary(fx: Fixture, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway import export as exportmod
+    from gateway.chain import export as exportmod
 
     out = tmp_path / "out.json"
     out.write_bytes(b"the previous export")
@@ -147,7 +147,7 @@ def test_write_private_key_refuses_to_replace_an_existing_key(tmp_path: Path) ->
 def test_rotate_key_install_replaces_a_link_not_its_target(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gateway.keyrotation import install_key
+    from gateway.chain.rotation import install_key
 
     v = victim(tmp_path)
     key = tmp_path / "gateway.key"

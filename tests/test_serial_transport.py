@@ -17,7 +17,7 @@ import pytest
 
 from firmware_sim.serial_devices import AdScale, BarcodeScanner, MtSicsScale, PtyDevice, RfidReader
 from gateway.adapters import ad_scale, gs1, mtsics
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 from gateway.testing.pty import open_pty, read_until
 from gateway.transports.serial import LineFramer, SerialPortConfig, SerialReader, SerialTransport
 

@@ -22,7 +22,7 @@ import pytest
 import ledger_client.verify as verify
 import ledger_client.verify.records as records
 from bench.faults.tamper import Fixture
-from gateway.export import export_range
+from gateway.chain.export import export_range
 
 
 @pytest.fixture(scope="module")

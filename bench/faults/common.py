@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from firmware_sim.message import build_message, temperature
-from gateway.export import export_range
+from gateway.chain.export import export_range
 from gateway.journal import Journal
 from gateway.testing.station import Station
 from ledger_client.canonical import header_hash, header_message, record_message
@@ -525,7 +525,7 @@ class JournalChecker:
 
 # A gateway defect the broker-restart scenario finds (reported; strict xfail in tests/faults/test_fault_broker.py).
 KNOWN_REORDER = (
-    "gateway/admit.py Admission.check_counter() (called from gateway/pipeline.py): a reading delivered after a "
+    "gateway/ingest/admit.py Admission.check_counter() (called from gateway/ingest/pipeline.py): a reading delivered after a "
     "newer one of the same probe is quarantined as 'replayed-counter' and never journaled, although the broker "
     "PUBACKed it to the probe: it is lost from the signed journal (its raw bytes sit in the bounded quarantine). "
     "QoS 1 delivery is reordered across a broker restart: paho-mqtt 2.2 (the probes' client, also "

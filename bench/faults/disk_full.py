@@ -46,7 +46,7 @@ KNOWN_LEDGER_ROLLBACK = (
     "ledger_client/local.py LocalLedger.submit(): when COMMIT fails with 'database or disk is full' SQLite has "
     "already rolled back, so the unconditional ROLLBACK raises sqlite3.OperationalError('cannot rollback - no "
     "transaction is active'), which masks the intended LedgerError; the anchor thread then logs a full traceback "
-    "on every retry (gateway/journal.py confirm_anchor() has the same pattern). Nothing is lost. Fix: "
+    "on every retry (gateway/journal/journal.py confirm_anchor() has the same pattern). Nothing is lost. Fix: "
     "`try: ROLLBACK except sqlite3.Error: pass` and raise LedgerUnavailable/LedgerError('append failed: ...')"
 )
 

@@ -33,15 +33,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.message import build_message, encode, sign_body, temperature
-from gateway import config as configmod
 from gateway.adapters.registry import PARSERS
-from gateway.clock import FakeClock
-from gateway.errors import JournalError, ParseError
+from gateway.app import config as configmod
+from gateway.core.clock import FakeClock
+from gateway.core.errors import JournalError, ParseError
+from gateway.core.observation import Observation
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.observation import Observation
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
 from gateway.testing.station import Station, make_station
+from gateway.transports.inbound import Inbound
 
 from .common import Row, append_toml
 

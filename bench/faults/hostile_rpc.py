@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from gateway.export import export_record
+from gateway.chain.export import export_record
 from gateway.journal import Journal
 from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from gateway.export import export_record
+from gateway.chain.export import export_record
 from gateway.journal import Journal
 from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto

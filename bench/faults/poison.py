@@ -20,7 +20,15 @@ from firmware_sim.message import build_message, temperature
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.station import make_station
 
-from .common import GatewayProcess, JournalChecker, LoadPublisher, Row, compare, verify_bundles, wait_for
+from .common import (
+    GatewayProcess,
+    JournalChecker,
+    LoadPublisher,
+    Row,
+    compare,
+    verify_bundles,
+    wait_for,
+)
 
 BIG = 2**53 - 1
 

@@ -2,7 +2,7 @@
 
 A real journal (signed records, sealed blocks, a local ledger anchoring part of them) with
 blocks that are old and anchored, old and NOT anchored, and new. A child process runs
-``gateway.retention.prune`` one block per transaction; it is killed -9 after a random number
+``gateway.chain.retention.prune`` one block per transaction; it is killed -9 after a random number
 of transactions, again and again, then allowed to finish. After every kill: the journal
 passes ``PRAGMA integrity_check``; the ``pruned`` log accounts for exactly the records that
 are gone (whole blocks, a prefix); and no record of an unanchored or young block is gone.
@@ -27,12 +27,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.anchoring import Anchorer
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
+from gateway.chain.anchoring import Anchorer
+from gateway.chain.blocks import BlockSealer
+from gateway.chain.retention import DAY_MS
+from gateway.core.clock import FakeClock
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.retention import DAY_MS
-from gateway.seal import Sealer
 from ledger_client.keys import public_hex
 from ledger_client.local import LocalLedger
 
@@ -41,9 +41,9 @@ from .common import REPO, Row
 DAYS = 30
 _CHILD = textwrap.dedent("""
     import sys
-    from gateway.config import RetentionConfig
+    from gateway.app.config import RetentionConfig
     from gateway.journal import Journal
-    from gateway.retention import prune
+    from gateway.chain.retention import prune
     j = Journal(sys.argv[1])
     prune(j, RetentionConfig(days=int(sys.argv[2]), batch=1), int(sys.argv[3]))
 """)

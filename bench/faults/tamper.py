@@ -8,7 +8,7 @@ the character a hex digit (``"a"`` → ``"c"``, ``"4"`` → ``"5"``) changes a h
 signature and must still fail. An undetected flip is reported with its JSON path.
 
 The journal is built by the real pipeline, block sealer and anchorer (local ledger) in
-process; the bundle comes from ``gateway.export`` and is verified by
+process; the bundle comes from ``gateway.chain.export`` and is verified by
 ``ledger_client.verify.verify_bundle`` with the gateway and ledger keys pinned and the
 ledger file given.
 """
@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.anchoring import Anchorer
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.export import export_range, export_record
+from gateway.app import config as configmod
+from gateway.chain.anchoring import Anchorer
+from gateway.chain.blocks import BlockSealer
+from gateway.chain.export import export_range, export_record
+from gateway.chain.ledgers import make_ledger
+from gateway.core.clock import FakeClock
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.ledgers import make_ledger
-from gateway.pipeline import Inbound, Pipeline
-from gateway.seal import Sealer
 from gateway.testing.station import make_station
+from gateway.transports.inbound import Inbound
 from ledger_client.canonical import canonical
 from ledger_client.keys import load_private_key, public_hex
 from ledger_client.verify import default_checkers, verify_bundle

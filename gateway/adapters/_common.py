@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ParseError
-from .units import UnitError, check_decimal
+from gateway.adapters.units import UnitError, check_decimal
+from gateway.core.errors import ParseError
 
 MAX_JSON_BYTES = 64 * 1024  # far above any device payload; bounds the work per message
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ParseError
-from ..observation import Observation
-from .units import UnitError, mass_to_grams, parse_decimal
+from gateway.adapters.units import UnitError, mass_to_grams, parse_decimal
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "ad_scale"
 MAX_LINE = 64

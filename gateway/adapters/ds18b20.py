@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ParseError
-from ..observation import Observation
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "ds18b20"
 MAX_FILE = 256

@@ -31,8 +31,8 @@ from epcpy.epc_schemes.sscc import SSCC
 from epcpy.utils.common import ConvertException
 from epcpy.utils.parsers import hex_to_tag_encodable
 
-from ..errors import ParseError
-from ..observation import Observation
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "epc"
 BADGE = "badge"

@@ -27,8 +27,8 @@ from typing import Any
 import biip
 from biip.checksums import gs1_standard_check_digit
 
-from ..errors import ParseError
-from ..observation import Observation
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "gs1"
 MAX_SCAN = 512

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ParseError
-from ..observation import Observation
-from .units import UnitError, mass_to_grams, parse_decimal
+from gateway.adapters.units import UnitError, mass_to_grams, parse_decimal
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "mtsics"
 MAX_LINE = 128

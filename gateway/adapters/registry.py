@@ -13,9 +13,9 @@ import importlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from ..errors import ConfigError
-from ..observation import Observation
-from . import ad_scale, ds18b20, mtsics, shelly, tasmota, traceseal_fw, zigbee2mqtt
+from gateway.adapters import ad_scale, ds18b20, mtsics, shelly, tasmota, traceseal_fw, zigbee2mqtt
+from gateway.core.errors import ConfigError
+from gateway.core.observation import Observation
 
 Parser = Callable[[str, bytes], list[Observation]]
 

@@ -23,10 +23,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ParseError
-from ..observation import Observation
-from ._common import FieldProblem, MeasureSpec, convert, fail_field, load_json_object, number
-from .units import celsius_to_mc, fahrenheit_to_mc, percent, percent_to_permille, scale
+from gateway.adapters._common import (
+    FieldProblem,
+    MeasureSpec,
+    convert,
+    fail_field,
+    load_json_object,
+    number,
+)
+from gateway.adapters.units import (
+    celsius_to_mc,
+    fahrenheit_to_mc,
+    percent,
+    percent_to_permille,
+    scale,
+)
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "shelly"
 MAX_COMPONENTS = 128

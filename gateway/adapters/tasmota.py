@@ -19,9 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ParseError
-from ..observation import Observation
-from ._common import (
+from gateway.adapters._common import (
     FieldProblem,
     MeasureSpec,
     convert,
@@ -30,7 +28,9 @@ from ._common import (
     load_json_object,
     number,
 )
-from .units import percent_to_permille, temperature_to_mc
+from gateway.adapters.units import percent_to_permille, temperature_to_mc
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "tasmota"
 MAX_SENSORS = 64

@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation, SensorProof
 from ledger_client.canonical import SENSOR_DOMAIN, canonical
 from ledger_client.errors import EncodingError
-
-from ..errors import ParseError
-from ..observation import Observation, SensorProof
 
 NAME = "traceseal"
 _ALLOWED_UNITS = {"temperature": "mC", "humidity": "permille", "battery": "pct", "door": "", "power": ""}
@@ -100,7 +99,7 @@ def parse(topic: str, raw: bytes) -> list[Observation]:
     if ctr < 0:
         raise _fail("bad-field", f"ctr {ctr} is negative", "ctr")
     t_ms = _int_field(msg, "t", "t")
-    if "mac" in msg:  # an HMAC-enrolled probe (gateway/sensor_mac.py) sends a tag, not a signature
+    if "mac" in msg:  # an HMAC-enrolled probe (gateway/ingest/sensor_auth.py) sends a tag, not a signature
         sig, scheme, tag_field = _mac_tag(msg)
     else:
         sig, scheme, tag_field = _signature(msg), "ed25519", "sig"

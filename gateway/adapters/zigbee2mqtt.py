@@ -18,10 +18,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ParseError
-from ..observation import Observation
-from ._common import FieldProblem, MeasureSpec, convert, fail_field, load_json_object, number
-from .units import celsius_to_mc, percent, percent_to_permille, scale
+from gateway.adapters._common import (
+    FieldProblem,
+    MeasureSpec,
+    convert,
+    fail_field,
+    load_json_object,
+    number,
+)
+from gateway.adapters.units import celsius_to_mc, percent, percent_to_permille, scale
+from gateway.core.errors import ParseError
+from gateway.core.observation import Observation
 
 NAME = "zigbee2mqtt"
 

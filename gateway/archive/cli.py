@@ -14,17 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.archive import config as configmod
+from gateway.archive.config import GATEWAY_ID, valid_key
+from gateway.archive.consumer import Archive
+from gateway.archive.http import HttpIngest
+from gateway.archive.store import open_store
+from gateway.archive.view import ArchiveView, export_set
+from gateway.chain import export
+from gateway.core.clock import parse_time_ms
+from gateway.core.configfiles import check_files
+from gateway.core.errors import ConfigError
 from ledger_client.files import write_atomic
-
-from ..configfiles import check_files
-from ..errors import ConfigError
-from . import config as configmod
-from .config import GATEWAY_ID, valid_key
 
 
 def _store(cfg: configmod.ArchiveConfig, *, readonly: bool = False) -> Any:
-    from .store import open_store
-
     return open_store(cfg.store, readonly=readonly, rejections_max_rows=cfg.rejections_max_rows)
 
 
@@ -33,15 +36,11 @@ def _now_ms() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .consumer import Archive
-
     cfg = configmod.load(args.config)
     check_files(configmod.named_files(cfg))  # a missing or loose password/TLS file: one line, exit 2
     archive = Archive(cfg, _store(cfg))
     ingest = None
     if cfg.http is not None:  # HTTPS ingest beside MQTT, through the same writer
-        from .http import HttpIngest
-
         ingest = HttpIngest(archive, cfg.http)
         ingest.start()
     try:
@@ -114,10 +113,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..cli import _time_ms
-    from .. import export
-    from .view import ArchiveView, export_set
-
     cfg = configmod.load(args.config)
     store = _store(cfg, readonly=True)
     kw: dict[str, Any] = {"allow_unanchored": args.unanchored, "now_ms": _now_ms()}
@@ -148,7 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 if args.from_ is None or args.to is None:
                     print("traceseal archive export: --sensor needs --from and --to", file=sys.stderr)
                     return 2
-                doc = export.export_range(view, args.sensor, _time_ms(args.from_), _time_ms(args.to), **kw)
+                doc = export.export_range(view, args.sensor, parse_time_ms(args.from_), parse_time_ms(args.to), **kw)
             else:
                 print("traceseal archive export: give --seq N, --sensor ID --from T --to T, --lot LOT or --route R",
                       file=sys.stderr)

@@ -29,19 +29,28 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.archive.config import GATEWAY_ID, ArchiveConfig
+from gateway.archive.metrics import serve
+from gateway.archive.store import (
+    HEADER_ONLY,
+    PENDING,
+    VERIFIED,
+    Rejection,
+    Store,
+    StoredBlock,
+    StoreError,
+)
+from gateway.core.errors import caused_by_data
+from gateway.journal import UPSTREAM_TOPICS, RecordRow
+from gateway.rules.profile import PROFILE_DOMAIN, station_from_profile
+from gateway.transports.inbound import Inbound
+from gateway.transports.mqtt import MqttTransport
 from ledger_client.canonical import canonical, header_hash, header_message, record_message
 from ledger_client.keys import public_from_hex, verify_sig
 from ledger_client.merkle import hash_leaf, root
 from ledger_client.rotation import RECORD_TYPE as ROTATION_TYPE
 from ledger_client.rotation import build_chain
 from ledger_client.verify import loads_strict
-
-from ..errors import caused_by_data
-from ..journal import UPSTREAM_TOPICS, RecordRow
-from ..pipeline import Inbound
-from ..profile import PROFILE_DOMAIN, station_from_profile
-from .config import GATEWAY_ID, ArchiveConfig
-from .store import HEADER_ONLY, PENDING, VERIFIED, Rejection, Store, StoredBlock, StoreError
 
 log = logging.getLogger("traceseal.archive")
 
@@ -651,14 +660,10 @@ class Archive:
 
     # -- the running service ------------------------------------------------------------------------
     def start(self) -> None:
-        from ..transports.mqtt import MqttTransport
-
         self.transport = MqttTransport(self.cfg.broker, self.inbox.put)
         self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.thread.start()
         if self.cfg.metrics_listen is not None:
-            from .metrics import serve
-
             self.metrics = serve(self, *self.cfg.metrics_listen)
         self.transport.start()
         log.info("archive started: %d gateways enrolled, topics %s", len(self.keys), ", ".join(self.transport.topics))

@@ -31,82 +31,22 @@ import re
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.archive.config import GATEWAY_ID, HttpConfig
+from gateway.archive.http_guard import AuthLimiter, Conn, Tally
+from gateway.archive.http_server import Server, handler
+from gateway.archive.store import open_store
+from gateway.core.errors import ConfigError
+from gateway.journal import UPSTREAM_TOPICS
+from gateway.transports.inbound import Inbound
 from ledger_client.keys import check_private_permissions
-
-from ..config import _pos, _Table
-from ..errors import ConfigError
-from ..journal import UPSTREAM_TOPICS
-from ..pipeline import Inbound
-from .config import GATEWAY_ID
-from .http_guard import AuthLimiter, Conn, Tally
 
 log = logging.getLogger("traceseal.archive.http")
 
 POST_STREAMS = UPSTREAM_TOPICS
 COMMIT_TIMEOUT_S = 30.0  # the writer did not commit in this long: 503, the gateway sends again
-
-
-@dataclass(frozen=True)
-class HttpConfig:
-    """``[http]`` of archive.toml."""
-
-    listen: str
-    port: int
-    cert_file: Path
-    key_file: Path
-    password_file: Path
-    path: str = "/upstream"
-    # what one client may hold or cost (README §archive HTTPS, docs/upstream.md §HTTPS)
-    max_connections: int = 64  # open at once; over it a never-authenticated one is displaced, else refused
-    max_connections_per_ip: int = 16  # from one source address; over it refused at accept
-    request_timeout_s: float = 30  # handshake/idle wait + headers + body of one request, in total
-    max_header_bytes: int = 16384  # request line and headers: over it 431
-    max_headers: int = 64
-    auth_failures: int = 10  # failed logins per source address per auth_window_s; then 429
-    auth_failures_per_user: int = 50  # the same per (known) user name, from any address
-    auth_window_s: int = 60
-    auth_table_max: int = 4096  # addresses (and user names) tracked; the least recent are forgotten
-
-
-def parse_http(data: Any, base: Path) -> HttpConfig | None:
-    """``[http]``; absent = no HTTPS ingest. TLS is not optional: records and passwords
-    never travel in clear."""
-    if data is None:
-        return None
-    t = _Table(data, "http", base)
-    cfg = HttpConfig(
-        listen=t.get("listen", str, "0.0.0.0", check=bool, why="must not be empty"),
-        port=t.get("port", int, 8443, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
-        cert_file=t.path_("cert_file"),  # type: ignore[arg-type]  (required: path_ raises when absent)
-        key_file=t.path_("key_file"),  # type: ignore[arg-type]
-        password_file=t.path_("password_file"),  # type: ignore[arg-type]
-        path="/" + t.get("path", str, "/upstream", check=lambda v: "?" not in v and "#" not in v,
-                         why="must be a URL path").strip("/"),
-        max_connections=t.get("max_connections", int, 64, check=lambda v: 1 <= v <= 10_000,
-                              why="must be in 1..10000"),
-        max_connections_per_ip=t.get("max_connections_per_ip", int, 16, check=_pos, why="must be positive"),
-        request_timeout_s=t.get("request_timeout_s", (int, float), 30,
-                                check=lambda v: not isinstance(v, bool) and 0 < v <= 3600,
-                                why="must be a number of seconds in (0, 3600]"),
-        max_header_bytes=t.get("max_header_bytes", int, 16384, check=lambda v: 1024 <= v <= 2**20,
-                               why="must be in 1024..1 MiB"),
-        max_headers=t.get("max_headers", int, 64, check=lambda v: 1 <= v <= 1000, why="must be in 1..1000"),
-        auth_failures=t.get("auth_failures", int, 10, check=_pos, why="must be positive"),
-        auth_failures_per_user=t.get("auth_failures_per_user", int, 50, check=_pos, why="must be positive"),
-        auth_window_s=t.get("auth_window_s", int, 60, check=lambda v: 1 <= v <= 86_400,
-                            why="must be in 1..86400"),
-        auth_table_max=t.get("auth_table_max", int, 4096, check=lambda v: 1 <= v <= 1_000_000,
-                             why="must be in 1..1000000"),
-    )
-    t.done()
-    if cfg.max_connections_per_ip > cfg.max_connections:
-        raise ConfigError("http.max_connections_per_ip",
-                          f"must be at most max_connections ({cfg.max_connections}), got {cfg.max_connections_per_ip}")
-    return cfg
 
 
 def load_passwords(path: Path) -> dict[str, str]:
@@ -202,8 +142,6 @@ class HttpIngest:
         """One read-only store connection per handler thread."""
         s = getattr(self._local, "store", None)
         if s is None:
-            from .store import open_store
-
             s = self._local.store = open_store(self.archive.cfg.store, readonly=True)
         return s
 
@@ -261,8 +199,6 @@ class HttpIngest:
         return 200, json.dumps(ack, sort_keys=True).encode()
 
     def start(self) -> None:
-        from .http_server import Server, handler
-
         self.server = Server(self, handler(self))
         self.server.socket = self.ctx.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.server.serve_forever, name="archive-https", daemon=True)

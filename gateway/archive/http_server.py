@@ -12,16 +12,32 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .http_guard import Conn, ConnectionTable
-
-if TYPE_CHECKING:
-    from .http import HttpIngest
+from gateway.archive.config import HttpConfig
+from gateway.archive.http_guard import Conn, ConnectionTable
 
 log = logging.getLogger("traceseal.archive.http")
+
+
+class HttpIngest(Protocol):
+    """What the server asks of the ingest it serves (``gateway.archive.http.HttpIngest``):
+    declared here so the server does not import the module that starts it."""
+
+    cfg: HttpConfig
+    archive: Any  # its ``cfg.max_payload`` bounds a body
+    clock: Callable[[], float]
+
+    def note(self, kind: str, what: str, ip: str) -> None: ...
+
+    def route(self, method: str, path: str) -> tuple[str, str] | None: ...
+
+    def login(self, header: str | None, gw: str, ip: str, conn: Conn) -> tuple[int, int | None]: ...
+
+    def take(self, method: str, gw: str, stream: str, body: bytes | None) -> tuple[int, bytes]: ...
 
 
 def _kill(sock: Any) -> None:

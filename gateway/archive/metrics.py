@@ -1,6 +1,6 @@
 """Prometheus metrics for the archive, read from its store at scrape time.
 
-As for the gateway (gateway/metrics.py): a custom Collector, not counters bumped by the
+As for the gateway (gateway/web/metrics.py): a custom Collector, not counters bumped by the
 writer, so the numbers survive restarts and agree with ``traceseal archive status`` to the
 row. Scrapes use their own read-only store connection (never the writer's, which may be
 inside a transaction), opened on first scrape and again after an error.
@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .store import open_store
+from gateway.archive.store import open_store
 
 log = logging.getLogger("traceseal.archive.metrics")
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import GatewayError
-from ..journal import BlockRow, RecordRow, connect_sqlite
+from gateway.core.errors import GatewayError
+from gateway.journal import BlockRow, RecordRow, connect_sqlite
 
 PENDING, VERIFIED, HEADER_ONLY = 0, 1, 2
 

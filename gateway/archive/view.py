@@ -1,4 +1,4 @@
-"""One gateway's data in the archive, seen through the Journal methods gateway/export.py uses.
+"""One gateway's data in the archive, seen through the Journal methods gateway/chain/export.py uses.
 
 So an archive export is the gateway's own export code over the archive's rows: the same
 bundle format, the same block and anchor choices, verified the same way. Only blocks the
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..export import ExportError, export_lot, export_route
-from ..journal import BlockRow, RecordRow
-from ..profile import station_from_profile
-from .store import HEADER_ONLY, VERIFIED, Store
+from gateway.archive.store import HEADER_ONLY, VERIFIED, Store
+from gateway.chain.export import ExportError, export_lot, export_route
+from gateway.journal import BlockRow, RecordRow
+from gateway.rules.profile import station_from_profile
 
 SET_FORMAT = "traceseal-set/1"
 

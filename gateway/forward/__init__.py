@@ -5,7 +5,7 @@ contiguous cursor, ``streams`` decides what is due and keeps the cursors, ``forw
 (MQTT) and ``https`` are the threads that move it, ``state`` is what status and metrics show.
 """
 
-from .forwarder import Forwarder, read_password
-from .https import HttpsForwarder
+from gateway.forward.forwarder import Forwarder, read_password
+from gateway.forward.https import HttpsForwarder
 
 __all__ = ["Forwarder", "HttpsForwarder", "read_password"]

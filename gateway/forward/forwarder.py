@@ -32,14 +32,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.core.clock import Clock
+from gateway.core.configfiles import check_file, read_secret
+from gateway.core.errors import JournalError
+from gateway.core.settings import Config, UpstreamConfig
+from gateway.forward import wire
+from gateway.forward.streams import ORDER, Streams
 from ledger_client.retry import backoff_s
-
-from ..clock import Clock
-from ..config import Config, UpstreamConfig
-from ..configfiles import check_file, read_secret
-from ..errors import JournalError
-from . import wire
-from .streams import ORDER, Streams
 
 log = logging.getLogger("traceseal.forward")
 

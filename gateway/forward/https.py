@@ -22,13 +22,12 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.core.clock import Clock
+from gateway.core.errors import JournalError
+from gateway.core.settings import Config
+from gateway.forward.forwarder import read_password
+from gateway.forward.streams import ORDER, Streams, fair_order
 from ledger_client.retry import backoff_s
-
-from ..clock import Clock
-from ..config import Config
-from ..errors import JournalError
-from .forwarder import read_password
-from .streams import ORDER, Streams, fair_order
 
 log = logging.getLogger("traceseal.forward")
 

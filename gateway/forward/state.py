@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ..journal import FORWARD_STREAMS
+from gateway.journal import FORWARD_STREAMS
 
 STREAMS = FORWARD_STREAMS  # the journal keeps one cursor row per stream
 LINK_META = "upstream_link"

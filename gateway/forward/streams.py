@@ -13,16 +13,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.core.clock import Clock
+from gateway.core.settings import Config
+from gateway.forward import wire
+from gateway.forward.state import LINK_META, STREAMS
+from gateway.forward.window import Window
+from gateway.journal import Journal
+from gateway.rules.profile import profile_message, station_profile
 from ledger_client.canonical import canonical
 from ledger_client.keys import public_hex
-
-from ..clock import Clock
-from ..config import Config
-from ..journal import Journal
-from ..profile import profile_message, station_profile
-from . import wire
-from .state import LINK_META, STREAMS
-from .window import Window
 
 log = logging.getLogger("traceseal.forward")
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..journal import BlockRow
+from gateway.journal import BlockRow
 
 VERSION = 1
 MAX_BATCH_BYTES = 200 * 1024

@@ -5,13 +5,19 @@ Read in data-flow order: ``units`` (the [[units]] config) → ``watches`` (a pro
 instances and their record bodies); ``inventory`` (GS1 stock) and ``reports`` (min/max,
 MKT, excursion summaries) sit beside it. Every rule takes sealed records in seq order
 and returns record *bodies* to seal; ``replay`` rebuilds a rule from the journal.
+
+Beside them: ``custody`` (the medical-waste chain of custody), ``profile`` (a station's rule
+settings as a signed profile, so an archive can apply the same rules) and ``records``
+(reading journaled fields defensively). This is the pure domain library: the station
+runtime, the chain's lot/route export and the archive all import it; it imports only the
+core and ``ledger_client``.
 """
 
-from .alarms import AlarmEngine
-from .inventory import Inventory, InventoryConfig, Residency, parse_inventory
-from .reports import MinMax, excursion_summary, mkt_mc, mkt_of_readings
-from .units import UnitConfig, parse_units
-from .watches import Watch, watches_for
+from gateway.rules.alarms import AlarmEngine
+from gateway.rules.inventory import Inventory, InventoryConfig, Residency, parse_inventory
+from gateway.rules.reports import MinMax, excursion_summary, mkt_mc, mkt_of_readings
+from gateway.rules.units import UnitConfig, parse_units
+from gateway.rules.watches import Watch, watches_for
 
 __all__ = ["AlarmEngine", "Inventory", "InventoryConfig", "MinMax", "Residency", "UnitConfig",
            "Watch", "excursion_summary", "mkt_mc", "mkt_of_readings", "parse_inventory",

@@ -36,11 +36,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._records import Outbox, as_int, as_str, is_synced, record_time
-from .conditions import Silent, Timeline
-from .lifecycle import Alarm, AlarmBook, alarm_key
-from .units import UnitConfig
-from .watches import Watch, watches_for
+from gateway.rules.conditions import Silent, Timeline
+from gateway.rules.lifecycle import Alarm, AlarmBook, alarm_key
+from gateway.rules.records import Outbox, as_int, as_str, is_synced, record_time
+from gateway.rules.units import UnitConfig
+from gateway.rules.watches import Watch, watches_for
 
 
 class AlarmEngine:

@@ -26,9 +26,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._records import DAY_MS, Outbox, as_int, as_str, record_time
-from .lifecycle import Alarm, AlarmBook, Key, alarm_key
-from .units import UnitConfig
+from gateway.core.errors import ConfigError
+from gateway.rules.lifecycle import Alarm, AlarmBook, Key, alarm_key
+from gateway.rules.records import DAY_MS, Outbox, as_int, as_str, record_time
+from gateway.rules.units import UnitConfig
 
 MODES = ("in", "out", "discard")
 KINDS = ("expiry_soon", "expired_stock", "low_stock", "out_of_stock")
@@ -65,11 +66,11 @@ class Residency:
 
 
 def parse_inventory(raw: Any) -> InventoryConfig:
-    """``[inventory]`` (with ``[[inventory.products]]``) → config; ValueError names the key."""
+    """``[inventory]`` (with ``[[inventory.products]]``) → config; ConfigError names the key."""
     if raw is None:
         return InventoryConfig()
     if not isinstance(raw, Mapping):
-        raise ValueError(f"inventory: expected a table, got {type(raw).__name__}")  # noqa: TRY004
+        raise ConfigError("inventory", f"expected a table, got {type(raw).__name__}")  # noqa: TRY004
     base = InventoryConfig()
     vals: dict[str, Any] = {}
     for k, v in raw.items():
@@ -77,29 +78,29 @@ def parse_inventory(raw: Any) -> InventoryConfig:
             continue
         if k not in ("expiry_warn_days", "mode_in_code", "mode_out_code", "mode_discard_code",
                      "utc_offset_minutes", "residency_keep_days"):
-            raise ValueError(f"inventory.{k}: unknown key")
+            raise ConfigError(f"inventory.{k}", "unknown key")
         want = type(getattr(base, k))
         if not isinstance(v, want) or isinstance(v, bool) or (want is str and not v):
             what = "a non-empty string" if want is str else "an integer"
-            raise ValueError(f"inventory.{k}: expected {what}, got {v!r}")
+            raise ConfigError(f"inventory.{k}", f"expected {what}, got {v!r}")
         if want is int and k != "utc_offset_minutes" and v < 0:
-            raise ValueError(f"inventory.{k}: must be >= 0, got {v}")
+            raise ConfigError(f"inventory.{k}", f"must be >= 0, got {v}")
         vals[k] = v
     products: dict[str, Product] = {}
     for i, p in enumerate(raw.get("products", [])):
         where = f"inventory.products[{i}]"
         if not isinstance(p, Mapping):
-            raise ValueError(f"{where}: expected a table")  # noqa: TRY004
+            raise ConfigError(where, "expected a table")  # noqa: TRY004
         for k in p:
             if k not in ("gtin", "name", "low_stock"):
-                raise ValueError(f"{where}.{k}: unknown key")
+                raise ConfigError(f"{where}.{k}", "unknown key")
         gtin, low = p.get("gtin"), p.get("low_stock", 0)
         if not isinstance(gtin, str) or len(gtin) != 14 or not gtin.isdigit():
-            raise ValueError(f"{where}.gtin: expected 14 digits (GTIN-14), got {gtin!r}")
+            raise ConfigError(f"{where}.gtin", f"expected 14 digits (GTIN-14), got {gtin!r}")
         if not isinstance(low, int) or isinstance(low, bool) or low < 0:
-            raise ValueError(f"{where}.low_stock: expected an integer >= 0, got {low!r}")
+            raise ConfigError(f"{where}.low_stock", f"expected an integer >= 0, got {low!r}")
         if gtin in products:
-            raise ValueError(f"{where}.gtin: duplicate product {gtin}")
+            raise ConfigError(f"{where}.gtin", f"duplicate product {gtin}")
         products[gtin] = Product(gtin, str(p.get("name", "")), low)
     return InventoryConfig(**vals, products=products)
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._records import as_int, as_str
+from gateway.rules.records import as_int, as_str
 
 SUBJECT_KEYS = ("unit", "sensor", "gtin", "lot", "route", "grai", "sscc", "stage")  # custody alarms too
 COMMON_KEYS = frozenset({"type", "id", "alarm", "state", "severity", "at_ms", "since_ms", "value",

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._records import Outbox, as_int, as_str, record_time
-from .inventory import Residency
-from .units import UnitConfig
+from gateway.rules.inventory import Residency
+from gateway.rules.records import Outbox, as_int, as_str, record_time
+from gateway.rules.units import UnitConfig
 
 DH_R_K = 10_000.0  # activation energy / gas constant: 83.144 kJ/mol / 8.3144 J/(mol K)
 ZERO_C_K = 273.15

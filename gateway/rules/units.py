@@ -5,8 +5,9 @@ that book stock in and out of it, and the settings its alarm rules use. Profiles
 ranges (CDC: fridge 2-8 °C, freezer -50 to -15 °C; ultra-cold -80 to -60 °C); every
 setting can be overridden per unit. Parsing is strict: an error names the exact key
 (``units[0].profile: unknown profile 'fridgee'``) because a typo in an alarm setting
-silently weakens monitoring. Every problem, wrong types included, is a ValueError: callers
-catch one error kind for "this configuration is wrong".
+silently weakens monitoring. Every problem, wrong types included, is a
+``ConfigError(key, problem)``: callers catch one error kind for "this configuration is
+wrong" and never parse the key out of a message.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from gateway.core.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,30 +86,30 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
 
 def _sensor_id(where: str, x: Any) -> str:
     if not isinstance(x, str) or not x.strip():
-        raise ValueError(f"{where}: expected a non-empty sensor id string, got {x!r}")
+        raise ConfigError(where, f"expected a non-empty sensor id string, got {x!r}")
     return x
 
 
 def _int(where: str, x: Any, minimum: int | None = None) -> int:
     if not isinstance(x, int) or isinstance(x, bool):
-        raise ValueError(f"{where}: expected an integer, got {x!r}")  # noqa: TRY004
+        raise ConfigError(where, f"expected an integer, got {x!r}")  # noqa: TRY004
     if minimum is not None and x < minimum:
-        raise ValueError(f"{where}: must be >= {minimum}, got {x}")
+        raise ConfigError(where, f"must be >= {minimum}, got {x}")
     return x
 
 
 def _parse_one(where: str, t: Mapping[str, Any]) -> UnitConfig:
     for k in t:
         if k not in KEYS:
-            raise ValueError(f"{where}.{k}: unknown key{_did_you_mean(str(k), KEYS)}")
+            raise ConfigError(f"{where}.{k}", f"unknown key{_did_you_mean(str(k), KEYS)}")
     uid = t.get("id")
     if not isinstance(uid, str) or not uid.strip():
-        raise ValueError(f"{where}.id: required, a non-empty string (got {uid!r})")
+        raise ConfigError(f"{where}.id", f"required, a non-empty string (got {uid!r})")
     prof = t.get("profile")
     if prof != CUSTOM and prof not in PROFILES:
         choices = sorted([*PROFILES, CUSTOM])
         hint = _did_you_mean(str(prof), choices) or f"; choose one of {', '.join(choices)}"
-        raise ValueError(f"{where}.profile: unknown profile {prof!r}{hint}")
+        raise ConfigError(f"{where}.profile", f"unknown profile {prof!r}{hint}")
     limits: dict[str, int | None] = {}
     for k in LIMIT_KEYS:
         if k in t:
@@ -114,7 +117,7 @@ def _parse_one(where: str, t: Mapping[str, Any]) -> UnitConfig:
     if prof == CUSTOM:
         for k in ("low_mc", "high_mc"):
             if k not in limits:
-                raise ValueError(f"{where}.{k}: required for profile 'custom'")
+                raise ConfigError(f"{where}.{k}", "required for profile 'custom'")
         base = Profile(CUSTOM, 0, 0, None)
     else:
         base = PROFILES[prof]
@@ -123,19 +126,19 @@ def _parse_one(where: str, t: Mapping[str, Any]) -> UnitConfig:
     freeze = limits.get("freeze_mc", base.freeze_mc)
     assert low is not None and high is not None
     if low >= high:
-        raise ValueError(f"{where}.low_mc: {low} must be below high_mc {high}")
+        raise ConfigError(f"{where}.low_mc", f"{low} must be below high_mc {high}")
     if freeze is not None and freeze >= high:
-        raise ValueError(f"{where}.freeze_mc: {freeze} must be below high_mc {high}")
+        raise ConfigError(f"{where}.freeze_mc", f"{freeze} must be below high_mc {high}")
     probes = t.get("probes")
     if not isinstance(probes, list) or not probes:
-        raise ValueError(f"{where}.probes: required, a non-empty list of sensor ids "
-                         f"(got {probes!r})")
+        raise ConfigError(f"{where}.probes", "required, a non-empty list of sensor ids "
+                                                f"(got {probes!r})")
     probe_ids = tuple(_sensor_id(f"{where}.probes[{i}]", p) for i, p in enumerate(probes))
     door = _sensor_id(f"{where}.door", t["door"]) if "door" in t else None
     scanners_raw = t.get("scanners", [])
     if not isinstance(scanners_raw, list):
-        raise ValueError(  # noqa: TRY004
-            f"{where}.scanners: expected a list of sensor ids, got {scanners_raw!r}")
+        raise ConfigError(  # noqa: TRY004
+            f"{where}.scanners", f"expected a list of sensor ids, got {scanners_raw!r}")
     scanners = tuple(_sensor_id(f"{where}.scanners[{i}]", s) for i, s in enumerate(scanners_raw))
     s_in = _sensor_id(f"{where}.scanner_in", t["scanner_in"]) if "scanner_in" in t else None
     s_out = _sensor_id(f"{where}.scanner_out", t["scanner_out"]) if "scanner_out" in t else None
@@ -145,7 +148,7 @@ def _parse_one(where: str, t: Mapping[str, Any]) -> UnitConfig:
             minimum = 1 if k in POSITIVE else 0
             settings = replace(settings, **{k: _int(f"{where}.{k}", t[k], minimum)})
     if settings.cumulative_limit_s > settings.cumulative_window_s:
-        raise ValueError(f"{where}.cumulative_limit_s: {settings.cumulative_limit_s} exceeds "
+        raise ConfigError(f"{where}.cumulative_limit_s", f"{settings.cumulative_limit_s} exceeds "
                          f"cumulative_window_s {settings.cumulative_window_s}")
     return UnitConfig(uid, str(prof), low, high, freeze, probe_ids, door, scanners, s_in, s_out,
                       settings)
@@ -163,23 +166,23 @@ def _sensors(where: str, u: UnitConfig) -> list[tuple[str, str]]:
 def parse_units(raw: Any) -> dict[str, UnitConfig]:
     """``[[units]]`` tables (as ``tomllib`` gives them) → units by id.
 
-    Raises ValueError naming the key, e.g. ``units[0].profile: unknown profile 'fridgee'``.
+    Raises ConfigError naming the key, e.g. ``units[0].profile: unknown profile 'fridgee'``.
     """
     if not isinstance(raw, list):
-        raise ValueError(  # noqa: TRY004
-            f"units: expected a list of [[units]] tables, got {type(raw).__name__}")
+        raise ConfigError(  # noqa: TRY004
+            "units", f"expected a list of [[units]] tables, got {type(raw).__name__}")
     units: dict[str, UnitConfig] = {}
     owner: dict[str, str] = {}  # sensor id -> unit id: a sensor reports for exactly one unit
     for i, t in enumerate(raw):
         where = f"units[{i}]"
         if not isinstance(t, Mapping):
-            raise ValueError(f"{where}: expected a table, got {type(t).__name__}")  # noqa: TRY004
+            raise ConfigError(where, f"expected a table, got {type(t).__name__}")  # noqa: TRY004
         u = _parse_one(where, t)
         if u.id in units:
-            raise ValueError(f"{where}.id: duplicate unit id {u.id!r}")
+            raise ConfigError(f"{where}.id", f"duplicate unit id {u.id!r}")
         for key, sensor in _sensors(where, u):
             if sensor in owner:
-                raise ValueError(f"{key}: sensor {sensor!r} already belongs to unit "
+                raise ConfigError(key, f"sensor {sensor!r} already belongs to unit "
                                  f"{owner[sensor]!r}")
             owner[sensor] = u.id
         units[u.id] = u

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .conditions import AnyOf, AtOrAbove, AtOrBelow, Band, Cumulative, Rule, Silent, Sustained
-from .units import UnitConfig
+from gateway.rules.conditions import (
+    AnyOf,
+    AtOrAbove,
+    AtOrBelow,
+    Band,
+    Cumulative,
+    Rule,
+    Silent,
+    Sustained,
+)
+from gateway.rules.units import UnitConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..seal import RESERVED
+from gateway.ingest.seal import RESERVED
 
 
 def walk(x: Any) -> Iterator[Any]:

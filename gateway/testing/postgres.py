@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .mosquitto import free_port
+from gateway.testing.mosquitto import free_port
 
 
 def find_pg_bin() -> Path:

@@ -21,10 +21,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ..archive import config as archive_config
-from ..archive.store import open_store
-from ..journal import UPSTREAM_TOPICS
-from .mosquitto import Mosquitto
+from gateway.archive import config as archive_config
+from gateway.archive.store import open_store
+from gateway.journal import UPSTREAM_TOPICS
+from gateway.testing.mosquitto import Mosquitto
 
 PREFIX = "traceseal/up"
 STREAMS = UPSTREAM_TOPICS

@@ -8,7 +8,7 @@
   the broker limits this relies on; Mosquitto's default drops past 1,000).
 - Receive Maximum asks the broker to bound un-acknowledged messages in flight; Mosquitto
   2.0.11 does not honour it with batched acks (measured), so the gateway's inbox is bounded
-  too (gateway/service.py) and a full inbox back-pressures this thread.
+  too (gateway/app/service.py) and a full inbox back-pressures this thread.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..config import MqttConfig
-from ..configfiles import read_secret
-from ..pipeline import Inbound
+from gateway.core.configfiles import read_secret
+from gateway.core.settings import MqttConfig
+from gateway.transports.inbound import Inbound
 
 log = logging.getLogger("traceseal.mqtt")
 

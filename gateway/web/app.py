@@ -35,9 +35,8 @@ from flask import (
     url_for,
 )
 
-from .. import metrics
-from . import queries, views
-from .auth import (
+from gateway.web import metrics, queries, views
+from gateway.web.auth import (
     CredentialLimiter,
     Session,
     SessionStore,
@@ -47,9 +46,9 @@ from .auth import (
     origin_ok,
     same_csrf,
 )
-from .settings import WebConfig
-from .source import DashboardSource
-from .tail import JournalTail
+from gateway.web.settings import WebConfig
+from gateway.web.source import DashboardSource
+from gateway.web.tail import JournalTail
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "traceseal_session"

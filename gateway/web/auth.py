@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gateway.core.errors import ConfigError
 from ledger_client.files import write_atomic
-
-from ..errors import ConfigError
 
 MIN_TOKEN_CHARS = 12
 

@@ -28,10 +28,10 @@ from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
 from waitress.server import TcpWSGIServer, create_server  # type: ignore[import-untyped]
 from waitress.task import ThreadedTaskDispatcher  # type: ignore[import-untyped]
 
-from .app import create_app
-from .settings import WebConfig
-from .source import DashboardSource
-from .tls import TlsHandoff, server_context
+from gateway.web.app import create_app
+from gateway.web.settings import WebConfig
+from gateway.web.source import DashboardSource
+from gateway.web.tls import TlsHandoff, server_context
 
 log = logging.getLogger("traceseal.web")
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import _Table
-from ..errors import ConfigError
-from .tls import is_loopback
+from gateway.core.errors import ConfigError
+from gateway.core.table import Table
+from gateway.web.tls import is_loopback
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def parse_web(raw: Any, base: Path) -> WebConfig | None:
     """``raw`` is the ``[web]`` table (or None when absent: no dashboard). Errors name the key."""
     if raw is None:
         return None
-    t = _Table(raw, "web", base)
+    t = Table(raw, "web", base)
     cfg = WebConfig(
         bind=t.get("bind", str, "127.0.0.1", check=_is_address, why="must be an IP address or 'localhost'"),
         port=t.get("port", int, 8080, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..custody import ReconcileConfig, Reconciler
-from ..custody.reconcile import KINDS as RECONCILE_KINDS
-from ..rules._records import DAY_MS
-from .queries import connect
+from gateway.rules.custody import ReconcileConfig, Reconciler
+from gateway.rules.custody.reconcile import KINDS as RECONCILE_KINDS
+from gateway.rules.records import DAY_MS
+from gateway.web.queries import connect
 
 WANTED = ("stock", "custody", "custody_notice", "custody_refusal", "alarm")
 CUSTODY_TYPES = ("custody", "custody_notice", "custody_refusal")

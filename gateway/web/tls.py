@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ConfigError
+from gateway.core.errors import ConfigError
 
 log = logging.getLogger("traceseal.web")
 

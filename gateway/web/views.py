@@ -12,10 +12,10 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from ..rules._records import DAY_MS
-from . import queries
-from .source import DashboardSource
-from .tail import JournalTail
+from gateway.rules.records import DAY_MS
+from gateway.web import queries
+from gateway.web.source import DashboardSource
+from gateway.web.tail import JournalTail
 
 HOUR_MS = 3_600_000
 GiB = 1 << 30

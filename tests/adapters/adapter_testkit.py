@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gateway.observation import Observation
+from gateway.core.observation import Observation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,7 +10,7 @@ import pytest
 from adapter_testkit import assert_observation_ok, load, samples
 
 from gateway.adapters import ds18b20
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 from gateway.transports.w1 import W1Poller
 
 W1 = samples("w1_slave_samples.json")

@@ -8,7 +8,7 @@ import pytest
 from adapter_testkit import assert_observation_ok, samples
 
 from gateway.adapters import epc, gs1
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 
 GS1 = samples("gs1_barcodes.json")
 EPC = samples("epc_tags.json")

@@ -11,7 +11,7 @@ from adapter_testkit import assert_observation_ok, samples
 
 from gateway.adapters import shelly, tasmota, zigbee2mqtt
 from gateway.adapters._common import MeasureSpec, number
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 
 MQTT = samples("mqtt_payloads.json")
 PARSERS = {"tasmota": tasmota.parse, "zigbee2mqtt": zigbee2mqtt.parse, "shelly_gen2": shelly.parse}

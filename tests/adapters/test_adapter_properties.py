@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from gateway.adapters import ad_scale, ds18b20, epc, gs1, mtsics, shelly, tasmota, zigbee2mqtt
 from gateway.adapters.registry import PARSERS
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

@@ -10,7 +10,7 @@ import pytest
 from adapter_testkit import assert_observation_ok, samples
 
 from gateway.adapters import ad_scale, mtsics
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 
 SCALE = samples("scale_lines.json")
 PARSERS = {

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from gateway.adapters import registry, units
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(

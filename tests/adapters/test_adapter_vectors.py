@@ -13,7 +13,7 @@ import pytest
 from adapter_testkit import assert_matches, load, raw_bytes
 
 from gateway.adapters.registry import PARSERS
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 
 VECTORS = [(f"vendor/{v['id']}", v) for v in load("vendor_examples.json")["vectors"]] + [
     (f"derived/{v['id']}", v) for v in load("derived_cases.json")["vectors"]

@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import json, sys
-from gateway.pipeline import default_parsers
+from gateway.ingest.pipeline import default_parsers
 parsers = default_parsers(sys.argv[1:])
 before = sorted(m for m in ("biip", "epcpy") if m in sys.modules)
 obs = parsers["gs1"]("scanner", b"]C1010950110153000317250101" + b"\\r\\n") if "--scan" in sys.argv else None

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from firmware_sim.waste_route import Line, WasteRoute, observations
-from gateway.config import FilterConfig
-from gateway.custody.events import CustodyStation
-from gateway.custody.operators import parse_operators
-from gateway.custody.reconcile import Reconciler
-from gateway.custody.settings import ReconcileConfig, parse_custody
-from gateway.filters import ChangeFilter
-from gateway.observation import Observation
-from gateway.seal import RESERVED, reading_body
+from gateway.app.config import FilterConfig
+from gateway.rules.custody.events import CustodyStation
+from gateway.rules.custody.operators import parse_operators
+from gateway.rules.custody.reconcile import Reconciler
+from gateway.rules.custody.settings import ReconcileConfig, parse_custody
+from gateway.ingest.filters import ChangeFilter
+from gateway.core.observation import Observation
+from gateway.ingest.seal import RESERVED, reading_body
 from gateway.testing.bodies import assert_body_ok
 
 SEC, MIN, HOUR = 1_000, 60_000, 3_600_000
@@ -141,7 +141,7 @@ def state(c: Any) -> tuple[Any, ...]:
 
 
 class Writer(Rig):
-    """Seals as gateway/service.py's writer does: what one step produced is committed as one
+    """Seals as gateway/app/service.py's writer does: what one step produced is committed as one
     batch, then fed to every consumer; what they return is the next batch. After each batch
     (a point where the gateway can stop) the consumers' state is noted under the journal
     length: a replay of that prefix must rebuild exactly it, unsealed bodies included."""

@@ -7,8 +7,9 @@ import tomllib
 import pytest
 
 from firmware_sim.waste_route import waste_route
-from gateway.custody.operators import ROLE_STAGES, parse_operators
-from gateway.custody.settings import DEFAULT_CODES, ReconcileConfig, parse_custody
+from gateway.rules.custody.operators import ROLE_STAGES, parse_operators
+from gateway.rules.custody.settings import DEFAULT_CODES, ReconcileConfig, parse_custody
+from gateway.core.errors import ConfigError
 
 TOML = """
 [[operators]]
@@ -90,9 +91,9 @@ def test_defaults() -> None:
     ("nope", "operators: expected a list of tables"),
 ])
 def test_operator_errors_name_the_key(ops: object, msg: str) -> None:
-    with pytest.raises(ValueError, match=None) as e:
+    with pytest.raises(ConfigError) as e:
         parse_operators(ops)
-    assert msg in str(e.value)
+    assert msg in f"{e.value.key}: {e.value.problem}"
 
 
 @pytest.mark.parametrize(("raw", "msg"), [
@@ -113,9 +114,9 @@ def test_operator_errors_name_the_key(ops: object, msg: str) -> None:
     ({"reconcile": {"missing_after": 1}}, "custody.reconcile.missing_after: unknown key"),
 ])
 def test_custody_errors_name_the_key(raw: dict[str, object], msg: str) -> None:
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(ConfigError) as e:
         parse_custody(raw)
-    assert msg in str(e.value)
+    assert msg in f"{e.value.key}: {e.value.problem}"
 
 
 def test_role_stage_table_is_the_manifest_order() -> None:

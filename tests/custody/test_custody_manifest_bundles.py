@@ -15,14 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from custody_kit import HOUR, route_rigs, strip
 
 from firmware_sim.waste_route import ROUTE, T0, waste_route
-from gateway.anchoring import Anchorer
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.custody.manifest import check_manifest, route_records
-from gateway.custody.settings import ReconcileConfig
-from gateway.export import build_bundle
+from gateway.chain.anchoring import Anchorer
+from gateway.chain.blocks import BlockSealer
+from gateway.core.clock import FakeClock
+from gateway.rules.custody.manifest import check_manifest, route_records
+from gateway.rules.custody.settings import ReconcileConfig
+from gateway.chain.export import build_bundle
 from gateway.journal import Journal
-from gateway.seal import Sealer
+from gateway.ingest.seal import Sealer
 from ledger_client.keys import public_hex
 from ledger_client.local import LocalLedger
 

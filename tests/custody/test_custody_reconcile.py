@@ -6,8 +6,8 @@ from typing import Any
 
 from custody_kit import HOUR, MIN, Rig
 
-from gateway.custody.reconcile import Reconciler, reconcile
-from gateway.custody.settings import ReconcileConfig
+from gateway.rules.custody.reconcile import Reconciler, reconcile
+from gateway.rules.custody.settings import ReconcileConfig
 
 T = 1_772_438_400_000
 ROLE = {"handed_over": "generator", "loaded": "transporter", "received": "facility", "treated": "facility"}

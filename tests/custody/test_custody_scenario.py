@@ -8,9 +8,9 @@ import pytest
 from custody_kit import HOUR, MIN, SEC, Rig, route_rigs, single_rig, strip
 
 from firmware_sim.waste_route import ROUTE, T0, waste_route
-from gateway.custody.manifest import manifest, route_records, routes
-from gateway.custody.reconcile import reconcile
-from gateway.custody.settings import ReconcileConfig
+from gateway.rules.custody.manifest import manifest, route_records, routes
+from gateway.rules.custody.reconcile import reconcile
+from gateway.rules.custody.settings import ReconcileConfig
 
 GRAI = {n: f"04012345000429{n}" for n in (1001, 1002, 1003, 1004, 1005)}
 ANA = {"badge": "04A23B1C", "name": "Ana Ruiz", "org": "St. Mary Hospital", "role": "generator"}

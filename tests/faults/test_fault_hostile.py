@@ -11,7 +11,7 @@ from fault_checks import assert_rows
 
 from bench.faults.suite import CI, run
 from gateway.adapters import traceseal_fw
-from gateway.errors import ParseError
+from gateway.core.errors import ParseError
 
 
 def test_hostile_input_never_crashes(tmp_path: Path, fault_seed: int) -> None:

@@ -11,7 +11,7 @@ from fault_checks import assert_rows
 
 from bench.faults.suite import CI, run
 from bench.faults.tamper import Fixture
-from gateway.export import export_record
+from gateway.chain.export import export_record
 
 
 def test_bit_flips_fail_verification(tmp_path: Path, fault_seed: int) -> None:

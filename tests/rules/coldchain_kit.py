@@ -1,6 +1,6 @@
 """Test helpers for the rules: a stand-in sealer/journal and a gateway loop, both in memory.
 
-The sealer does what ``gateway.seal.Sealer`` checks of a body (no envelope keys) plus what
+The sealer does what ``gateway.ingest.seal.Sealer`` checks of a body (no envelope keys) plus what
 the record contract demands (JSON, integers only), so a rule emitting a float or a
 reserved key fails here exactly as it would in the pipeline.
 """

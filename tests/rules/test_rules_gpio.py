@@ -12,7 +12,7 @@ from coldchain_kit import MIN, T0, Station
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from gateway.outputs.gpio import AckButton, AlarmPanel, DoorContact, door_body
+from gateway.station.gpio import AckButton, AlarmPanel, DoorContact, door_body
 from gateway.rules.alarms import AlarmEngine
 from gateway.rules.units import parse_units
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from coldchain_kit import HOUR, MIN, T0, Station
 
+from gateway.core.errors import ConfigError
 from gateway.rules.alarms import AlarmEngine
 from gateway.rules.inventory import Inventory, Residency, parse_inventory
 from gateway.rules.units import parse_units
@@ -292,5 +294,6 @@ def test_replay_rebuilds_stock_without_duplicates() -> None:
     ],
 )
 def test_inventory_config_errors_name_the_key(raw: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError) as e:  # the key travels apart from the problem
         parse_inventory(raw)
+    assert re.search(message, f"{e.value.key}: {e.value.problem}")

@@ -228,7 +228,7 @@ class Recorded(Station):
         return rec
 
     def restart(self, t: int, synced: bool) -> None:
-        """As gateway/service.py starts: replay, tick (``due``) at once, then seal what the
+        """As gateway/app/service.py starts: replay, tick (``due``) at once, then seal what the
         replay returned, gateway_started and what the tick returned."""
         self.eng = AlarmEngine(QUIET_UNITS, power_gap_s=self.power_gap_s)
         self.rules = [self.eng]

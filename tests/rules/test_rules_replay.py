@@ -168,7 +168,7 @@ def test_a_journal_written_under_other_settings_converges() -> None:
 
 
 def restart_like_the_service(st: Station, t: int) -> tuple[Station, AlarmEngine]:
-    """What gateway/service.py does on start: replay, then ``due`` (a tick) at the start time
+    """What gateway/app/service.py does on start: replay, then ``due`` (a tick) at the start time
     BEFORE anything is sealed, then seal [derived-but-unsealed..., gateway_started, tick's]."""
     eng = AlarmEngine(UNITS)
     pending = eng.replay(copy.deepcopy(st.journal.records))

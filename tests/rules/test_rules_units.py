@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from gateway.core.errors import ConfigError
 from gateway.rules.units import RuleSettings, parse_units
 
 
@@ -127,5 +129,6 @@ def test_overrides_and_scanners() -> None:
     ],
 )
 def test_errors_name_the_key(raw: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError) as e:  # the key travels apart from the problem
         parse_units(raw)
+    assert re.search(message, f"{e.value.key}: {e.value.problem}")

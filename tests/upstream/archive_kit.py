@@ -3,7 +3,7 @@
 
 The publisher is deliberately minimal (the real forwarder is gateway/forward/): it sends
 exactly the contract's payloads, straight from a gateway journal, so the archive is tested
-against what a gateway really signs. Stations are real gateways (gateway.service.Gateway)
+against what a gateway really signs. Stations are real gateways (gateway.app.service.Gateway)
 fed over a real Mosquitto and real pty barcode scanners, as in tests/test_e2e_lot.py.
 """
 
@@ -19,14 +19,14 @@ from typing import Any
 
 from firmware_sim.message import build_message, temperature
 from firmware_sim.serial_devices import BarcodeScanner
-from gateway import config as configmod
+from gateway.app import config as configmod
 from gateway.archive import config as archive_config
 from gateway.archive.consumer import Archive
 from gateway.archive.store import open_store
-from gateway.clock import FakeClock
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.profile import profile_message, station_profile
-from gateway.service import Gateway
+from gateway.rules.profile import profile_message, station_profile
+from gateway.app.service import Gateway
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import fridge_with_scanners_toml, make_station
 from gateway.testing.waiting import wait_for
@@ -158,7 +158,7 @@ class Upstream:
         cfg = configmod.load(self.built.config_path)
         prof = station_profile(self.gw, cfg.station.units, cfg.station.inventory, time_ms)
         msg = profile_message(prof)
-        from gateway.profile import PROFILE_DOMAIN
+        from gateway.rules.profile import PROFILE_DOMAIN
 
         return {"v": 1, "gateway": self.gw, "public_key": public_hex(self.key),
                 "profile": msg[len(PROFILE_DOMAIN):].decode(), "sig": self.key.sign(msg).hex()}

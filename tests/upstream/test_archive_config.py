@@ -8,7 +8,7 @@ import pytest
 
 from gateway.archive import config as archive_config
 from gateway.cli import main
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 KEY = "ab" * 32
 

@@ -28,7 +28,7 @@ from gateway.archive import config as archive_config
 from gateway.archive.consumer import Archive
 from gateway.archive.http import HttpIngest
 from gateway.archive.store import open_store
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.testing.mosquitto import free_port
 from gateway.testing.pki import make_pki
 

@@ -8,15 +8,14 @@ import copy
 import json
 from pathlib import Path
 
+import archive_kit as kit
 import pytest
 
-from gateway import config as configmod
+from gateway.app import config as configmod
 from gateway.cli import main
-from gateway.export import export_lot
+from gateway.chain.export import export_lot
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
-
-import archive_kit as kit
 
 
 def test_lot_across_two_stations_exports_as_one_set_that_verifies(broker: Mosquitto, tmp_path: Path,
@@ -116,11 +115,11 @@ def test_waste_route_across_three_gateways_exports_as_one_set(broker: Mosquitto,
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from firmware_sim.waste_route import ROUTE, T0, waste_route
-    from gateway.anchoring import Anchorer
-    from gateway.blocks import BlockSealer
-    from gateway.clock import FakeClock
+    from gateway.chain.anchoring import Anchorer
+    from gateway.chain.blocks import BlockSealer
+    from gateway.core.clock import FakeClock
     from gateway.journal import Journal
-    from gateway.seal import Sealer
+    from gateway.ingest.seal import Sealer
     from ledger_client.keys import public_hex, write_private_key
     from ledger_client.local import LocalLedger
 

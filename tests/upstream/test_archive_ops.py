@@ -14,16 +14,15 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import archive_kit as kit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.archive import config as archive_config
 from gateway.cli import main
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.testing.mosquitto import Mosquitto, free_port
 from gateway.testing.waiting import wait_for
-
-import archive_kit as kit
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import archive_kit as kit
 import pytest
+from test_archive_store import BACKENDS, _setup, _status, station_a  # noqa: F401 (fixture)
 
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
-
-import archive_kit as kit
-from test_archive_store import BACKENDS, _setup, _status, station_a  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -10,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import archive_kit as kit
 import pytest
 
 from gateway.archive import config as archive_config
 from gateway.archive.store import open_store
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
-
-import archive_kit as kit
 
 
 def _run(toml: Path, log: Path) -> subprocess.Popen[bytes]:

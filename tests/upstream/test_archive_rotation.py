@@ -13,16 +13,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import archive_kit as kit
 import pytest
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
+from gateway.app import config as configmod
 from gateway.archive.store import open_store
 from gateway.archive.view import ArchiveView
 from gateway.cli import main
-from gateway.export import export_range, export_record
+from gateway.chain.export import export_range, export_record
 from gateway.journal import Journal
-from gateway.service import Gateway
+from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station
@@ -31,8 +32,6 @@ from ledger_client.canonical import canonical, record_message
 from ledger_client.keys import load_private_key, public_hex, write_private_key
 from ledger_client.rotation import rotation_statement
 from ledger_client.verify import verify_bundle
-
-import archive_kit as kit
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -8,18 +8,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import archive_kit as kit
 import pytest
 
 from gateway.archive.store import open_store
 from gateway.archive.view import ArchiveView
-from gateway.export import export_range, export_record
+from gateway.chain.export import export_range, export_record
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
 from ledger_client.canonical import canonical, header_message, record_message
 from ledger_client.keys import public_hex
 from ledger_client.verify import verify_bundle
-
-import archive_kit as kit
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -21,11 +21,11 @@ import pytest
 
 from firmware_sim.message import build_message, temperature
 from firmware_sim.serial_devices import BarcodeScanner
-from gateway import config as configmod
+from gateway.app import config as configmod
 from gateway.cli import main
-from gateway.clock import FakeClock
+from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.service import Gateway
+from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, fridge_with_scanners_toml, make_station

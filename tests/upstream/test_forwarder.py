@@ -28,17 +28,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from firmware_sim.message import build_message, temperature
-from gateway import config as configmod
-from gateway.errors import ConfigError
+from gateway.app import config as configmod
+from gateway.app.dashboard import GatewaySource
+from gateway.core.errors import ConfigError
+from gateway.forward.state import upstream_stats
 from gateway.journal import Journal
-from gateway.metrics import registry_for, render
-from gateway.profile import PROFILE_DOMAIN
-from gateway.service import Gateway
+from gateway.web.metrics import registry_for, render
+from gateway.rules.profile import PROFILE_DOMAIN
+from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import Station, make_station
 from gateway.testing.waiting import wait_for
-from gateway.web.source import GatewaySource
 from ledger_client.canonical import canonical, header_hash
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,7 +204,7 @@ def test_outage_then_everything_in_order_with_credentials(tmp_path: Path, broker
         wait_for(lambda: not gw.forwarder.connected.is_set(), what="forwarder notices the outage")
         publish_readings(st, broker.port, 400, start=1000)  # the station goes on recording
         wait_for(lambda: readings_in(j) == 500, what="500 readings journaled")
-        stats = j.upstream_stats(int(time.time() * 1000))
+        stats = upstream_stats(j.db, int(time.time() * 1000))
         assert stats is not None and stats["connected"] is False and stats["streams"]["records"]["backlog"] >= 400
         assert stats["streams"]["records"]["lag_s"] > 0
         from gateway.cli import main
@@ -639,7 +640,7 @@ def test_a_refused_topic_is_reported_and_retried_with_backoff(tmp_path: Path, br
         connects0 = up.log.read_text().count(f"as traceseal-up-{gw_id}")
         time.sleep(4)
         connects = up.log.read_text().count(f"as traceseal-up-{gw_id}") - connects0
-        stats = j.upstream_stats(int(time.time() * 1000))
+        stats = upstream_stats(j.db, int(time.time() * 1000))
     finally:
         gw.stop()
         peer.close()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config as configmod
-from gateway.clock import FakeClock
-from gateway.errors import ConfigError
+from gateway.app import config as configmod
+from gateway.core.clock import FakeClock
+from gateway.core.errors import ConfigError
 from gateway.forward import Forwarder, read_password
-from gateway.forward.wire import MAX_BATCH_BYTES, AckError, anchors_batch, parse_ack, records_batch
 from gateway.forward.window import Window
+from gateway.forward.wire import MAX_BATCH_BYTES, AckError, anchors_batch, parse_ack, records_batch
 from gateway.journal import Journal
 from gateway.testing.station import make_station
 from ledger_client.keys import load_private_key

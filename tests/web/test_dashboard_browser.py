@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from gateway.app.dashboard import GatewaySource
 from gateway.web.auth import load_token, write_token
 from gateway.web.server import WebServer
 from gateway.web.settings import WebConfig
-from gateway.web.source import GatewaySource
-from gateway.web.testkit import Rig, gs1_pack, make_rig, wait_for
+from gateway.testing.dashboard import Rig, gs1_pack, make_rig, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -128,8 +128,8 @@ def test_waste_gateway_in_trouble(browser: Any, tmp_path: Path) -> None:
     says what is wrong in words, not only in colour."""
     from test_dashboard_custody import DAY0, a_day_of_waste, custody_journal
 
-    from gateway.clock import FakeClock
-    from gateway.web.testkit import StaticSource
+    from gateway.core.clock import FakeClock
+    from gateway.testing.dashboard import StaticSource
 
     cfg, seal = custody_journal(tmp_path)
     a_day_of_waste(seal)
@@ -167,12 +167,12 @@ def test_https_sign_in_acknowledge_and_sign_out(browser: Any, tmp_path: Path) ->
 
     from test_dashboard_security import ALARM, make_ca_and_cert
 
-    from gateway import config as configmod
-    from gateway.clock import FakeClock
+    from gateway.app import config as configmod
+    from gateway.core.clock import FakeClock
     from gateway.journal import Journal
     from gateway.testing.station import make_station
     from gateway.web.settings import parse_web
-    from gateway.web.testkit import StaticSource
+    from gateway.testing.dashboard import StaticSource
 
     st = make_station(tmp_path / "st", 1, sensors=1)
     cfg = configmod.load(st.config_path)

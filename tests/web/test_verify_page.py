@@ -10,7 +10,7 @@ the first failing step, and the whole set of failing steps.
 
 Bundles:
 * made by the project's own code (journal, sealer, block sealer, local ledger, anchorer,
-  ``gateway.export``), good and tampered, run through the page's real UI (file input, key
+  ``gateway.chain.export``), good and tampered, run through the page's real UI (file input, key
   field) with screenshots in tests/screenshots/;
 * docs/example/bundle.json;
 * the whole spec-audit corpus of tests/independent/test_independent_verifier.py (its
@@ -45,12 +45,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.anchoring import Anchorer
-from gateway.blocks import BlockSealer
-from gateway.clock import FakeClock
-from gateway.export import export_range, export_record
+from gateway.chain.anchoring import Anchorer
+from gateway.chain.blocks import BlockSealer
+from gateway.core.clock import FakeClock
+from gateway.chain.export import export_range, export_record
 from gateway.journal import Journal
-from gateway.seal import Sealer
+from gateway.ingest.seal import Sealer
 from ledger_client.canonical import canonical
 from ledger_client.keys import public_hex
 from ledger_client.local import LocalLedger
@@ -887,9 +887,9 @@ def test_screenshots(vp_browser: Any, vp_station_cases: dict[str, tuple[Case, Pa
 # ---------------------------------------------------------------------------------------------
 
 def rotated_station_cases(tmp: Path) -> tuple[list[Case], str, str]:
-    """Readings, `gateway.keyrotation.rotate`, readings with the new key, anchors; bundles
+    """Readings, `gateway.chain.rotation.rotate`, readings with the new key, anchors; bundles
     before, across and after the rotation, and tampered ones."""
-    from gateway.keyrotation import rotate
+    from gateway.chain.rotation import rotate
 
     clock = FakeClock()
     old, new, lk = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()

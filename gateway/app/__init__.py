@@ -1,0 +1,1 @@
+"""The running gateway: config assembly, the ``Gateway`` service that wires every stage\ntogether, its dashboard adapter, the file checks and ``doctor``."""
