@@ -104,7 +104,7 @@ def _canonical_text(text: Any, what: str) -> tuple[bytes, dict[str, Any]]:
         raise Reject("malformed", f"{what} is {type(obj).__name__}, want an object")
     try:
         again = canonical(obj)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  any failure to canonicalise hostile input is this reason
         raise Reject("not_canonical", f"{what} cannot be canonicalised: {exc}") from None
     if again != data:
         raise Reject("not_canonical", f"{what} is not in RFC 8785 canonical form")
@@ -203,7 +203,7 @@ class Archive:
             if not caused_by_data(exc):
                 raise
             failure: Exception = exc
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  anything one message makes the code do: isolate it
             failure = exc
         log.warning("a batch of %d messages failed (%s: %s); isolating it message by message", len(msgs),
                     type(failure).__name__, _text(str(failure), 200))
@@ -310,7 +310,7 @@ class Archive:
             try:
                 own = isinstance(pk, str) and _HEX64.fullmatch(pk) is not None and isinstance(sig, str) \
                     and verify_sig(_pub(pk), sig, PROFILE_DOMAIN + data) and prof.get("gateway") == gw
-            except Exception:  # not a point on the curve
+            except Exception:  # noqa: BLE001  not a point on the curve
                 own = False
             if own:
                 self.held_hello[gw] = msg

@@ -188,9 +188,9 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
     for seq, rec in all_records(journal, top.last_seq):
         inv.feed(rec, rec.get("time_ms", 0))
         attrs = rec.get("attrs") if isinstance(rec.get("attrs"), dict) else {}
-        if rec.get("lot") == lot or attrs.get("lot") == lot:
-            if gtin is None or rec.get("gtin", attrs.get("gtin")) == gtin:
-                lot_seqs.append(seq)
+        if (rec.get("lot") == lot or attrs.get("lot") == lot) and (
+                gtin is None or rec.get("gtin", attrs.get("gtin")) == gtin):
+            lot_seqs.append(seq)
         if rec.get("type") == "alarm" and isinstance(rec.get("unit"), str):
             alarm_rows.append((seq, rec["unit"], rec.get("time_ms", 0)))
     end_default = top.header_obj["last_time_ms"]

@@ -83,7 +83,7 @@ def pruned_block(db: sqlite3.Connection | None) -> int:
 
 
 def _fmt_day(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def pruned_error(db: sqlite3.Connection | None, seq: int) -> str | None:
