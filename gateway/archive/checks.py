@@ -88,6 +88,12 @@ def record_problem(rec: dict[str, Any], sig: Any, data: bytes, *, gateway: str, 
     return first(check_record(rec, sig, gateway=gateway, key_hex=key_hex, sig_key=sig_key, data=data))
 
 
+def rotation_problems(header: dict[str, Any], seq: int, last_block: int) -> list[Problem]:
+    """A rotation at ``seq`` closing ``last_block``, against a stored header (the block may
+    have arrived before the rotation record): that block must end with it."""
+    return check_rotation_boundary(header, [(seq, last_block, "", "")])
+
+
 def link_problems(prev: dict[str, Any] | None, prev_hash: bytes | None, h: dict[str, Any]) -> list[Problem]:
     """Step 5 between a header and the stored one before it (None: block 0's genesis rule)."""
     return check_link(prev, prev_hash, h)

@@ -438,7 +438,8 @@ class Archive:
             raise Reject("bad_rotation", "; ".join(chain.failures) or "the rotation does not extend the key chain")
         lb = rec["last_block"]
         top = self.store.top_block(gw)
-        if top is not None and (top.block > lb or (top.block == lb and top.last_seq != row.seq)):
+        boundary = {"block": top.block, "first_seq": top.first_seq, "last_seq": top.last_seq} if top else {}
+        if top is not None and (top.block > lb or archive_checks.rotation_problems(boundary, row.seq, lb)):
             raise Reject("bad_rotation", f"block {top.block} is already stored signed by the old key, "
                                          f"but the rotation hands blocks after {lb} to the new key")
         self.store.add_rotation(gw, row.seq, lb, rec["old_key"], rec["new_key"])
