@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from gateway.core.clock import Clock
 from gateway.core.configfiles import check_file, read_secret
 from gateway.core.errors import JournalError
-from gateway.core.settings import Config, UpstreamConfig
+from gateway.forward.settings import ForwardConfig, UpstreamConfig
 from gateway.forward import wire
 from gateway.forward.streams import ORDER, Streams
 from ledger_client.retry import backoff_s
@@ -56,7 +56,7 @@ def read_password(up: UpstreamConfig) -> str | None:
 
 
 class Forwarder:
-    def __init__(self, cfg: Config, key: Ed25519PrivateKey, clock: Clock, *,
+    def __init__(self, cfg: ForwardConfig, key: Ed25519PrivateKey, clock: Clock, *,
                  rand: random.Random | None = None) -> None:
         self.up = up = cfg.upstream
         self.gateway = cfg.gateway_id

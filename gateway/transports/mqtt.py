@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.core.configfiles import read_secret
-from gateway.core.settings import MqttConfig
+from gateway.transports.settings import MqttConfig
 from gateway.transports.inbound import Inbound
 
 log = logging.getLogger("traceseal.mqtt")
