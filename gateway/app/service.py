@@ -123,9 +123,9 @@ class Gateway:
             t.start()
         if self.mqtt is not None:
             self.mqtt.start()
-        for t in (self.serial, self.w1):
-            if t is not None:
-                t.start()
+        for source in (self.serial, self.w1):
+            if source is not None:
+                source.start()
         if self.web is not None:
             self.web.start()
         if self.forwarder is not None:
@@ -138,9 +138,9 @@ class Gateway:
             self.web.stop()
         if self.mqtt is not None:
             self.mqtt.stop()  # stop intake first; what is queued but unacked is redelivered later
-        for t in (self.serial, self.w1):
-            if t is not None:
-                t.stop()
+        for source in (self.serial, self.w1):
+            if source is not None:
+                source.stop()
         self._drain_remaining()
         self.stop_event.set()
         self.anchorer.wake()

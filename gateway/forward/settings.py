@@ -48,7 +48,7 @@ class ForwardConfig:
     upstream: UpstreamConfig
     journal: JournalConfig = field(default_factory=JournalConfig)
     units: dict[str, UnitConfig] = field(default_factory=dict)
-    inventory: InventoryConfig | None = None
+    inventory: InventoryConfig = field(default_factory=InventoryConfig)
 
 
 def _topic_level(v: str) -> bool:

@@ -40,7 +40,7 @@ class Station:
         self.minmax = MinMax([p for u in units.values() for p in u.probes])
         cust = cfg.custody
         self.custody: list[Any] = []
-        if cust is not None and cust.stations:
+        if cust.stations:
             self.custody = [CustodyStation(s, cfg.operators, cust) for s in cust.stations]
             self.custody.append(Reconciler(cust.reconcile))
             self.enabled = True
@@ -68,8 +68,13 @@ class Station:
                 self._inputs.append(AckButton(g.ack_button, lambda: self.events.put(("ack", "button")),
                                               pin_factory=pin_factory))
             for sensor, pin in g.doors.items():
-                self._inputs.append(DoorContact(pin, sensor, lambda s, is_open, p=pin: self.events.put(
-                    ("door", (s, is_open, p))), pin_factory=pin_factory))
+                self._inputs.append(DoorContact(pin, sensor, self._door_callback(pin), pin_factory=pin_factory))
+
+    def _door_callback(self, pin: int | str) -> Callable[[str, bool], None]:
+        """What a door contact on ``pin`` calls (from gpiozero's thread): queue it for the writer."""
+        def changed(sensor: str, is_open: bool) -> None:
+            self.events.put(("door", (sensor, is_open, pin)))
+        return changed
 
     def _rules(self) -> Sequence[Any]:
         return (self.alarms, self.inventory, self.minmax, *self.custody)

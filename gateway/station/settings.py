@@ -32,12 +32,12 @@ class GpioConfig:
 @dataclass(frozen=True)
 class StationConfig:
     units: dict[str, UnitConfig] = field(default_factory=dict)
-    inventory: InventoryConfig | None = None  # None only when built by hand: parse always sets one
+    inventory: InventoryConfig = field(default_factory=InventoryConfig)
     power_gap_s: int = 300
     heartbeat_s: int = 60
     gpio: GpioConfig | None = None
     operators: dict[str, Operator] = field(default_factory=dict)  # badge -> operator
-    custody: CustodyConfig | None = None  # None only when built by hand: parse always sets one
+    custody: CustodyConfig = field(default_factory=CustodyConfig)
 
 
 def parse_station(raw: dict[str, Any], base: Path, *, repeat_weights_recorded: bool | None = None) -> StationConfig:
