@@ -92,7 +92,7 @@ def micro(tmp: Path, n: int, rounds: int) -> tuple[dict[str, float], dict[str, f
         d = tmp / f"j-{mode}-{time.monotonic_ns()}"
         d.mkdir()
         j = Journal(d / "journal.sqlite")
-        pipe = Pipeline(cfg, j, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0), FakeClock())
+        pipe = Pipeline(cfg.ingest, j, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0), FakeClock())
         if mode == "broker":
             pipe.admission._keys.clear()
         inb = [Inbound("mqtt", t, p) for t, p in msgs]

@@ -116,7 +116,7 @@ def stage_costs(n: int, tmp: Path) -> dict[str, float]:
     timed("  of which RFC 8785 canonical(sensor body)", lambda: [canonical(b) for b in bodies])
     j = Journal(tmp / "stage.sqlite")
     j.bind_identity(cfg.gateway_id, public_hex(key))
-    pipe = Pipeline(cfg, j, Sealer(cfg.gateway_id, key, 0), SystemClock())
+    pipe = Pipeline(cfg.ingest, j, Sealer(cfg.gateway_id, key, 0), SystemClock())
     adm = pipe.admission
     timed("admit: check_message (sensor Ed25519 verify + topic)", lambda: [adm.check_message(o, t) for o, (t, _) in zip(obs, msgs)])
     digests = timed("sha256(payload)", lambda: [hashlib.sha256(p).digest() for _, p in msgs])
@@ -134,7 +134,7 @@ def stage_costs(n: int, tmp: Path) -> dict[str, float]:
           lambda: [j2.commit_batch(rows[i:i + 100], (), {}, {"records": 100}) for i in range(0, n, 100)])
     j3 = Journal(tmp / "stage-pipe.sqlite")
     j3.bind_identity(cfg.gateway_id, public_hex(key))
-    pipe3 = Pipeline(cfg, j3, Sealer(cfg.gateway_id, key, 0), SystemClock())
+    pipe3 = Pipeline(cfg.ingest, j3, Sealer(cfg.gateway_id, key, 0), SystemClock())
     inb = [Inbound("mqtt", t, p) for t, p in msgs]
     timed("Pipeline.process, batches of 100 (all of the above)",
           lambda: [pipe3.process(inb[i:i + 100]) for i in range(0, n, 100)])

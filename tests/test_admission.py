@@ -28,7 +28,7 @@ def station(tmp_path: Path) -> Station:
 def pipe(station: Station) -> Pipeline:
     cfg = configmod.load(station.config_path)
     j = Journal(cfg.journal.path)
-    return Pipeline(cfg, j, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0), FakeClock())
+    return Pipeline(cfg.ingest, j, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0), FakeClock())
 
 
 def good(station: Station, sensor: str = "probe-1", ctr: int = 1, value: int = 4000) -> Inbound:
@@ -139,7 +139,7 @@ def test_verbatim_replay_vs_broker_redelivery(station: Station, pipe: Pipeline) 
 def test_counters_survive_restart(station: Station, pipe: Pipeline) -> None:
     pipe.process([good(station, ctr=10), good(station, ctr=8)])
     cfg = configmod.load(station.config_path)
-    again = Pipeline(cfg, pipe.journal, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 2), FakeClock())
+    again = Pipeline(cfg.ingest, pipe.journal, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 2), FakeClock())
     res = again.process([good(station, ctr=10, value=7), good(station, ctr=8, value=7), good(station, ctr=9)])
     assert [r for r, _ in quarantine(again)] == ["replayed-counter", "replayed-counter"]  # the window survived
     assert len(res.records) == 1  # 9 was never seen

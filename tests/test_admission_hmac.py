@@ -32,7 +32,7 @@ def station(tmp_path: Path) -> Station:
 @pytest.fixture
 def pipe(station: Station) -> Pipeline:
     cfg = configmod.load(station.config_path)
-    return Pipeline(cfg, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
+    return Pipeline(cfg.ingest, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
                     FakeClock())
 
 
@@ -149,7 +149,7 @@ def test_sim_enroll_hmac_keys_are_0600_reused_and_verify_at_the_gateway(tmp_path
     with st.config_path.open("a") as f:
         f.write("\n" + out.read_text())
     cfg = configmod.load(st.config_path)
-    pipe = Pipeline(cfg, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
+    pipe = Pipeline(cfg.ingest, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
                     FakeClock())
     sim_keys = dict(load_keys(keys, ["probe-1", "probe-2", "probe-3"]))
     res = pipe.process([Inbound("mqtt", st.topic(s), build_message(k, s, 1, 1, [temperature(3000)]))

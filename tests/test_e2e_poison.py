@@ -151,6 +151,6 @@ def test_a_rule_that_raises_degrades_rules_not_ingest(station: Station, broker: 
         live = [a for a in gw.station.alarms.active()]
     finally:
         gw.stop()
-    replayed = RuleStation(configmod.load(station.config_path))
+    replayed = RuleStation(configmod.load(station.config_path).station)
     replayed.replay(journal_of(station))
     assert [a for a in replayed.alarms.active()] == live  # the other rules' state equals a replay

@@ -40,7 +40,7 @@ def station(tmp_path: Path) -> Station:
 @pytest.fixture
 def pipe(station: Station) -> Pipeline:
     cfg = configmod.load(station.config_path)
-    return Pipeline(cfg, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
+    return Pipeline(cfg.ingest, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
                     FakeClock())
 
 

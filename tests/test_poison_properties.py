@@ -103,7 +103,7 @@ def test_good_messages_are_journaled_exactly_once_whatever_else_happens(station:
     with tempfile.TemporaryDirectory() as d:
         journal = Journal(Path(d) / "j.sqlite", synchronous="OFF")
         key = Ed25519PrivateKey.generate()
-        pipe = Pipeline(cfg, journal, Sealer(cfg.gateway_id, key, 0), FakeClock())
+        pipe = Pipeline(cfg.ingest, journal, Sealer(cfg.gateway_id, key, 0), FakeClock())
         faults = Faults()
         faults.install(pipe)
         blocks = BlockSealer(journal, key, cfg.gateway_id, FakeClock(), 7, 3600)

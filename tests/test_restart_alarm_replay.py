@@ -64,7 +64,7 @@ def test_restart_after_an_outage_shows_what_a_replay_rebuilds(tmp_path: Path) ->
         live = gw.station.active()
     finally:
         gw.stop()
-    again = Station(cfg)
+    again = Station(cfg.station)
     j = Journal(path)
     try:
         assert again.replay(j) == [{"type": "gateway_started"}]  # nothing derived was left unsealed
@@ -124,7 +124,7 @@ def test_readings_waiting_at_start_come_after_the_restart(tmp_path: Path) -> Non
     power = [r for r in recs if r.get("alarm") == "power"]
     assert [(p["state"], p["reason"], p["since_ms"]) for p in power] == [
         ("raised", "restart", last_before), ("cleared", "restart", last_before)]
-    again = Station(cfg)
+    again = Station(cfg.station)
     j = Journal(path)
     try:
         assert again.replay(j) == [{"type": "gateway_started"}]

@@ -455,7 +455,7 @@ def test_running_gateway_prunes_on_its_own_thread_and_a_restart_keeps_what_is_op
         rig.close()
     # a restart: the station rebuilds from what is kept, and copes with the missing prefix
     j = Journal(rig.cfg.journal.path, readonly=True)
-    st = Station(rig.cfg)
+    st = Station(rig.cfg.station)
     out = st.replay(j)
     assert out[-1] == {"type": "gateway_started"}
     rebuilt = {a["id"] for a in st.active()}

@@ -410,7 +410,7 @@ class PipelineFuzz:
                                quarantine_raw_bytes=self.cfg.journal.quarantine_raw_bytes,
                                quarantine_max_rows=self.cfg.journal.quarantine_max_rows)
         self.clock = FakeClock()
-        self.pipe = Pipeline(self.cfg, self.journal, Sealer(self.cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
+        self.pipe = Pipeline(self.cfg.ingest, self.journal, Sealer(self.cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
                              self.clock)
         self.n = 0
         self.good_sent = 0

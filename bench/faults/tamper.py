@@ -73,7 +73,7 @@ class Fixture:
         key = load_private_key(cfg.key_file)
         self.journal = Journal(cfg.journal.path)
         self.journal.bind_identity(cfg.gateway_id, public_hex(key))
-        pipe = Pipeline(cfg, self.journal, Sealer(cfg.gateway_id, key, 0), self.clock)
+        pipe = Pipeline(cfg.ingest, self.journal, Sealer(cfg.gateway_id, key, 0), self.clock)
         sealer = BlockSealer(self.journal, key, cfg.gateway_id, self.clock, cfg.blocks.max_records,
                              cfg.blocks.max_seconds)
         ledger = make_ledger(cfg.ledger, self.clock)

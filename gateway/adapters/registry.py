@@ -30,7 +30,8 @@ def load(name: str) -> Parser:
     """The real parse function of ``name``, importing its module (and libraries) now."""
     if name in _LAZY:
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+        parse: Parser = getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+        return parse
     return get(name)
 
 

@@ -23,14 +23,16 @@ class GatewaySource:
 
     @property
     def cfg(self) -> Config:
-        return self.gw.cfg
+        cfg: Config = self.gw.cfg
+        return cfg
 
     @property
     def journal_path(self) -> Path:
         return Path(self.gw.cfg.journal.path)
 
     def now_ms(self) -> int:
-        return self.gw.clock.now_ms()
+        now: int = self.gw.clock.now_ms()
+        return now
 
     def status(self) -> dict[str, Any]:
         gw = self.gw

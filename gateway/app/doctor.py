@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gateway.app import config as configmod
-from gateway.app.config import Config, MqttConfig
+from gateway.app.config import Config, MqttConfig, NamedFile, evm_key_file, named_files, read_secret
 from gateway.core.clock import SystemClock
-from gateway.core.configfiles import NamedFile, evm_key_file, named_files, read_secret
 from gateway.core.errors import ConfigError
 from ledger_client.files import file_problem
 from ledger_client.keys import load_private_key, public_hex

@@ -57,7 +57,7 @@ class Gateway:
         self.journal.bind_identity(cfg.gateway_id, self.public_key)
         self.journal.set_forwarding(cfg.upstream.enabled)  # retention asks Journal.archived_seq()
         self.sealer = Sealer(cfg.gateway_id, self.key, self.journal.next_seq())
-        self.pipeline = Pipeline(cfg, self.journal, self.sealer, self.clock)
+        self.pipeline = Pipeline(cfg.ingest, self.journal, self.sealer, self.clock)
         self.blocks = BlockSealer(self.journal, self.key, cfg.gateway_id, self.clock,
                                   cfg.blocks.max_records, cfg.blocks.max_seconds)
         self.ledger = ledger or make_ledger(cfg.ledger, self.clock)
@@ -88,7 +88,7 @@ class Gateway:
         if cfg.w1.enabled:
             self.w1 = W1Poller(lambda path, raw: self.inbox.put(Inbound("w1", path, raw)),
                                base_dir=str(cfg.w1.base_dir), interval_s=cfg.w1.interval_s)
-        self.station = Station(cfg, pin_factory=pin_factory)
+        self.station = Station(cfg.station, pin_factory=pin_factory)
         self.web = None
         if cfg.web is not None:
             from gateway.web.server import (
@@ -105,7 +105,7 @@ class Gateway:
         self._notify: Any = None
         self.forwarder: Any = None
         if cfg.upstream.enabled:
-            self.forwarder = (HttpsForwarder if cfg.upstream.transport == "https" else Forwarder)(cfg, self.key,
+            self.forwarder = (HttpsForwarder if cfg.upstream.transport == "https" else Forwarder)(cfg.forward, self.key,
                                                                                                    self.clock)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -123,9 +123,9 @@ class Gateway:
             t.start()
         if self.mqtt is not None:
             self.mqtt.start()
-        for t in (self.serial, self.w1):
-            if t is not None:
-                t.start()
+        for source in (self.serial, self.w1):
+            if source is not None:
+                source.start()
         if self.web is not None:
             self.web.start()
         if self.forwarder is not None:
@@ -138,9 +138,9 @@ class Gateway:
             self.web.stop()
         if self.mqtt is not None:
             self.mqtt.stop()  # stop intake first; what is queued but unacked is redelivered later
-        for t in (self.serial, self.w1):
-            if t is not None:
-                t.stop()
+        for source in (self.serial, self.w1):
+            if source is not None:
+                source.stop()
         self._drain_remaining()
         self.stop_event.set()
         self.anchorer.wake()

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.core.configfiles import NamedFile, broker_files
+from gateway.core.configfiles import NamedFile
 from gateway.core.errors import ConfigError
-from gateway.core.settings import MqttConfig
 from gateway.core.table import Table, positive, read_toml
 from gateway.journal import UPSTREAM_TOPICS
-from gateway.transports.settings import broker_table
+from gateway.transports.settings import MqttConfig, broker_files, broker_table
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.core.clock import Clock
 from gateway.core.errors import ConfigError
-from gateway.core.settings import LedgerConfig
+from gateway.chain.settings import LedgerConfig
 from ledger_client.keys import load_private_key
 from ledger_client.ledger import Ledger
 from ledger_client.local import LocalLedger

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.core.clock import Clock
-from gateway.core.settings import RetentionConfig
+from gateway.chain.settings import RetentionConfig
 from gateway.journal import Journal
 
 log = logging.getLogger("traceseal.retention")

@@ -26,7 +26,7 @@ from gateway.chain.export import all_records
 from gateway.chain.retention import status as retention_status
 from gateway.cli import rotate as keyrotation
 from gateway.core.clock import SystemClock, parse_time_ms
-from gateway.core.configfiles import check_files, evm_key_file, named_files
+from gateway.app.config import check_files, evm_key_file, named_files
 from gateway.core.errors import ConfigError
 from gateway.forward.state import upstream_stats
 from gateway.journal import Journal
@@ -150,7 +150,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 3
     j = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous, busy_timeout_ms=cfg.journal.busy_timeout_ms)
     try:
-        floor = station_floor(cfg, j) if cfg.retention.days else None
+        floor = station_floor(cfg.station, j) if cfg.retention.days else None
         res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run, floor=floor)
         out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db),
                "clock_synced": clock.synced()}

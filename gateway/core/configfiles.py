@@ -5,6 +5,9 @@ them. The commands that use them (`run`, `archive run`, `doctor`) check them all
 missing, unreadable or (for a secret) group/other-readable file is one ConfigError naming
 the config key and the path, exit 2, never a traceback from deep inside a library. The rule
 itself is ledger_client.files.file_problem, which also guards the key files.
+
+Which files a config names is its slices' business: ``transports.settings.broker_files``,
+``chain.settings.evm_key_file``, ``gateway.app.config.named_files`` (the whole Config).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.core.errors import ConfigError
-from gateway.core.settings import Config, LedgerConfig, MqttConfig
 from ledger_client.files import file_problem
 
 
@@ -47,54 +49,6 @@ def read_secret(key: str, path: Path, what: str) -> str:
     if not text:
         raise ConfigError(key, f"{path} is empty")
     return text
-
-
-def broker_files(section: str, m: MqttConfig) -> list[NamedFile]:
-    """The files a broker table names (the gateway's ``[mqtt]``, the archive's ``[broker]``)."""
-    out = []
-    if m.password_file is not None:
-        out.append(NamedFile(f"{section}.password_file", m.password_file, "MQTT password", True,
-                             f"{section} password"))
-    for k, p, what, sec in (("tls_ca", m.tls_ca, "TLS CA certificate", False),
-                            ("tls_cert", m.tls_cert, "TLS client certificate", False),
-                            ("tls_key", m.tls_key, "TLS client key", True)):
-        if p is not None:
-            out.append(NamedFile(f"{section}.{k}", p, what, sec, f"{section} {k.replace('_', ' ')}"))
-    return out
-
-
-def evm_key_file(lg: LedgerConfig) -> Path:
-    p = Path(str(lg.evm["key_file"]))
-    return p if p.is_absolute() else lg.base_dir / p
-
-
-def named_files(cfg: Config) -> list[NamedFile]:
-    """Every file ``cfg`` names that the gateway reads, in config order. Not serial device
-    paths (a scale unplugged at boot is a device problem `doctor` reports, not a config
-    error), nor journal/ledger databases (the gateway creates them). Upstream files only
-    when forwarding is enabled: a disabled section's stale paths must not stop a station."""
-    out = [NamedFile("gateway.key_file", cfg.key_file, "key", True, "gateway key"), *broker_files("mqtt", cfg.mqtt)]
-    if cfg.ledger.kind == "local":
-        out.append(NamedFile("ledger.key_file", cfg.ledger.key_file, "key", True, "ledger key"))
-    else:
-        out.append(NamedFile("ledger.evm.key_file", evm_key_file(cfg.ledger), "Ethereum key", True, "ethereum key"))
-    web = cfg.web
-    if web is not None:
-        for k, what, sec, label in (("token_file", "web token", True, "web token"),
-                                    ("cert_file", "TLS certificate", False, "web tls cert"),
-                                    ("key_file", "TLS key", True, "web tls key")):
-            p = getattr(web, k, None)
-            if p is not None:
-                out.append(NamedFile(f"web.{k}", p, what, sec, label))
-    up = cfg.upstream
-    if up.enabled:
-        for k, p, what, sec in (("tls.ca_file", up.tls_ca, "TLS CA certificate", False),
-                                ("tls.cert_file", up.tls_cert, "TLS client certificate", False),
-                                ("tls.key_file", up.tls_key, "TLS client key", True),
-                                ("password_file", up.password_file, "password", True)):
-            if p is not None:
-                out.append(NamedFile(f"upstream.{k}", p, what, sec, f"upstream {k.split('.')[-1].replace('_', ' ')}"))
-    return out
 
 
 def check_files(files: list[NamedFile]) -> None:

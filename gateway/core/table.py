@@ -28,7 +28,8 @@ class Table:
     def __init__(self, data: Any, path: str, base: Path | None = None) -> None:
         if not isinstance(data, dict):
             raise ConfigError(path, f"must be a table, got {type(data).__name__}")
-        self.data, self.path = data, path
+        self.data: Mapping[Any, Any] = data
+        self.path = path
         self.base = base if base is not None else Path.cwd()
         self.used: set[str] = set()
 

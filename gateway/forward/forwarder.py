@@ -28,6 +28,8 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -35,7 +37,7 @@ from paho.mqtt.properties import Properties
 from gateway.core.clock import Clock
 from gateway.core.configfiles import check_file, read_secret
 from gateway.core.errors import JournalError
-from gateway.core.settings import Config, UpstreamConfig
+from gateway.forward.settings import ForwardConfig, UpstreamConfig
 from gateway.forward import wire
 from gateway.forward.streams import ORDER, Streams
 from ledger_client.retry import backoff_s
@@ -56,14 +58,14 @@ def read_password(up: UpstreamConfig) -> str | None:
 
 
 class Forwarder:
-    def __init__(self, cfg: Config, key: Ed25519PrivateKey, clock: Clock, *,
+    def __init__(self, cfg: ForwardConfig, key: Ed25519PrivateKey, clock: Clock, *,
                  rand: random.Random | None = None) -> None:
         self.up = up = cfg.upstream
         self.gateway = cfg.gateway_id
         self.clock = clock
         self.rand = rand or random.Random()
         password = read_password(up)  # before any connection: a bad or readable file stops the start
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=up.client_id, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=up.client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(0)  # our windows bound what is in flight, per stream
         self.client.max_queued_messages_set(0)
         if up.username is not None:
@@ -75,7 +77,7 @@ class Forwarder:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
         props.SessionExpiryInterval = up.session_expiry_s
         self.client.connect_async(up.host, up.port, keepalive=up.keepalive, clean_start=False, properties=props)
 
@@ -237,7 +239,7 @@ class Forwarder:
 
     # -- paho callbacks (run inside client.loop(), on this thread) -----------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+                    reason: ReasonCode, properties: Properties | None) -> None:
         if reason.is_failure:
             self.last_error = f"broker {self.up.host}:{self.up.port} refused the connection: {reason}"
             log.error("upstream: %s", self.last_error)
@@ -258,13 +260,13 @@ class Forwarder:
         self.streams.link(True)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-                       reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+                       reason: ReasonCode, properties: Properties | None) -> None:
         self.connected.clear()
         self._sock_open = False
         if not self.stop_event.is_set():
             self.last_error = f"disconnected from {self.up.host}:{self.up.port}: {reason}"
 
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: mqtt.ReasonCode,
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode,
                     properties: Properties | None) -> None:
         stream = self._mids.pop(mid, None)
         if stream is None:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.core.clock import Clock
 from gateway.core.errors import JournalError
-from gateway.core.settings import Config
+from gateway.forward.settings import ForwardConfig
 from gateway.forward.forwarder import read_password
 from gateway.forward.streams import ORDER, Streams, fair_order
 from ledger_client.retry import backoff_s
@@ -40,7 +40,7 @@ class HttpError(Exception):
 
 
 class HttpsForwarder:
-    def __init__(self, cfg: Config, key: Ed25519PrivateKey, clock: Clock, *,
+    def __init__(self, cfg: ForwardConfig, key: Ed25519PrivateKey, clock: Clock, *,
                  rand: random.Random | None = None) -> None:
         self.up = up = cfg.upstream
         self.gateway = cfg.gateway_id

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.core.clock import Clock
-from gateway.core.settings import Config
+from gateway.forward.settings import ForwardConfig
 from gateway.forward import wire
 from gateway.forward.state import LINK_META, STREAMS
 from gateway.forward.window import Window
@@ -41,7 +41,7 @@ _PROFILE_META = "upstream_profile"
 
 
 class Streams:
-    def __init__(self, cfg: Config, key: Ed25519PrivateKey, clock: Clock, max_inflight: int) -> None:
+    def __init__(self, cfg: ForwardConfig, key: Ed25519PrivateKey, clock: Clock, max_inflight: int) -> None:
         self.gateway = cfg.gateway_id
         self.batch_max = cfg.upstream.batch_max
         self.clock = clock
@@ -111,10 +111,10 @@ class Streams:
         self.journal.save_forward_cursors(archived=new)
         self.archived = new
 
-    def _make_hello(self, cfg: Config, key: Ed25519PrivateKey) -> bytes:
+    def _make_hello(self, cfg: ForwardConfig, key: Ed25519PrivateKey) -> bytes:
         """The signed profile; an unchanged profile keeps its time so the archive sees the
         same bytes (a duplicate) instead of a new version at every restart."""
-        prof = station_profile(self.gateway, cfg.station.units, cfg.station.inventory, self.clock.now_ms())
+        prof = station_profile(self.gateway, cfg.units, cfg.inventory, self.clock.now_ms())
         stored = self.journal.meta(_PROFILE_META)
         if stored is not None:
             old = json.loads(stored)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gateway.core.errors import Rejected
 from gateway.core.observation import Observation
-from gateway.core.settings import AdmissionConfig, SensorConfig
+from gateway.ingest.settings import AdmissionConfig, SensorConfig
 from gateway.ingest.sensor_auth import SCHEME as HMAC_SCHEME
 from gateway.ingest.sensor_auth import check as check_mac
 from ledger_client.keys import public_from_hex, verifier

@@ -16,7 +16,7 @@ memory; after a restart the first stable weight of each scale is recorded again 
 from __future__ import annotations
 
 from gateway.core.observation import Observation
-from gateway.core.settings import FilterConfig
+from gateway.ingest.settings import FilterConfig
 
 _IDENTITY_KINDS = {"scan", "rfid", "badge"}
 

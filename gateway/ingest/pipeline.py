@@ -30,10 +30,10 @@ from gateway.adapters import traceseal_fw
 from gateway.core.clock import Clock
 from gateway.core.errors import JournalError, ParseError, Rejected, caused_by_data
 from gateway.core.observation import Observation
-from gateway.core.settings import Config
 from gateway.ingest.admit import Admission
 from gateway.ingest.filters import ChangeFilter
 from gateway.ingest.seal import Sealer, reading_body
+from gateway.ingest.settings import IngestConfig
 from gateway.journal import Journal, QuarantineRow, RecordRow
 from gateway.transports.inbound import Inbound
 
@@ -103,29 +103,22 @@ class Router:
         return None
 
 
-def default_routes(cfg: Config) -> list[tuple[str, str]]:
-    """traceseal topics, then configured third-party topics, then serial ports and 1-wire files."""
-    routes = [(t, "traceseal") for t in cfg.mqtt.topics] + list(cfg.routes)
-    routes += [(s.name, s.adapter) for s in cfg.serial]
-    routes += [("*/w1_slave", "ds18b20"), ("*/temperature", "ds18b20")]
-    return routes
-
-
 class Pipeline:
-    def __init__(self, cfg: Config, journal: Journal, sealer: Sealer, clock: Clock,
+    def __init__(self, cfg: IngestConfig, journal: Journal, sealer: Sealer, clock: Clock,
                  router: Router | None = None, parsers: dict[str, Parser] | None = None) -> None:
+        """``cfg`` is the ingest slice (``Config.ingest``); its routes build the default router."""
         self.cfg = cfg
         self.journal = journal
         self.sealer = sealer
         self.clock = clock
-        self.router = router or Router(default_routes(cfg))
+        self.router = router or Router(cfg.routes)
         self.parsers = parsers or default_parsers([a for _, a in self.router.routes])
         self.admission = Admission(cfg.sensors, cfg.admission, journal.sensor_counters())
         self.filter = ChangeFilter(cfg.filters)
 
     def _quarantine(self, res: BatchResult, msg: Inbound, code: str, detail: str, now: int) -> None:
         res.quarantined.append(QuarantineRow(now, f"{msg.transport}:{msg.topic}"[:200], code, detail,
-                                             msg.payload[: self.cfg.journal.quarantine_raw_bytes], len(msg.payload)))
+                                             msg.payload[: self.cfg.quarantine_raw_bytes], len(msg.payload)))
         res.counts[f"quarantined.{code}"] += 1
 
     def _one(self, msg: Inbound, res: BatchResult, seen: set[bytes], now: int, synced: bool) -> None:
@@ -303,5 +296,5 @@ class Pipeline:
         raw = json.dumps(body, sort_keys=True, default=repr).encode()
         kind = str((body or {}).get("type", "?"))[:40]
         res.quarantined.append(QuarantineRow(now, f"rule:{kind}", "internal-error", detail,
-                                             raw[: self.cfg.journal.quarantine_raw_bytes], len(raw)))
+                                             raw[: self.cfg.quarantine_raw_bytes], len(raw)))
         res.counts["quarantined.internal-error"] += 1

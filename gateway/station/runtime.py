@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from gateway.core.settings import Config
 from gateway.journal import Journal, RecordRow
 from gateway.rules import AlarmEngine, Inventory, MinMax
 from gateway.rules.custody import CustodyStation, Reconciler
+from gateway.station.settings import StationConfig
 
 log = logging.getLogger("traceseal.station")
 
@@ -30,17 +30,18 @@ URGENT_STATES = ("raised", "escalated")
 
 
 class Station:
-    def __init__(self, cfg: Config, *, pin_factory: Any = None) -> None:
+    def __init__(self, cfg: StationConfig, *, pin_factory: Any = None) -> None:
+        """``cfg`` is the station slice (``Config.station``): units, inventory, custody, GPIO."""
         self.cfg = cfg
-        units = cfg.station.units
+        units = cfg.units
         self.enabled = bool(units)
-        self.alarms = AlarmEngine(units, power_gap_s=cfg.station.power_gap_s, heartbeat_s=cfg.station.heartbeat_s)
-        self.inventory = Inventory(units, cfg.station.inventory)
+        self.alarms = AlarmEngine(units, power_gap_s=cfg.power_gap_s, heartbeat_s=cfg.heartbeat_s)
+        self.inventory = Inventory(units, cfg.inventory)
         self.minmax = MinMax([p for u in units.values() for p in u.probes])
-        cust = cfg.station.custody
+        cust = cfg.custody
         self.custody: list[Any] = []
-        if cust is not None and cust.stations:
-            self.custody = [CustodyStation(s, cfg.station.operators, cust) for s in cust.stations]
+        if cust.stations:
+            self.custody = [CustodyStation(s, cfg.operators, cust) for s in cust.stations]
             self.custody.append(Reconciler(cust.reconcile))
             self.enabled = True
         self.rule_errors: Counter[str] = Counter()  # "<Rule>.<method>: <Exception>" -> count
@@ -54,7 +55,7 @@ class Station:
         self.faults: dict[str, dict[str, Any]] = {}  # gateway faults shown locally (journal full, …)
         self.panel = None
         self._inputs: list[Any] = []  # keep references: gpiozero frees pins of collected devices
-        g = cfg.station.gpio
+        g = cfg.gpio
         if g is not None:
             from gateway.station.gpio import (  # lazy: gpiozero only with [gpio]
                 AckButton,
@@ -67,8 +68,13 @@ class Station:
                 self._inputs.append(AckButton(g.ack_button, lambda: self.events.put(("ack", "button")),
                                               pin_factory=pin_factory))
             for sensor, pin in g.doors.items():
-                self._inputs.append(DoorContact(pin, sensor, lambda s, is_open, p=pin: self.events.put(
-                    ("door", (s, is_open, p))), pin_factory=pin_factory))
+                self._inputs.append(DoorContact(pin, sensor, self._door_callback(pin), pin_factory=pin_factory))
+
+    def _door_callback(self, pin: int | str) -> Callable[[str, bool], None]:
+        """What a door contact on ``pin`` calls (from gpiozero's thread): queue it for the writer."""
+        def changed(sensor: str, is_open: bool) -> None:
+            self.events.put(("door", (sensor, is_open, pin)))
+        return changed
 
     def _rules(self) -> Sequence[Any]:
         return (self.alarms, self.inventory, self.minmax, *self.custody)
@@ -229,10 +235,10 @@ def _contain(rule: Any, station: Station) -> None:
         guard("tick", list)
 
 
-def station_floor(cfg: Config, journal: Journal) -> tuple[int, str] | None:
+def station_floor(cfg: StationConfig, journal: Journal) -> tuple[int, str] | None:
     """The station's floor for a prune run outside the gateway (the CLI): replay the journal
     as a restart would, without touching the GPIO panel the running gateway owns."""
-    st = Station(dataclasses.replace(cfg, station=dataclasses.replace(cfg.station, gpio=None)))
+    st = Station(dataclasses.replace(cfg, gpio=None))
     try:
         st.replay(journal)
     finally:

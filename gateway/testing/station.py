@@ -10,8 +10,8 @@ import textwrap
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_client.keys import public_hex, write_private_key
 
@@ -22,7 +22,7 @@ class Station:
     config_path: Path
     gateway_id: str
     topic_prefix: str
-    sensor_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # or firmware_sim HmacKey
+    sensor_keys: dict[str, Any] = field(default_factory=dict)  # an Ed25519PrivateKey or a firmware_sim HmacKey
 
     def topic(self, sensor: str) -> str:
         return f"{self.topic_prefix}/{sensor}/reading"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.archive import config as archive_config
 from gateway.archive.store import open_store
@@ -49,7 +50,7 @@ class Central:
         self.port = self.broker.port
 
     def client(self, user: str, client_id: str | None = None) -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{uuid.uuid4().hex[:6]}",
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{uuid.uuid4().hex[:6]}",
                         protocol=mqtt.MQTTv5)
         c.username_pw_set(user, self.passwords[user])
         return c
@@ -141,7 +142,7 @@ class ArchiveProcess:
 
     def records(self, gw: str) -> list[tuple[int, bytes, bytes]]:
         """(seq, canonical body, signature) of every record of ``gw`` the archive holds."""
-        if not Path(self.cfg.store.sqlite).exists():
+        if self.cfg.store.sqlite is None or not Path(self.cfg.store.sqlite).exists():
             return []
         s = self.store()
         try:
@@ -150,7 +151,7 @@ class ArchiveProcess:
             s.close()
 
     def stored(self, gw: str) -> int:
-        if not Path(self.cfg.store.sqlite).exists():
+        if self.cfg.store.sqlite is None or not Path(self.cfg.store.sqlite).exists():
             return 0
         s = self.store()
         try:

@@ -19,11 +19,13 @@ import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.core.configfiles import read_secret
-from gateway.core.settings import MqttConfig
+from gateway.transports.settings import MqttConfig
 from gateway.transports.inbound import Inbound
 
 log = logging.getLogger("traceseal.mqtt")
@@ -36,7 +38,7 @@ class MqttTransport:
         self.topics = tuple(dict.fromkeys(cfg.topics + extra_topics))
         self.deliver = deliver
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         if cfg.username is not None:
@@ -53,7 +55,7 @@ class MqttTransport:
         self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         props.ReceiveMaximum = self.cfg.receive_maximum
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
@@ -65,7 +67,7 @@ class MqttTransport:
         self.client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+                    reason: ReasonCode, properties: Properties | None) -> None:
         if reason.is_failure:
             log.error("broker %s:%d refused connection: %s", self.cfg.host, self.cfg.port, reason)
             return
@@ -74,7 +76,7 @@ class MqttTransport:
         # broker lost (restart without persistence).
         client.subscribe([(t, 1) for t in self.topics])
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list[mqtt.ReasonCode],
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list[ReasonCode],
                       properties: Properties | None) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:  # e.g. an ACL that forbids the topic: say so, loudly
@@ -84,7 +86,7 @@ class MqttTransport:
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-                       reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+                       reason: ReasonCode, properties: Properties | None) -> None:
         self.connected.clear()
         log.warning("disconnected from broker: %s; paho reconnects with backoff", reason)
 

@@ -13,10 +13,28 @@ layer never imports the service that starts it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from gateway.core.settings import Config
+from gateway.chain.settings import LedgerConfig
+from gateway.forward.settings import UpstreamConfig
+from gateway.station.settings import StationConfig
+
+
+class GatewaySettings(Protocol):
+    """The parts of the gateway's configuration the pages read (``gateway.app.config.Config``
+    has them all; the web layer does not import the assembler above it)."""
+
+    @property
+    def gateway_id(self) -> str: ...
+
+    @property
+    def station(self) -> StationConfig: ...
+
+    @property
+    def ledger(self) -> LedgerConfig: ...
+
+    @property
+    def upstream(self) -> UpstreamConfig: ...
 
 
 def dedupe(alarms: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,7 +51,7 @@ class DashboardSource(Protocol):
     """The seam between a gateway and its operator surfaces (dashboard, /metrics)."""
 
     @property
-    def cfg(self) -> Config:
+    def cfg(self) -> GatewaySettings:
         """Units and thresholds, inventory products, custody settings, journal path."""
         ...
 

@@ -102,7 +102,7 @@ password_file = "{pw}"
     pw.chmod(0o644)
     cfg = configmod.load(st.config_path)
     with pytest.raises(ConfigError, match="upstream.password_file: .*mode 0644"):
-        Forwarder(cfg, load_private_key(cfg.key_file), FakeClock())
+        Forwarder(cfg.forward, load_private_key(cfg.key_file), FakeClock())
 
 
 # -- the in-flight window --------------------------------------------------------------------
