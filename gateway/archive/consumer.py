@@ -41,7 +41,7 @@ from gateway.archive.store import (
     StoredBlock,
     StoreError,
 )
-from gateway.core.errors import caused_by_data
+from gateway.core.errors import Rejected, caused_by_data
 from gateway.journal import UPSTREAM_TOPICS, RecordRow
 from gateway.rules.profile import PROFILE_DOMAIN, station_from_profile
 from gateway.transports.inbound import Inbound
@@ -72,12 +72,17 @@ class PartialCommit(StoreError):
         self.done, self.touched = done, touched
 
 
-class Reject(Exception):
-    """One item (or message) refused: ``reason`` is the stable code of docs/upstream.md."""
+class ItemRejected(Rejected):
+    """The archive refused one item (or message) a gateway forwarded: ``code`` (also
+    ``reason``) is the stable reason of docs/upstream.md; it becomes a rejection row."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
+    @property
+    def reason(self) -> str:
+        return self.code
+
+    @property
+    def detail(self) -> str:
+        return self.message
 
 
 def _text(v: Any, n: int = 500) -> str:
@@ -92,22 +97,22 @@ def _int(v: Any) -> bool:
 def _canonical_text(text: Any, what: str) -> tuple[bytes, dict[str, Any]]:
     """The bytes as sent, and the object, if and only if the text is its own RFC 8785 form."""
     if not isinstance(text, str):
-        raise Reject("malformed", f"{what} is {type(text).__name__}, want a string")
+        raise ItemRejected("malformed", f"{what} is {type(text).__name__}, want a string")
     if len(text) > MAX_BODY:
-        raise Reject("too_large", f"{what} is {len(text)} characters, more than {MAX_BODY}")
+        raise ItemRejected("too_large", f"{what} is {len(text)} characters, more than {MAX_BODY}")
     try:
         data = text.encode("utf-8")
         obj = loads_strict(text)
     except (ValueError, UnicodeError, RecursionError) as exc:
-        raise Reject("malformed", f"{what} is not JSON: {exc}") from None
+        raise ItemRejected("malformed", f"{what} is not JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise Reject("malformed", f"{what} is {type(obj).__name__}, want an object")
+        raise ItemRejected("malformed", f"{what} is {type(obj).__name__}, want an object")
     try:
         again = canonical(obj)
     except Exception as exc:  # noqa: BLE001  any failure to canonicalise hostile input is this reason
-        raise Reject("not_canonical", f"{what} cannot be canonicalised: {exc}") from None
+        raise ItemRejected("not_canonical", f"{what} cannot be canonicalised: {exc}") from None
     if again != data:
-        raise Reject("not_canonical", f"{what} is not in RFC 8785 canonical form")
+        raise ItemRejected("not_canonical", f"{what} is not in RFC 8785 canonical form")
     return data, obj
 
 
@@ -242,7 +247,7 @@ class Archive:
                     try:
                         self._message(gw, stream, payload, rejections)
                         touched.add(gw)
-                    except Reject as r:
+                    except ItemRejected as r:
                         rejections.append(Rejection(self.now_ms(), _text(gw, 64), _text(stream, 16), "message",
                                                     r.reason, _text(r.detail)))
                 for gw in sorted(touched):
@@ -266,29 +271,29 @@ class Archive:
 
     def _message(self, gw: str, stream: str, payload: bytes, rej: list[Rejection]) -> None:
         if len(payload) > self.cfg.max_payload:
-            raise Reject("too_large", f"payload of {len(payload)} bytes is over the {self.cfg.max_payload}-byte limit")
+            raise ItemRejected("too_large", f"payload of {len(payload)} bytes is over the {self.cfg.max_payload}-byte limit")
         if gw == "?" or stream == "?":
-            raise Reject("malformed", "topic is not {prefix}/{gateway}/{stream} with a valid gateway id and stream")
+            raise ItemRejected("malformed", "topic is not {prefix}/{gateway}/{stream} with a valid gateway id and stream")
         key = self._key(gw)
         if key is None:
-            raise Reject("unknown_gateway", f"gateway {gw!r} is not enrolled")
+            raise ItemRejected("unknown_gateway", f"gateway {gw!r} is not enrolled")
         try:
             msg = loads_strict(payload.decode("utf-8"))
         except (ValueError, UnicodeError, RecursionError) as exc:
-            raise Reject("malformed", f"payload is not JSON: {exc}") from None
+            raise ItemRejected("malformed", f"payload is not JSON: {exc}") from None
         if not isinstance(msg, dict):
-            raise Reject("malformed", f"payload is {type(msg).__name__}, want an object")
+            raise ItemRejected("malformed", f"payload is {type(msg).__name__}, want an object")
         if msg.get("v") != 1:
-            raise Reject("malformed", f"v is {msg.get('v')!r}, want 1")
+            raise ItemRejected("malformed", f"v is {msg.get('v')!r}, want 1")
         if msg.get("gateway") != gw:
-            raise Reject("gateway_mismatch", f"payload names gateway {_text(msg.get('gateway'), 70)!r}, topic {gw!r}")
+            raise ItemRejected("gateway_mismatch", f"payload names gateway {_text(msg.get('gateway'), 70)!r}, topic {gw!r}")
         keys = KeysInForce(key[0], self.store.key_rotations(gw))
         if stream == "hello":
             self._hello(gw, keys, msg, rej)
             return
         items = msg.get("items")
         if not isinstance(items, list) or len(items) > MAX_ITEMS:
-            raise Reject("malformed", f"items must be a list of at most {MAX_ITEMS}")
+            raise ItemRejected("malformed", f"items must be a list of at most {MAX_ITEMS}")
         if stream in ("records", "alarms"):
             self._records(gw, stream, keys, msg, items, rej)
         elif stream == "blocks":
@@ -296,7 +301,7 @@ class Archive:
         else:
             self._anchors(gw, items, rej)
 
-    def _reject(self, rej: list[Rejection], gw: str, stream: str, ref: str, r: Reject) -> None:
+    def _reject(self, rej: list[Rejection], gw: str, stream: str, ref: str, r: ItemRejected) -> None:
         rej.append(Rejection(self.now_ms(), gw, stream, ref, r.reason, _text(r.detail)))
 
     # -- hello -----------------------------------------------------------------------------------
@@ -314,29 +319,29 @@ class Archive:
                 own = False
             if own:
                 self.held_hello[gw] = msg
-                raise Reject("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the "
+                raise ItemRejected("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the "
                                                 f"enrolled key {keys.enrolled[:16]}…; held until a rotation to it. "
                                                 "If this station has not rotated its key, its enrolment key is wrong "
                                                 "(compare with `traceseal status --json` public_key on the gateway)")
-            raise Reject("key_mismatch", f"hello carries key {_text(pk, 16)}…, which is neither the enrolled key "
+            raise ItemRejected("key_mismatch", f"hello carries key {_text(pk, 16)}…, which is neither the enrolled key "
                                          f"{keys.enrolled[:16]}… nor one it rotated to")
         if prof.get("gateway") != gw:
-            raise Reject("gateway_mismatch", f"profile names gateway {_text(prof.get('gateway'), 70)!r}")
+            raise ItemRejected("gateway_mismatch", f"profile names gateway {_text(prof.get('gateway'), 70)!r}")
         sig = msg.get("sig")
         if not isinstance(sig, str) or not verify_sig(_pub(pk), sig, PROFILE_DOMAIN + data):
-            raise Reject("bad_signature", f"profile signature does not verify with the key it names {pk[:16]}…")
+            raise ItemRejected("bad_signature", f"profile signature does not verify with the key it names {pk[:16]}…")
         t = prof.get("time_ms")
         if not _int(t):
-            raise Reject("bad_profile", "profile time_ms is not an integer")
+            raise ItemRejected("bad_profile", "profile time_ms is not an integer")
         try:
             station_from_profile(prof)
         except ValueError as exc:
-            raise Reject("bad_profile", str(exc)) from None
+            raise ItemRejected("bad_profile", str(exc)) from None
         held = self.held_hello.get(gw)
         if held is not None and held.get("public_key") not in keys.keys:
             # the gateway speaks with a key of its chain: the held hello's key was not its own
             del self.held_hello[gw]
-            self._reject(rej, gw, "hello", "message", Reject(
+            self._reject(rej, gw, "hello", "message", ItemRejected(
                 "key_mismatch", f"the held hello's key {_text(held.get('public_key'), 16)}… is not in the chain; "
                                 f"the gateway has since said hello with {pk[:16]}…"))
         have = self.store.gateways()[gw]
@@ -350,30 +355,30 @@ class Archive:
     # -- records ---------------------------------------------------------------------------------
     def _record(self, gw: str, keys: KeysInForce, item: Any, early: bool) -> RecordRow:
         if not isinstance(item, dict) or not _int(item.get("seq")) or item["seq"] < 0:
-            raise Reject("malformed", "item needs a non-negative integer seq, a body and a sig")
+            raise ItemRejected("malformed", "item needs a non-negative integer seq, a body and a sig")
         seq = item["seq"]
         data, rec = _canonical_text(item.get("body"), "body")
         if rec.get("seq") != seq:
-            raise Reject("seq_mismatch", f"body has seq {_text(rec.get('seq'), 30)}, item has {seq}")
+            raise ItemRejected("seq_mismatch", f"body has seq {_text(rec.get('seq'), 30)}, item has {seq}")
         sig, key = item.get("sig"), keys.for_seq(seq)
         p = archive_checks.record_problem(rec, sig, data, gateway=gw, key_hex=key, sig_key=_pub(key))
         if p is not None and p.code == "gateway":
-            raise Reject("gateway_mismatch", f"body names gateway {_text(rec.get('gateway'), 70)!r}")
+            raise ItemRejected("gateway_mismatch", f"body names gateway {_text(rec.get('gateway'), 70)!r}")
         if p is not None and p.code == "signature":
             if early and seq - 1 > self._contiguous(gw):
                 # an alarm ahead of the ordered stream: a rotation not received yet may hand
                 # this seq to a key the archive does not know; the ordered copy decides
-                raise Reject("key_unknown_yet", f"record signature does not verify with the key in force "
+                raise ItemRejected("key_unknown_yet", f"record signature does not verify with the key in force "
                                                 f"{key[:16]}…, and earlier seqs (a key rotation among them?) have "
                                                 "not arrived yet")
-            raise Reject("bad_signature", f"record signature does not verify with the key in force for seq {seq} "
+            raise ItemRejected("bad_signature", f"record signature does not verify with the key in force for seq {seq} "
                                           f"({key[:16]}…)")
         if p is not None:
-            raise Reject(archive_checks.REASONS[p.code], f"record: {_text(p.detail, 300)}")
+            raise ItemRejected(archive_checks.REASONS[p.code], f"record: {_text(p.detail, 300)}")
         typ, sensor, kind, t = rec["type"], rec.get("sensor"), rec.get("kind"), rec["time_ms"]
         cols = [typ, sensor if isinstance(sensor, str) else None, kind if isinstance(kind, str) else None]
         if any(c is not None and (len(c) > 256 or "\x00" in c) for c in cols):
-            raise Reject("malformed", "record type, sensor or kind is over 256 characters or holds NUL")
+            raise ItemRejected("malformed", "record type, sensor or kind is over 256 characters or holds NUL")
         return RecordRow(seq, t, cols[0], cols[1], cols[2], None, data, bytes.fromhex(sig))
 
     def _contiguous(self, gw: str) -> int:
@@ -400,7 +405,7 @@ class Archive:
                 have = existing.get(row.seq)
                 if have is not None:
                     if have != row.body:
-                        raise Reject("conflict", f"seq {row.seq} is already stored with different bytes "
+                        raise ItemRejected("conflict", f"seq {row.seq} is already stored with different bytes "
                                                  "(validly signed: someone is rewriting history)")
                     dup += 1
                     continue
@@ -408,7 +413,7 @@ class Archive:
                     self._rotation(gw, keys, row, existing, rej)
                 existing[row.seq] = row.body
                 new.append(row)
-            except Reject as r:
+            except ItemRejected as r:
                 self._reject(rej, gw, stream, ref, r)
         self.store.put_records(gw, new)
         if dup:
@@ -420,7 +425,7 @@ class Archive:
                 self.store.add_skip(gw, skipped, first - 1)  # a finding: pruned before it was ever sent
                 log.warning("gateway %s: seqs %d..%d were pruned before forwarding", gw, skipped, first - 1)
             else:
-                self._reject(rej, gw, stream, "skipped_from", Reject("malformed", f"skipped_from {_text(skipped, 30)} "
+                self._reject(rej, gw, stream, "skipped_from", ItemRejected("malformed", f"skipped_from {_text(skipped, 30)} "
                                                                                  "is not below the batch's first seq"))
         if new:
             lo, hi = min(r.seq for r in new), max(r.seq for r in new)
@@ -438,19 +443,19 @@ class Archive:
         for seq, _, _, _ in keys.rotations:
             stored = self.store.records_between(gw, seq, seq)
             if not stored:
-                raise Reject("bad_rotation", f"the stored rotation at seq {seq} has lost its record; "
+                raise ItemRejected("bad_rotation", f"the stored rotation at seq {seq} has lost its record; "
                                              "cannot extend the chain")
             entries.append({"record": json.loads(stored[0][1]), "sig": stored[0][2].hex()})
         rec = json.loads(row.body)
         entries.append({"record": rec, "sig": row.sig.hex()})
         chain = build_chain(entries, gw, keys.enrolled)
         if chain.failures or len(chain.keys) != len(entries) + 1:
-            raise Reject("bad_rotation", "; ".join(chain.failures) or "the rotation does not extend the key chain")
+            raise ItemRejected("bad_rotation", "; ".join(chain.failures) or "the rotation does not extend the key chain")
         lb = rec["last_block"]
         top = self.store.top_block(gw)
         boundary = {"block": top.block, "first_seq": top.first_seq, "last_seq": top.last_seq} if top else {}
         if top is not None and (top.block > lb or archive_checks.rotation_problems(boundary, row.seq, lb)):
-            raise Reject("bad_rotation", f"block {top.block} is already stored signed by the old key, "
+            raise ItemRejected("bad_rotation", f"block {top.block} is already stored signed by the old key, "
                                          f"but the rotation hands blocks after {lb} to the new key")
         self.store.add_rotation(gw, row.seq, lb, rec["old_key"], rec["new_key"])
         keys.rotations.append((row.seq, lb, rec["old_key"], rec["new_key"]))
@@ -461,7 +466,7 @@ class Archive:
             del self.held_hello[gw]
             try:
                 self._hello(gw, keys, held, rej)
-            except Reject as r:
+            except ItemRejected as r:
                 self._reject(rej, gw, "hello", "message", r)
         # alarms stored ahead of the rotation were checked against the old key: re-check
         stale = [s for s, body, sig in self.store.records_between(gw, row.seq + 1, 2**62)
@@ -470,18 +475,18 @@ class Archive:
             self.store.delete_records(gw, stale)
             for s in stale:
                 existing.pop(s, None)
-                self._reject(rej, gw, "records", f"seq {s}", Reject(
+                self._reject(rej, gw, "records", f"seq {s}", ItemRejected(
                     "bad_signature", f"signed by the retired key {rec['old_key'][:16]}…, which the rotation at seq "
                                      f"{row.seq} replaced; the record is not kept"))
 
     # -- blocks ----------------------------------------------------------------------------------
     def _header(self, gw: str, keys: KeysInForce, item: Any) -> tuple[StoredBlock, dict[str, Any]]:
         if not isinstance(item, dict) or not _int(item.get("block")) or item["block"] < 0:
-            raise Reject("malformed", "item needs a non-negative integer block, a header and a sig")
+            raise ItemRejected("malformed", "item needs a non-negative integer block, a header and a sig")
         data, h = _canonical_text(item.get("header"), "header")
         n = item["block"]
         if h.get("block") != n:
-            raise Reject("seq_mismatch", f"header is block {_text(h.get('block'), 30)}, item says {n}")
+            raise ItemRejected("seq_mismatch", f"header is block {_text(h.get('block'), 30)}, item says {n}")
         want, sig = keys.for_block(n), item.get("sig")
         p = archive_checks.header_problem(h, sig, data, gateway=gw, key_hex=want, sig_key=_pub(want),
                                           rotations=keys.rotations)
@@ -491,21 +496,21 @@ class Archive:
                            h["sealed_ms"], PENDING), h
 
     def _header_reject(self, gw: str, keys: KeysInForce, n: int, h: dict[str, Any], want: str,
-                       p: Problem) -> Reject:
+                       p: Problem) -> ItemRejected:
         """The rejection for a header's first problem (archive_checks.REASONS), in the
         archive's words; a key that a rotation not received yet may introduce waits."""
         reason = archive_checks.REASONS[p.code]
         if p.code == "gateway":
-            return Reject(reason, f"header names gateway {_text(h.get('gateway'), 70)!r}")
+            return ItemRejected(reason, f"header names gateway {_text(h.get('gateway'), 70)!r}")
         if p.code == "key":
             if h["key"] not in keys.keys and h["first_seq"] - 1 > self._contiguous(gw):
-                return Reject("key_unknown_yet", f"header names key {_text(h['key'], 16)}…, not the key in force "
+                return ItemRejected("key_unknown_yet", f"header names key {_text(h['key'], 16)}…, not the key in force "
                                                  f"{want[:16]}…, and records before it have not arrived yet")
-            return Reject(reason, f"header names key {_text(h['key'], 16)}…, the key in force for "
+            return ItemRejected(reason, f"header names key {_text(h['key'], 16)}…, the key in force for "
                                   f"block {n} is {want[:16]}…")
         if p.code == "signature":
-            return Reject(reason, f"header signature does not verify with the key in force {want[:16]}…")
-        return Reject(reason, f"header: {_text(p.detail, 300)}")
+            return ItemRejected(reason, f"header signature does not verify with the key in force {want[:16]}…")
+        return ItemRejected(reason, f"header: {_text(p.detail, 300)}")
 
     def _chain(self, gw: str, b: StoredBlock, h: dict[str, Any]) -> None:
         prev = self.store.get_block(gw, b.block - 1) if b.block > 0 else None
@@ -515,15 +520,15 @@ class Archive:
         elif prev is not None:
             probs = archive_checks.link_problems(json.loads(prev.header), prev.hash, h)
         elif self.store.top_block(gw) is not None:
-            raise Reject("chain_gap", f"block {b.block - 1} is not stored: blocks must arrive in order")
+            raise ItemRejected("chain_gap", f"block {b.block - 1} is not stored: blocks must arrive in order")
         nxt = self.store.get_block(gw, b.block + 1)
         if not probs and nxt is not None:
             probs = archive_checks.link_problems(h, b.hash, json.loads(nxt.header))
             if probs:
-                raise Reject(archive_checks.REASONS[probs[0].code],
+                raise ItemRejected(archive_checks.REASONS[probs[0].code],
                              f"stored block {nxt.block} does not link to this header: {_text(probs[0].detail, 300)}")
         if probs:
-            raise Reject(archive_checks.REASONS[probs[0].code], f"block {b.block}: {_text(probs[0].detail, 300)}")
+            raise ItemRejected(archive_checks.REASONS[probs[0].code], f"block {b.block}: {_text(probs[0].detail, 300)}")
 
     def _blocks(self, gw: str, keys: KeysInForce, items: list[Any], rej: list[Rejection]) -> None:
         dup = 0
@@ -534,7 +539,7 @@ class Archive:
                 have = self.store.get_block(gw, b.block)
                 if have is not None:
                     if have.header != b.header:
-                        raise Reject("conflict", f"block {b.block} is already stored with a different header")
+                        raise ItemRejected("conflict", f"block {b.block} is already stored with a different header")
                     dup += 1
                     continue
                 self._chain(gw, b, h)
@@ -543,7 +548,7 @@ class Archive:
                 if first_block:  # the chain starts here (block 0, or later for an archive enrolled late)
                     self.store.set_progress(gw, (self.store.progress(gw) or (-1, -1))[0], b.block - 1)
                 self._try_verify(gw, b, rej)
-            except Reject as r:
+            except ItemRejected as r:
                 self._reject(rej, gw, "blocks", ref, r)
         if dup:
             self.store.bump(gw, "duplicate_blocks", dup)
@@ -563,7 +568,7 @@ class Archive:
             self.store.set_verified(gw, b.block, VERIFIED)
             return
         self.store.drop_block(gw, b.block)
-        self._reject(rej, gw, "blocks", f"block {b.block}", Reject(
+        self._reject(rej, gw, "blocks", f"block {b.block}", ItemRejected(
             archive_checks.REASONS[p.code], f"{_text(p.detail, 300)}; the block and its records are not kept"))
 
     # -- anchors ---------------------------------------------------------------------------------
@@ -576,30 +581,30 @@ class Archive:
                         and isinstance(item.get("header_hash"), str) and _HEX64.fullmatch(item["header_hash"])
                         and isinstance(item.get("kind"), str) and _KIND.fullmatch(item["kind"])
                         and isinstance(item.get("anchor"), dict)):
-                    raise Reject("malformed", "anchor item needs block, header_hash (64 hex), kind, anchor{}, time_ms")
+                    raise ItemRejected("malformed", "anchor item needs block, header_hash (64 hex), kind, anchor{}, time_ms")
                 a = item["anchor"]
                 inner = a.get("header_hash")
                 if inner is None and isinstance(a.get("entry"), dict):
                     inner = a["entry"].get("header_hash")
                 if inner is not None and inner != item["header_hash"]:
-                    raise Reject("anchor_mismatch", "the anchor object names another header hash than the item")
+                    raise ItemRejected("anchor_mismatch", "the anchor object names another header hash than the item")
                 b = self.store.get_block(gw, item["block"])
                 if b is None:
-                    raise Reject("unknown_block", f"block {item['block']} is not stored (send the block first)")
+                    raise ItemRejected("unknown_block", f"block {item['block']} is not stored (send the block first)")
                 if b.hash.hex() != item["header_hash"]:
-                    raise Reject("anchor_mismatch", f"header_hash {item['header_hash'][:16]}… is not the stored "
+                    raise ItemRejected("anchor_mismatch", f"header_hash {item['header_hash'][:16]}… is not the stored "
                                                     f"header's {b.hash.hex()[:16]}…")
                 try:
                     text = json.dumps(a, sort_keys=True, ensure_ascii=True, allow_nan=False)
                 except (ValueError, TypeError, RecursionError) as exc:
-                    raise Reject("malformed", f"anchor object: {exc}") from None
+                    raise ItemRejected("malformed", f"anchor object: {exc}") from None
                 if len(text) > MAX_BODY:
-                    raise Reject("too_large", f"anchor object is {len(text)} characters")
+                    raise ItemRejected("too_large", f"anchor object is {len(text)} characters")
                 if self.store.has_anchor(gw, b.block, item["kind"], text):
                     dup += 1
                     continue
                 self.store.put_anchor(gw, b.block, b.hash, item["kind"], text, item["time_ms"])
-            except Reject as r:
+            except ItemRejected as r:
                 self._reject(rej, gw, "anchors", ref, r)
         if dup:
             self.store.bump(gw, "duplicate_anchors", dup)

@@ -4,12 +4,21 @@
     └── GatewayError
         ├── ConfigError        a config key is missing or wrong; names the key
         ├── ParseError         an adapter could not read a device's bytes; names the field
-        ├── Rejected           admission refused an observation (unknown sensor, bad
-        │                      signature, replay, implausible value); carries a reason code
-        └── JournalError       the journal cannot take writes (disk full, I/O error)
+        ├── Rejected           input refused with a stable reason ``code`` and a ``message``:
+        │   │                  admission refused an observation (unknown sensor, bad
+        │   │                  signature, replay, counter jump, implausible value)
+        │   └── ItemRejected   (gateway.archive.consumer) the archive refused a forwarded
+        │                      item; ``reason``/``detail`` name the same two fields
+        ├── JournalError       the journal cannot take writes (disk full, I/O error)
+        └── StoreError         (gateway.archive.store) the archive's store cannot take writes
+            └── PartialCommit  (gateway.archive.consumer) it failed while a batch was
+                               isolated: the first ``done`` messages are stored
 
-ParseError and Rejected never escape the pipeline: they become quarantine rows whose
-``reason`` is the error's ``code`` and whose ``detail`` is its message. A JournalError (or
+Rows, not errors: a refused gateway message becomes a ``QuarantineRow`` (gateway.journal),
+a refused archive item a ``Rejection`` row (gateway.archive.store). ParseError and Rejected
+never escape the pipeline: they become quarantine rows whose ``reason`` is the error's
+``code`` and whose ``detail`` is its message. Verification failures are not exceptions at all:
+ledger_client.verify reports each failed step with typed ``Problem``s. A JournalError (or
 the archive's StoreError) is "environmental" unless ``caused_by_data`` says a row caused it:
 only then is retrying the same rows pointless, and the batch is isolated instead.
 """

@@ -9,7 +9,6 @@ increasing (replays and duplicates) → value physically plausible. Each refusal
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from gateway.core.errors import Rejected
 from gateway.core.observation import Observation
@@ -19,11 +18,6 @@ from gateway.ingest.sensor_auth import check as check_mac
 from ledger_client.keys import public_from_hex, verifier
 
 _RANGES = {"humidity": (0, 1000), "battery": (0, 100), "door": (0, 1), "power": (0, 1), "weight": (-10**9, 10**9)}
-
-
-@dataclass
-class Verdict:
-    authenticated: bool
 
 
 REPLAY_WINDOW = 4096  # counters this far below the newest are still accepted once (reordering)
