@@ -35,7 +35,7 @@ from ledger_client.verify import (
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "vectors"))
-import bundle_vectors as BV
+import bundle_vectors as BV  # noqa: E402  found through the sys.path line above
 
 GW = "gw-t"
 SK = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

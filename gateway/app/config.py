@@ -307,6 +307,23 @@ def parse_upstream(data: Any, base: Path, gateway_id: str, mqtt: MqttConfig) -> 
 
 
 __all__ = [
-    "Config", "load", "parse", "parse_upstream", "read_toml", "broker_table",
-    "SensorConfig", "MqttConfig", "JournalConfig", "BlockConfig", "LedgerConfig", "AdmissionConfig", "SerialConfig", "W1Config", "FilterConfig", "GpioConfig", "StationConfig", "RetentionConfig", "UpstreamConfig",
+    "AdmissionConfig",
+    "BlockConfig",
+    "Config",
+    "FilterConfig",
+    "GpioConfig",
+    "JournalConfig",
+    "LedgerConfig",
+    "MqttConfig",
+    "RetentionConfig",
+    "SensorConfig",
+    "SerialConfig",
+    "StationConfig",
+    "UpstreamConfig",
+    "W1Config",
+    "broker_table",
+    "load",
+    "parse",
+    "parse_upstream",
+    "read_toml",
 ]

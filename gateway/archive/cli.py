@@ -32,7 +32,7 @@ def _store(cfg: configmod.ArchiveConfig, *, readonly: bool = False) -> Any:
 
 
 def _now_ms() -> int:
-    return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.archive import checks as archive_checks
 from gateway.archive.config import GATEWAY_ID, ArchiveConfig
 from gateway.archive.metrics import serve
 from gateway.archive.store import (
@@ -45,21 +46,20 @@ from gateway.journal import UPSTREAM_TOPICS, RecordRow
 from gateway.rules.profile import PROFILE_DOMAIN, station_from_profile
 from gateway.transports.inbound import Inbound
 from gateway.transports.mqtt import MqttTransport
-from ledger_client.canonical import canonical, header_hash, header_message, record_message
+from ledger_client.canonical import canonical, header_hash, record_message
 from ledger_client.keys import public_from_hex, verify_sig
-from ledger_client.merkle import hash_leaf, root
 from ledger_client.rotation import RECORD_TYPE as ROTATION_TYPE
 from ledger_client.rotation import build_chain
 from ledger_client.verify import loads_strict
+from ledger_client.verify.checks import Problem
+
 
 log = logging.getLogger("traceseal.archive")
 
 STREAMS = UPSTREAM_TOPICS
-ZERO_HASH = "00" * 32
 MAX_ITEMS = 20_000          # per message; the forwarder cuts at batch_max
 MAX_BODY = 64 * 1024        # one record's canonical text
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX128 = re.compile(r"[0-9a-f]{128}")
 _KIND = re.compile(r"[a-z0-9_-]{1,32}")
 
 
@@ -104,7 +104,7 @@ def _canonical_text(text: Any, what: str) -> tuple[bytes, dict[str, Any]]:
         raise Reject("malformed", f"{what} is {type(obj).__name__}, want an object")
     try:
         again = canonical(obj)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  any failure to canonicalise hostile input is this reason
         raise Reject("not_canonical", f"{what} cannot be canonicalised: {exc}") from None
     if again != data:
         raise Reject("not_canonical", f"{what} is not in RFC 8785 canonical form")
@@ -203,7 +203,7 @@ class Archive:
             if not caused_by_data(exc):
                 raise
             failure: Exception = exc
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  anything one message makes the code do: isolate it
             failure = exc
         log.warning("a batch of %d messages failed (%s: %s); isolating it message by message", len(msgs),
                     type(failure).__name__, _text(str(failure), 200))
@@ -310,7 +310,7 @@ class Archive:
             try:
                 own = isinstance(pk, str) and _HEX64.fullmatch(pk) is not None and isinstance(sig, str) \
                     and verify_sig(_pub(pk), sig, PROFILE_DOMAIN + data) and prof.get("gateway") == gw
-            except Exception:  # not a point on the curve
+            except Exception:  # noqa: BLE001  not a point on the curve
                 own = False
             if own:
                 self.held_hello[gw] = msg
@@ -355,13 +355,11 @@ class Archive:
         data, rec = _canonical_text(item.get("body"), "body")
         if rec.get("seq") != seq:
             raise Reject("seq_mismatch", f"body has seq {_text(rec.get('seq'), 30)}, item has {seq}")
-        if rec.get("gateway") != gw:
+        sig, key = item.get("sig"), keys.for_seq(seq)
+        p = archive_checks.record_problem(rec, sig, data, gateway=gw, key_hex=key, sig_key=_pub(key))
+        if p is not None and p.code == "gateway":
             raise Reject("gateway_mismatch", f"body names gateway {_text(rec.get('gateway'), 70)!r}")
-        sig = item.get("sig")
-        if not isinstance(sig, str) or not _HEX128.fullmatch(sig):
-            raise Reject("bad_signature", "record signature is not 128 hex characters")
-        key = keys.for_seq(seq)
-        if not verify_sig(_pub(key), sig, record_message(data)):
+        if p is not None and p.code == "signature":
             if early and seq - 1 > self._contiguous(gw):
                 # an alarm ahead of the ordered stream: a rotation not received yet may hand
                 # this seq to a key the archive does not know; the ordered copy decides
@@ -370,9 +368,9 @@ class Archive:
                                                 "not arrived yet")
             raise Reject("bad_signature", f"record signature does not verify with the key in force for seq {seq} "
                                           f"({key[:16]}…)")
-        typ, sensor, kind, t = rec.get("type"), rec.get("sensor"), rec.get("kind"), rec.get("time_ms")
-        if not isinstance(typ, str) or not _int(t):
-            raise Reject("malformed", "record has no string type or integer time_ms")
+        if p is not None:
+            raise Reject(archive_checks.REASONS[p.code], f"record: {_text(p.detail, 300)}")
+        typ, sensor, kind, t = rec["type"], rec.get("sensor"), rec.get("kind"), rec["time_ms"]
         cols = [typ, sensor if isinstance(sensor, str) else None, kind if isinstance(kind, str) else None]
         if any(c is not None and (len(c) > 256 or "\x00" in c) for c in cols):
             raise Reject("malformed", "record type, sensor or kind is over 256 characters or holds NUL")
@@ -450,7 +448,8 @@ class Archive:
             raise Reject("bad_rotation", "; ".join(chain.failures) or "the rotation does not extend the key chain")
         lb = rec["last_block"]
         top = self.store.top_block(gw)
-        if top is not None and (top.block > lb or (top.block == lb and top.last_seq != row.seq)):
+        boundary = {"block": top.block, "first_seq": top.first_seq, "last_seq": top.last_seq} if top else {}
+        if top is not None and (top.block > lb or archive_checks.rotation_problems(boundary, row.seq, lb)):
             raise Reject("bad_rotation", f"block {top.block} is already stored signed by the old key, "
                                          f"but the rotation hands blocks after {lb} to the new key")
         self.store.add_rotation(gw, row.seq, lb, rec["old_key"], rec["new_key"])
@@ -483,49 +482,48 @@ class Archive:
         n = item["block"]
         if h.get("block") != n:
             raise Reject("seq_mismatch", f"header is block {_text(h.get('block'), 30)}, item says {n}")
-        if h.get("gateway") != gw:
-            raise Reject("gateway_mismatch", f"header names gateway {_text(h.get('gateway'), 70)!r}")
-        ints = ("first_seq", "last_seq", "size", "first_time_ms", "last_time_ms", "sealed_ms")
-        if not all(_int(h.get(k)) for k in ints) or not all(
-                isinstance(h.get(k), str) and _HEX64.fullmatch(h[k]) for k in ("root", "prev")):
-            raise Reject("malformed", f"header needs integer {', '.join(ints)} and hex root, prev")
-        if h["size"] < 1 or h["size"] != h["last_seq"] - h["first_seq"] + 1 or h["first_seq"] < 0:
-            raise Reject("malformed", f"header size {h['size']} does not match seqs {h['first_seq']}..{h['last_seq']}")
-        want = keys.for_block(n)
-        if h.get("key") != want:
-            if h.get("key") not in keys.keys and h["first_seq"] - 1 > self._contiguous(gw):
-                raise Reject("key_unknown_yet", f"header names key {_text(h.get('key'), 16)}…, not the key in force "
-                                                f"{want[:16]}…, and records before it have not arrived yet")
-            raise Reject("key_mismatch", f"header names key {_text(h.get('key'), 16)}…, the key in force for "
-                                         f"block {n} is {want[:16]}…")
-        for seq, lb, _, _ in keys.rotations:
-            if lb == n and not h["first_seq"] <= seq == h["last_seq"]:
-                raise Reject("bad_rotation", f"block {n} is the old key's last block: it must end with the rotation "
-                                             f"record seq {seq}, not span {h['first_seq']}..{h['last_seq']}")
-        sig = item.get("sig")
-        if not isinstance(sig, str) or not _HEX128.fullmatch(sig) or not verify_sig(_pub(want), sig,
-                                                                                     header_message(data)):
-            raise Reject("bad_signature", f"header signature does not verify with the key in force {want[:16]}…")
+        want, sig = keys.for_block(n), item.get("sig")
+        p = archive_checks.header_problem(h, sig, data, gateway=gw, key_hex=want, sig_key=_pub(want),
+                                          rotations=keys.rotations)
+        if p is not None:
+            raise self._header_reject(gw, keys, n, h, want, p)
         return StoredBlock(n, h["first_seq"], h["last_seq"], data, bytes.fromhex(sig), header_hash(data),
                            h["sealed_ms"], PENDING), h
 
+    def _header_reject(self, gw: str, keys: KeysInForce, n: int, h: dict[str, Any], want: str,
+                       p: Problem) -> Reject:
+        """The rejection for a header's first problem (archive_checks.REASONS), in the
+        archive's words; a key that a rotation not received yet may introduce waits."""
+        reason = archive_checks.REASONS[p.code]
+        if p.code == "gateway":
+            return Reject(reason, f"header names gateway {_text(h.get('gateway'), 70)!r}")
+        if p.code == "key":
+            if h["key"] not in keys.keys and h["first_seq"] - 1 > self._contiguous(gw):
+                return Reject("key_unknown_yet", f"header names key {_text(h['key'], 16)}…, not the key in force "
+                                                 f"{want[:16]}…, and records before it have not arrived yet")
+            return Reject(reason, f"header names key {_text(h['key'], 16)}…, the key in force for "
+                                  f"block {n} is {want[:16]}…")
+        if p.code == "signature":
+            return Reject(reason, f"header signature does not verify with the key in force {want[:16]}…")
+        return Reject(reason, f"header: {_text(p.detail, 300)}")
+
     def _chain(self, gw: str, b: StoredBlock, h: dict[str, Any]) -> None:
         prev = self.store.get_block(gw, b.block - 1) if b.block > 0 else None
+        probs: list[Problem] = []
         if b.block == 0:
-            if h["prev"] != ZERO_HASH or b.first_seq != 0:
-                raise Reject("chain_mismatch", "block 0 must have an all-zero prev and first_seq 0")
+            probs = archive_checks.link_problems(None, None, h)
         elif prev is not None:
-            if h["prev"] != prev.hash.hex():
-                raise Reject("chain_mismatch", f"prev {h['prev'][:16]}… is not the hash of stored block {prev.block} "
-                                               f"{prev.hash.hex()[:16]}…")
-            if b.first_seq != prev.last_seq + 1:
-                raise Reject("chain_mismatch", f"first_seq {b.first_seq} does not follow block {prev.block}'s last_seq "
-                                               f"{prev.last_seq}")
+            probs = archive_checks.link_problems(json.loads(prev.header), prev.hash, h)
         elif self.store.top_block(gw) is not None:
             raise Reject("chain_gap", f"block {b.block - 1} is not stored: blocks must arrive in order")
         nxt = self.store.get_block(gw, b.block + 1)
-        if nxt is not None and json.loads(nxt.header).get("prev") != b.hash.hex():
-            raise Reject("chain_mismatch", f"stored block {nxt.block} does not link to this header")
+        if not probs and nxt is not None:
+            probs = archive_checks.link_problems(h, b.hash, json.loads(nxt.header))
+            if probs:
+                raise Reject(archive_checks.REASONS[probs[0].code],
+                             f"stored block {nxt.block} does not link to this header: {_text(probs[0].detail, 300)}")
+        if probs:
+            raise Reject(archive_checks.REASONS[probs[0].code], f"block {b.block}: {_text(probs[0].detail, 300)}")
 
     def _blocks(self, gw: str, keys: KeysInForce, items: list[Any], rej: list[Rejection]) -> None:
         dup = 0
@@ -560,15 +558,13 @@ class Archive:
             self.store.set_verified(gw, b.block, HEADER_ONLY)
             return
         rows = self.store.records_between(gw, b.first_seq, b.last_seq)
-        want = json.loads(b.header)["root"]
-        got = root([hash_leaf(body) for _, body, _ in rows]).hex()
-        if got == want:
+        p = archive_checks.root_problem([body for _, body, _ in rows], json.loads(b.header))
+        if p is None:
             self.store.set_verified(gw, b.block, VERIFIED)
             return
         self.store.drop_block(gw, b.block)
         self._reject(rej, gw, "blocks", f"block {b.block}", Reject(
-            "root_mismatch", f"root of records {b.first_seq}..{b.last_seq} is {got[:16]}…, header says {want[:16]}…; "
-                             "the block and its records are not kept"))
+            archive_checks.REASONS[p.code], f"{_text(p.detail, 300)}; the block and its records are not kept"))
 
     # -- anchors ---------------------------------------------------------------------------------
     def _anchors(self, gw: str, items: list[Any], rej: list[Rejection]) -> None:

@@ -86,7 +86,7 @@ class Server(HTTPServer):
         try:
             if not conn.cut:
                 self.finish_request(request, client_address)
-        except Exception:
+        except Exception:  # noqa: BLE001  socketserver's own contract: report, keep serving
             self.handle_error(request, client_address)
         finally:
             with self.lock:

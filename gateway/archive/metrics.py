@@ -98,7 +98,7 @@ class ArchiveCollector(Collector):
                 if self.reader is not None:
                     try:
                         self.reader.close()
-                    except Exception:
+                    except Exception:  # noqa: BLE001  closing a broken reader: nothing to save
                         pass
                     self.reader = None
         yield from out

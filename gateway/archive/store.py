@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from gateway.core.errors import GatewayError
 from gateway.journal import BlockRow, RecordRow, connect_sqlite
@@ -193,7 +193,7 @@ class _SqlStore:
     """The shared SQL. Subclasses give the connection, the placeholder style and the DDL types."""
 
     kind = "sql"
-    _types: dict[str, str] = {}
+    _types: ClassVar[dict[str, str]] = {}
 
     def __init__(self, rejections_max_rows: int = 100_000) -> None:
         self.rejections_max_rows = rejections_max_rows
@@ -438,7 +438,7 @@ class _SqlStore:
 
 class SqliteStore(_SqlStore):
     kind = "sqlite"
-    _types = {"int": "INTEGER", "blob": "BLOB", "serial": "INTEGER PRIMARY KEY"}
+    _types: ClassVar[dict[str, str]] = {"int": "INTEGER", "blob": "BLOB", "serial": "INTEGER PRIMARY KEY"}
 
     def __init__(self, path: Path | str, *, readonly: bool = False, rejections_max_rows: int = 100_000,
                  busy_timeout_ms: int = 10_000) -> None:
@@ -493,7 +493,7 @@ class SqliteStore(_SqlStore):
 
 class PostgresStore(_SqlStore):
     kind = "postgres"
-    _types = {"int": "BIGINT", "blob": "BYTEA", "serial": "BIGSERIAL PRIMARY KEY"}
+    _types: ClassVar[dict[str, str]] = {"int": "BIGINT", "blob": "BYTEA", "serial": "BIGSERIAL PRIMARY KEY"}
 
     def __init__(self, dsn: str, *, rejections_max_rows: int = 100_000, readonly: bool = False) -> None:
         super().__init__(rejections_max_rows)

@@ -105,7 +105,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"key            {s['public_key']}" + (f" (rotated {s['key_rotations']}×)" if s["key_rotations"] else ""))
     print(f"records        {s['records']} (next seq {s['next_seq']}, {s['unsealed_records']} not yet sealed)")
     print(f"blocks         {s['blocks']} sealed, {s['unanchored_blocks']} not yet anchored")
-    print(f"last anchor    block {s['anchored_block']}" + (f" at {dt.datetime.fromtimestamp(last / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if last else ""))
+    print(f"last anchor    block {s['anchored_block']}" + (f" at {dt.datetime.fromtimestamp(last / 1000, dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if last else ""))
     print(f"outbox         {s['outbox_open']} open")
     q = s["quarantine"]
     print(f"quarantined    {sum(q.values())}" + (" (" + ", ".join(f"{k}: {v}" for k, v in q.items()) + ")" if q else ""))
@@ -135,7 +135,7 @@ def _clock_synced() -> bool:
 
 
 def _utc(ms: int | None) -> str:
-    return "never" if ms is None else f"{dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    return "never" if ms is None else f"{dt.datetime.fromtimestamp(ms / 1000, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -183,7 +183,7 @@ def _print_upstream(cfg: configmod.Config, up: dict[str, Any] | None) -> None:
         print(f"upstream       {where}: the forwarder has not run on this journal yet")
         return
     since = up.get("since_ms")
-    at = f" since {dt.datetime.fromtimestamp(since / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if since else ""
+    at = f" since {dt.datetime.fromtimestamp(since / 1000, dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if since else ""
     state = "connected" if up["connected"] else "disconnected" + (f" ({up['error']})" if up["error"] else "")
     print(f"upstream       {where} {state}{at}")
     for name, st in up["streams"].items():
@@ -268,8 +268,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
-    print(f"report {dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc):%Y-%m-%d %H:%M} → "
-          f"{dt.datetime.fromtimestamp(end / 1000, dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"report {dt.datetime.fromtimestamp(start / 1000, dt.UTC):%Y-%m-%d %H:%M} → "
+          f"{dt.datetime.fromtimestamp(end / 1000, dt.UTC):%Y-%m-%d %H:%M} UTC")
     for probe, s in out["minmax_since_reset"].items():
         print(f"  {probe}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
     for uid, u in out["units"].items():

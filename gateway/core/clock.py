@@ -95,5 +95,5 @@ def parse_time_ms(text: str) -> int:
         return int(text)
     t = dt.datetime.fromisoformat(text)
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * 1000)

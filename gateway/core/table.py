@@ -36,7 +36,7 @@ class Table:
         return f"{self.path}.{k}" if self.path else k
 
     def _type_problem(self, typ: type | tuple[type, ...], v: Any) -> str | None:
-        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+        if (typ is int and isinstance(v, bool)) or not isinstance(v, typ):
             names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
             return f"must be {names}, got {type(v).__name__} {v!r}"
         return None

@@ -143,7 +143,7 @@ class Pipeline:
         except ParseError as exc:
             self._quarantine(res, msg, exc.code, str(exc), now)
             return
-        except Exception as exc:  # an adapter bug must not stop the gateway; keep the evidence
+        except Exception as exc:  # noqa: BLE001  an adapter bug must not stop the gateway; keep the evidence
             self._quarantine(res, msg, "adapter-crash", f"{adapter}: {type(exc).__name__}: {exc}", now)
             return
         if not observations:
@@ -237,7 +237,7 @@ class Pipeline:
             if not caused_by_data(exc):
                 raise
             failure: Exception = exc
-        except Exception as exc:  # anything a message made the code do: isolate it, never loop on it
+        except Exception as exc:  # noqa: BLE001  anything a message made the code do: isolate it, never loop on it
             self._restore(before)
             failure = exc
         else:
@@ -266,7 +266,7 @@ class Pipeline:
                         part.records.append(self.sealer.seal(body, time_ms=now, synced=synced))
                     self._commit(part, before)
                     break
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001  isolation: whatever it is, this message alone
                     self._restore(before)
                     seen = seen_before
                     if isinstance(exc, JournalError) and not caused_by_data(exc):

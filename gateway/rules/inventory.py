@@ -70,7 +70,7 @@ def parse_inventory(raw: Any) -> InventoryConfig:
     if raw is None:
         return InventoryConfig()
     if not isinstance(raw, Mapping):
-        raise ConfigError("inventory", f"expected a table, got {type(raw).__name__}")  # noqa: TRY004
+        raise ConfigError("inventory", f"expected a table, got {type(raw).__name__}")
     base = InventoryConfig()
     vals: dict[str, Any] = {}
     for k, v in raw.items():
@@ -90,7 +90,7 @@ def parse_inventory(raw: Any) -> InventoryConfig:
     for i, p in enumerate(raw.get("products", [])):
         where = f"inventory.products[{i}]"
         if not isinstance(p, Mapping):
-            raise ConfigError(where, "expected a table")  # noqa: TRY004
+            raise ConfigError(where, "expected a table")
         for k in p:
             if k not in ("gtin", "name", "low_stock"):
                 raise ConfigError(f"{where}.{k}", "unknown key")

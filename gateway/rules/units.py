@@ -92,7 +92,7 @@ def _sensor_id(where: str, x: Any) -> str:
 
 def _int(where: str, x: Any, minimum: int | None = None) -> int:
     if not isinstance(x, int) or isinstance(x, bool):
-        raise ConfigError(where, f"expected an integer, got {x!r}")  # noqa: TRY004
+        raise ConfigError(where, f"expected an integer, got {x!r}")
     if minimum is not None and x < minimum:
         raise ConfigError(where, f"must be >= {minimum}, got {x}")
     return x
@@ -137,7 +137,7 @@ def _parse_one(where: str, t: Mapping[str, Any]) -> UnitConfig:
     door = _sensor_id(f"{where}.door", t["door"]) if "door" in t else None
     scanners_raw = t.get("scanners", [])
     if not isinstance(scanners_raw, list):
-        raise ConfigError(  # noqa: TRY004
+        raise ConfigError(
             f"{where}.scanners", f"expected a list of sensor ids, got {scanners_raw!r}")
     scanners = tuple(_sensor_id(f"{where}.scanners[{i}]", s) for i, s in enumerate(scanners_raw))
     s_in = _sensor_id(f"{where}.scanner_in", t["scanner_in"]) if "scanner_in" in t else None
@@ -169,14 +169,14 @@ def parse_units(raw: Any) -> dict[str, UnitConfig]:
     Raises ConfigError naming the key, e.g. ``units[0].profile: unknown profile 'fridgee'``.
     """
     if not isinstance(raw, list):
-        raise ConfigError(  # noqa: TRY004
+        raise ConfigError(
             "units", f"expected a list of [[units]] tables, got {type(raw).__name__}")
     units: dict[str, UnitConfig] = {}
     owner: dict[str, str] = {}  # sensor id -> unit id: a sensor reports for exactly one unit
     for i, t in enumerate(raw):
         where = f"units[{i}]"
         if not isinstance(t, Mapping):
-            raise ConfigError(where, f"expected a table, got {type(t).__name__}")  # noqa: TRY004
+            raise ConfigError(where, f"expected a table, got {type(t).__name__}")
         u = _parse_one(where, t)
         if u.id in units:
             raise ConfigError(f"{where}.id", f"duplicate unit id {u.id!r}")

@@ -18,7 +18,7 @@ def make_pki(d: Path) -> dict[str, Path]:
     from cryptography.x509.oid import NameOID
 
     d.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def cert(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey,
              *, ca: bool = False, ip: bool = False) -> x509.Certificate:

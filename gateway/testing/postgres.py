@@ -59,7 +59,7 @@ class Postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._chown(self.workdir)
         if not (self.data / "PG_VERSION").exists():
@@ -67,7 +67,7 @@ class Postgres:
             subprocess.run(self._as_owner([str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
                                            "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]),
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        logf = open(self.log, "ab")
+        logf = open(self.log, "ab")  # noqa: SIM115  the server process writes it until stop()
         self._chown(self.log)
         self.proc = subprocess.Popen(
             self._as_owner([str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
@@ -106,7 +106,7 @@ class Postgres:
         if self._own_tmp:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Postgres":
+    def __enter__(self) -> Postgres:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -42,7 +42,7 @@ code                         step meaning (``got`` / ``want``)
 ``genesis-prev``             5    block 0's ``prev`` is not all zeros (prev / zeros)
 ``genesis-first-seq``        5    block 0's ``first_seq`` is not 0 (first_seq / 0)
 ``rotation-boundary``        4    a rotation's last_block does not end with the rotation record
-                                  (archive only: [first_seq, last_seq] / rotation seq)
+                                  ([first_seq, last_seq] / rotation seq)
 ``anchor-entry``             6    a local anchor's entry names another gateway or block
                                   ([gateway, block] / [gateway, block])
 ``anchor-time``              6    an anchor time outside 2000..2200 (time / [min, max])
@@ -307,8 +307,8 @@ def check_rotation_boundary(header: Mapping[str, Any],
                             rotations: Sequence[tuple[int, int, str, str]]) -> list[Problem]:
     """A block that a rotation ``(seq, last_block, old_key, new_key)`` closes must end with
     that rotation record: ``first_seq ≤ seq = last_seq``. The gateway always seals so
-    (gateway/keyrotation.py); the archive enforces it, the bundle verifier does not (the
-    spec, §8.1, leaves it out; the inclusion of the rotation record is step 4's rule)."""
+    (gateway/keyrotation.py); the archive checks it on arrival, the bundle verifier in step
+    4 after the rotation record's inclusion (docs/proof-format.md §8.1, §9.3)."""
     n = header.get("block")
     for seq, last_block, _, _ in rotations:
         first: Any = header.get("first_seq")

@@ -52,6 +52,7 @@ from .checks import (
     check_inclusion,
     check_link,
     check_record,
+    check_rotation_boundary,
     check_size,
 )
 from .records import block_keys, record_signatures
@@ -253,8 +254,9 @@ def _step4_inclusion(b: _Bundle, s4: StepResult, entry: dict[str, Any], seq: int
 
 
 def _step4_rotations(b: _Bundle, s4: StepResult) -> None:
-    """A rotation whose block is in the bundle must be a leaf of it: the key change is then
-    part of the chain the anchor covers, not only a statement beside it."""
+    """A rotation whose block is in the bundle must be a leaf of it, and that block's last
+    (check_rotation_boundary, §8.1): the key change is then part of the chain the anchor
+    covers, not only a statement beside it, and no record after it is signed by the old key."""
     for i, rec, data, proof in b.chain.entries:
         bn, seq = rec["last_block"], rec["seq"]
         h = b.headers.get(bn)
@@ -262,6 +264,8 @@ def _step4_rotations(b: _Bundle, s4: StepResult) -> None:
             continue
         s4.checked += 1
         problems = check_inclusion(data, seq, None, h, proof, check_index=False)
+        if not problems:  # a leaf of it, and its last one: the old key signs nothing after it
+            problems = check_rotation_boundary(h, [(seq, bn, rec["old_key"], rec["new_key"])])
         if problems:
             s4.problem(problems[0], f"gateway.rotations[{i}] (seq {seq}) in block {bn}: ")
 

@@ -872,7 +872,7 @@ def verify_bundle(
             continue
         proven.add(id(ent))
 
-    # §9.3 step 4, §8.1: a rotation whose block is in the bundle is a leaf of that block
+    # §9.3 step 4, §8.1: a rotation whose block is in the bundle is the last leaf of that block
     for i, ent, rec in rot_entries:
         b, seq = rec["last_block"], rec["seq"]
         if b not in headers:
@@ -894,6 +894,8 @@ def verify_bundle(
                                [hex_bytes(x, 32) for x in proof_in], root)
         if why:
             s4.fail(f"rotation {i}: {why}")
+        elif seq != hdr["last_seq"]:  # §8.1: the old key's last block ends with its rotation
+            s4.fail(f"rotation {i}: block {b} ends at seq {hdr['last_seq']}, not with the rotation seq {seq}")
 
     # ---------------------------------------------------------------- step 5 (§6)
     nums = sorted(headers)

@@ -100,6 +100,46 @@ def nest(depth: int) -> Any:
     return v
 
 
+# The key a rotation vector hands over to: a seed anyone can derive (the vectors are attacks
+# an attacker holding published keys could make, not secrets).
+NEW = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"traceseal vector: rotated-to key").digest())
+NEW_PUB = NEW.public_key().public_bytes_raw().hex()
+
+
+def rotation_bundle(rot_seq: int) -> dict[str, Any]:
+    """Block 0 re-made with three records, seq ``rot_seq`` a key rotation (§8.1) closing
+    block 0, signed by the gateway key and accepted by ``NEW``; the bundle holds record 0
+    and the rotation in ``gateway.rotations``. §8.1: the old key's last block ends with the
+    rotation record, so only ``rot_seq`` = 2 (the block's last seq) verifies."""
+    b = example()
+    base = b["records"][0]["record"]
+    recs: list[dict[str, Any]] = []
+    for seq in range(3):
+        t = base["time_ms"] + 1000 * seq
+        if seq == rot_seq:
+            stmt = {"gateway": base["gateway"], "old_key": GW_PUB, "new_key": NEW_PUB, "last_block": 0}
+            recs.append({"v": 1, "gateway": base["gateway"], "seq": seq, "time_ms": t, "clock_synced": True,
+                         "type": "key_rotation", "old_key": GW_PUB, "new_key": NEW_PUB, "last_block": 0,
+                         "new_key_sig": NEW.sign(V.ROTATE_DOMAIN + V.jcs(stmt)).hex()})
+        else:
+            recs.append(dict(copy.deepcopy(base), seq=seq, time_ms=t))
+    leaves = [V.leaf_hash(r) for r in recs]
+    h = b["blocks"][0]["header"]
+    h.update(root=V.mth(leaves).hex(), first_time_ms=recs[0]["time_ms"], last_time_ms=recs[-1]["time_ms"],
+             sealed_ms=recs[-1]["time_ms"] + 500)
+    b["blocks"][0]["sig"] = _sign(GW, V.HEADER_DOMAIN, h)
+    entry = lambda i: [x.hex() for x in V.inclusion_path(i, leaves)]  # noqa: E731
+    b["records"] = [{"block": 0, "index": 0, "proof": entry(0), "record": recs[0],
+                     "sig": _sign(GW, V.RECORD_DOMAIN, recs[0])}]
+    b["selection"] = {"seq": 0, "type": "record"}
+    b["gateway"]["rotations"] = [{"record": recs[rot_seq], "sig": _sign(GW, V.RECORD_DOMAIN, recs[rot_seq]),
+                                  "proof": entry(rot_seq)}]
+    a = b["anchors"][0]
+    a["entry"]["header_hash"] = V.header_hash(h).hex()
+    a["sig"] = _sign(LEDGER, V.LEDGER_DOMAIN, a["entry"])
+    return b
+
+
 PINNED = {"gateway_key": GW_PUB}
 Case = tuple[str, str, Callable[[], Any], dict[str, str], str, list[int]]
 
@@ -179,6 +219,10 @@ CASES: list[Case] = [
      _mut(lambda b: _set(b, "extra", nest(901))), PINNED, "unreadable", []),
     ("nesting-900-deep", "an unsigned member nesting exactly 900 levels deep: readable",
      _mut(lambda b: _set(b, "extra", nest(900))), PINNED, "verified", []),
+    ("rotation-ends-block", "a key rotation that is the last record of the old key's last block (§8.1)",
+     lambda: rotation_bundle(2), PINNED, "verified", []),
+    ("rotation-mid-block", "a validly signed rotation sealed in the middle of its last_block, not at its end: "
+     "the old key's last block must end with it (§8.1), step 4", lambda: rotation_bundle(1), PINNED, "failed", [4]),
     ("route-set-unpinned", "a traceseal-set/1 of one route bundle, no key pinned",
      lambda: {"format": "traceseal-set/1", "selection": {"type": "route", "id": "R1"}, "bundles": [route_bundle()]},
      {}, "intact-key-not-pinned", []),

@@ -19,5 +19,14 @@ from gateway.rules.custody.settings import (
            parse_custody,
 )
 
-__all__ = ["CustodyConfig", "CustodyStation", "Operator", "ReconcileConfig", "Reconciler", "CustodyStationConfig",
-           "parse_custody", "parse_operators", "reconcile"]
+__all__ = [
+           "CustodyConfig",
+           "CustodyStation",
+           "CustodyStationConfig",
+           "Operator",
+           "ReconcileConfig",
+           "Reconciler",
+           "parse_custody",
+           "parse_operators",
+           "reconcile",
+]

@@ -76,7 +76,7 @@ def parse_operators(raw: Any) -> dict[str, Operator]:
     if isinstance(raw, Mapping):
         raw = raw.get("operators", [])
     if not isinstance(raw, Sequence) or isinstance(raw, str):
-        raise ConfigError("operators", f"expected a list of tables ([[operators]]), got {type(raw).__name__}")  # noqa: TRY004
+        raise ConfigError("operators", f"expected a list of tables ([[operators]]), got {type(raw).__name__}")
     out: dict[str, Operator] = {}
     where: dict[str, str] = {}
     for i, item in enumerate(raw):

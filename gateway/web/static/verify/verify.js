@@ -632,7 +632,7 @@
       proven.push({ seq: seq, block: bk, record: rec });
     }
 
-    // (4) a rotation whose block is in the bundle is a leaf of that block (§8.1) -----------
+    // (4) a rotation whose block is in the bundle is its last leaf (§8.1) -----------------
     for (i = 0; i < chain.entries.length; i++) {
       var ce1 = chain.entries[i], rr = ce1.record, rb = rr.last_block;
       var rh = J.isSafeInt(rb) ? headers.get(rb) : undefined;
@@ -643,6 +643,7 @@
       else if (!Array.isArray(rproof) || !rproof.every(function (x) { return typeof x === "string" && HEX64.test(x); })) rwhy = "proof is not a list of 64 lowercase hex characters";
       else if (!HEX64.test(rh.root)) rwhy = "root " + show(rh.root, 70) + " is not 64 lowercase hex characters";
       else rwhy = await verifyInclusion(rr.seq - rh.first_seq, rh.size, await hashLeaf(ce1.data), rproof.map(hexToBytes), hexToBytes(rh.root));
+      if (!rwhy && rr.seq !== rh.last_seq) rwhy = "block " + rb + " is the old key's last block: it must end with the rotation record seq " + rr.seq + ", not span " + rh.first_seq + ".." + rh.last_seq;
       if (rwhy) fail(s4, "gateway.rotations[" + ce1.index + "] (seq " + rr.seq + ") in block " + rb + ": " + rwhy);
     }
 
