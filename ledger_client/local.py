@@ -165,3 +165,15 @@ def verify_local_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int
     if not isinstance(time_ms, int) or isinstance(time_ms, bool):
         raise VerificationError(step, name, f"anchor time {time_ms!r} is not an integer")
     return time_ms
+
+
+def ledger_public_key(ledger_file: Path) -> str | None:
+    """The public key a ledger file was created with (None: not recorded yet), read-only, for
+    ``traceseal doctor``: a ledger can be extended only with its own key. Raises
+    sqlite3.Error when the file cannot be read."""
+    db = sqlite3.connect(f"file:{ledger_file}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT v FROM meta WHERE k='public_key'").fetchone()
+    finally:
+        db.close()
+    return None if row is None else str(row[0])

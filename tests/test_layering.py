@@ -13,7 +13,13 @@ Rules:
    the library never imports ``gateway.testing`` (test support may import anything);
 2. ``ledger_client`` (what auditors install) imports nothing from ``gateway``;
 3. the graph, implicit ``__init__`` edges included, has no cycle;
-4. no ``_private`` module or name is imported across top-level packages.
+4. no ``_private`` module or name is imported across top-level packages;
+5. SQL runs only where its database is owned: ``.execute(``, ``executemany(``,
+   ``executescript(``, ``sqlite3.connect`` and ``psycopg.connect`` appear only under
+   ``gateway/journal/`` (the journal), ``gateway/archive/store*`` (the archive's store) and
+   ``ledger_client/local.py`` (the local ledger's file); and nothing outside
+   ``gateway/journal/`` touches a ``.db`` attribute (a journal's connection; the archive's
+   store keeps its own behind its methods), nor ``getattr(x, "db")``.
 """
 
 from __future__ import annotations
@@ -271,3 +277,66 @@ def test_cycle_detection_sees_init_edges(monkeypatch: pytest.MonkeyPatch) -> Non
     fake = [*EDGES, Edge("gateway.journal.journal", "gateway.forward.state", 1, ("x",)),
             Edge("gateway.journal.journal", "gateway.forward", 1, ("<__init__>",), True)]
     assert any("gateway.journal.journal" in c and "gateway.forward" in c for c in cycles(fake))
+
+
+# -- rule 5: who may run SQL --------------------------------------------------------------------
+SQL_OWNERS = ("gateway/journal/", "gateway/archive/store", "ledger_client/local.py")
+DB_OWNERS = ("gateway/journal/", "gateway/archive/store")
+SQL_METHODS = {"execute", "executemany", "executescript"}
+CONNECTS = {("sqlite3", "connect"), ("psycopg", "connect")}
+
+
+def sql_problems(sources: dict[str, str]) -> list[str]:
+    """``sources``: path relative to the repo -> its text."""
+    out = []
+    for rel, text in sources.items():
+        sql_ok, db_ok = rel.startswith(SQL_OWNERS), rel.startswith(DB_OWNERS)
+        for node in ast.walk(ast.parse(text, rel)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not sql_ok:
+                f = node.func
+                if f.attr in SQL_METHODS:
+                    out.append(f"{rel}:{node.lineno}: .{f.attr}( outside the package that owns the database")
+                elif isinstance(f.value, ast.Name) and (f.value.id, f.attr) in CONNECTS:
+                    out.append(f"{rel}:{node.lineno}: {f.value.id}.connect outside the package that owns the database")
+            if db_ok:
+                continue
+            if isinstance(node, ast.Attribute) and node.attr == "db":
+                out.append(f"{rel}:{node.lineno}: .db reaches into a journal's connection (ask gateway.journal)")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
+                  and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value == "db"):
+                out.append(f"{rel}:{node.lineno}: {node.func.id}(..., \"db\") reaches into a journal's connection")
+    return out
+
+
+def _library_sources() -> dict[str, str]:
+    return {str(p.relative_to(ROOT)): p.read_text() for p in MODS.values()
+            if not str(p.relative_to(ROOT)).startswith("gateway/testing/")}
+
+
+def test_sql_runs_only_where_its_database_is_owned() -> None:
+    src = _library_sources()
+    assert "gateway/journal/journal.py" in src and "gateway/web/queries.py" in src
+    assert sql_problems(src) == []
+
+
+def test_test_support_reads_the_journal_through_it_too() -> None:
+    """The test kits in gateway/testing are library code other projects' tests copy."""
+    src = {str(p.relative_to(ROOT)): p.read_text() for p in MODS.values()
+           if str(p.relative_to(ROOT)).startswith("gateway/testing/")}
+    assert sql_problems(src) == []
+
+
+@pytest.mark.parametrize(("path", "code", "want"), [
+    ("gateway/web/queries.py", "def f(db):\n    return db.execute('SELECT 1')\n", ".execute( outside"),
+    ("gateway/chain/retention.py", "def f(tx, rows):\n    tx.executemany('INSERT', rows)\n", ".executemany( outside"),
+    ("gateway/app/doctor/checks.py", "import sqlite3\nc = sqlite3.connect('x')\n", "sqlite3.connect outside"),
+    ("gateway/archive/consumer.py", "import psycopg\nc = psycopg.connect('x')\n", "psycopg.connect outside"),
+    ("gateway/cli/journal.py", "def f(j):\n    return j.db\n", ".db reaches into"),
+    ("gateway/chain/export.py", "def f(j):\n    return getattr(j, 'db', None)\n", 'getattr(..., "db")'),
+    ("ledger_client/verify/steps.py", "def f(db):\n    db.executescript('x')\n", ".executescript( outside"),
+])
+def test_the_sql_rule_catches_what_it_claims(path: str, code: str, want: str) -> None:
+    """Planted violations fail the rule; the same code in the owning package passes."""
+    problems = sql_problems({**_library_sources(), path: code})
+    assert any(p.startswith(f"{path}:") and want in p for p in problems), problems
+    assert sql_problems({"gateway/journal/planted.py": code}) == []

@@ -1,4 +1,5 @@
-"""One gateway's data in the archive, seen through the Journal methods gateway/chain/export.py uses.
+"""One gateway's data in the archive as a ``BundleSource`` (gateway/chain/source.py), the
+questions gateway/chain/export.py asks of a journal.
 
 So an archive export is the gateway's own export code over the archive's rows: the same
 bundle format, the same block and anchor choices, verified the same way. Only blocks the
@@ -28,13 +29,27 @@ class ArchiveView:
         gws = store.gateways()
         if gateway_id not in gws:
             raise ExportError(f"gateway {gateway_id!r} is not enrolled in this archive")
-        self.store: Any = store
+        self.store: Any = store  # the store Protocol lacks the view-only queries (block_agg, ...)
         self.gateway = gws[gateway_id]
         self.gw = gateway_id
         self.path = Path(f"archive:{gateway_id}")  # named in export errors
 
     def meta(self, k: str) -> str | None:
         return {"gateway_id": self.gw, "public_key": self.gateway.public_key}.get(k)
+
+    def identity(self) -> tuple[str, str]:
+        return self.gw, str(self.gateway.public_key)
+
+    # -- retention: the archive keeps every record it verified, so nothing here was pruned -----
+    # (records the gateway pruned before forwarding them show as header-only blocks instead)
+    def pruned_through(self) -> int:
+        return -1
+
+    def pruned_note(self, seq: int) -> str | None:
+        return None
+
+    def horizon(self) -> dict[str, Any] | None:
+        return None
 
     def station(self) -> tuple[dict[str, Any], Any]:
         """(units, inventory) from the gateway's newest signed profile (what export_lot needs)."""
@@ -60,7 +75,8 @@ class ArchiveView:
         if b.verified == HEADER_ONLY:
             raise ExportError(f"record seq {seq} is in block {b.block}, some of whose records the gateway pruned "
                               "before forwarding them: no inclusion proof can be computed here")
-        return b.row()
+        row: BlockRow = b.row()
+        return row
 
     def blocks_between(self, lo: int, hi: int) -> Iterator[BlockRow]:
         for b in self.store.verified_blocks_between(self.gw, lo, hi):
@@ -81,13 +97,15 @@ class ArchiveView:
 
     # -- records ------------------------------------------------------------------------------------
     def records_range(self, first: int, last: int) -> list[RecordRow]:
-        return self.store.record_rows(self.gw, first, last)
+        rows: list[RecordRow] = self.store.record_rows(self.gw, first, last)
+        return rows
 
     def has_record(self, seq: int) -> bool:
         return bool(self.store.has_record(self.gw, seq))
 
     def sensor_seqs(self, sensor: str, from_ms: int, to_ms: int, max_seq: int) -> list[int]:
-        return self.store.sensor_seqs(self.gw, sensor, from_ms, to_ms, max_seq)
+        seqs: list[int] = self.store.sensor_seqs(self.gw, sensor, from_ms, to_ms, max_seq)
+        return seqs
 
     # -- the key chain (gateway.rotations, docs/proof-format.md §8.1) ------------------------------
     def key_rotations(self) -> list[tuple[int, int, str, str]]:
@@ -106,10 +124,12 @@ class ArchiveView:
 
     # -- anchors ------------------------------------------------------------------------------------
     def latest_anchor(self) -> tuple[int, dict[str, Any], int] | None:
-        return self.store.anchor_at_or_after(self.gw, 0, newest=True)
+        found: tuple[int, dict[str, Any], int] | None = self.store.anchor_at_or_after(self.gw, 0, newest=True)
+        return found
 
     def anchor_covering(self, block: int) -> tuple[int, dict[str, Any], int] | None:
-        return self.store.anchor_at_or_after(self.gw, block)
+        found: tuple[int, dict[str, Any], int] | None = self.store.anchor_at_or_after(self.gw, block)
+        return found
 
 
 def _views(store: Store) -> list[ArchiveView]:

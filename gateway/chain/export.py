@@ -1,5 +1,8 @@
 """Export ``traceseal-bundle/1`` bundles from a journal: a record, a sensor's range, any seqs.
 
+Every function reads a ``BundleSource`` (gateway/chain/source.py): the gateway's ``Journal``
+or the archive's view of one gateway, through the same few questions.
+
 A bundle is self-contained: the gateway key, the records with signatures and inclusion
 proofs, every block header from the first record's block up to the block that an anchor
 covers (contiguous, so a missing block shows as a break), and that anchor. Proofs are
@@ -19,8 +22,8 @@ from typing import Any, BinaryIO
 
 from gateway.chain import retention
 from gateway.chain.rotation import bundle_rotations
+from gateway.chain.source import BundleSource
 from gateway.core.errors import GatewayError
-from gateway.journal import Journal
 from gateway.rules import Inventory
 from gateway.rules.custody.manifest import route_records
 from ledger_client.merkle import hash_leaf, inclusion_proofs
@@ -32,23 +35,23 @@ class ExportError(GatewayError):
     pass
 
 
-def _identity(journal: Journal) -> tuple[str, str]:
-    gw, key = journal.meta("gateway_id"), journal.meta("public_key")
-    if gw is None or key is None:
+def _identity(journal: BundleSource) -> tuple[str, str]:
+    ident = journal.identity()
+    if ident is None:
         raise ExportError(f"{journal.path}: journal has no gateway identity yet (has the gateway run?)")
-    return gw, key
+    return ident
 
 
-def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any], *,
+def build_bundle(journal: BundleSource, seqs: Iterable[int], selection: dict[str, Any], *,
                  extra_blocks: tuple[int, int] | None = None, allow_unanchored: bool = False,
                  now_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     gw, key = _identity(journal)
     by_block: dict[int, list[int]] = defaultdict(list)
-    gone = retention.pruned_block(_db(journal))
+    gone = journal.pruned_through()
     for seq in sorted(set(seqs)):
         b = journal.block_of_seq(seq)
         if b is not None and b.block <= gone:  # its header is kept, its records are not
-            raise ExportError(retention.pruned_error(_db(journal), seq) or f"record seq {seq} was pruned by retention")
+            raise ExportError(journal.pruned_note(seq) or f"record seq {seq} was pruned by retention")
         if b is None:
             if not journal.has_record(seq):
                 raise ExportError(f"no record with seq {seq}")
@@ -103,7 +106,7 @@ def build_bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any
     return bundle
 
 
-def _bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any], *, out: BinaryIO | None = None,
+def _bundle(journal: BundleSource, seqs: Iterable[int], selection: dict[str, Any], *, out: BinaryIO | None = None,
             **kw: Any) -> dict[str, Any]:
     """``build_bundle``, or with ``out`` ``write_bundle`` (same bytes, streamed; returns the counts)."""
     if out is None:
@@ -111,11 +114,11 @@ def _bundle(journal: Journal, seqs: Iterable[int], selection: dict[str, Any], *,
     return write_bundle(out, journal, seqs, selection, **kw)
 
 
-def export_record(journal: Journal, seq: int, **kw: Any) -> dict[str, Any]:
+def export_record(journal: BundleSource, seq: int, **kw: Any) -> dict[str, Any]:
     return _bundle(journal, [seq], {"type": "record", "seq": seq}, **kw)
 
 
-def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: Any) -> dict[str, Any]:
+def export_range(journal: BundleSource, sensor: str, from_ms: int, to_ms: int, **kw: Any) -> dict[str, Any]:
     """Every record of ``sensor`` in [from_ms, to_ms] in anchored blocks, plus every block in between."""
     if to_ms < from_ms:
         raise ExportError(f"range end {to_ms} is before its start {from_ms}")
@@ -130,7 +133,7 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     seqs = journal.sensor_seqs(sensor, from_ms, to_ms, top.last_seq)
     span = journal.blocks_overlapping(from_ms, to_ms)
     if span is not None:  # a range with pruned records in it would look complete and not be
-        pruned = retention.range_error(_db(journal), f"the range of {sensor!r} from {from_ms}", span[0])
+        pruned = retention.range_error(journal.horizon(), f"the range of {sensor!r} from {from_ms}", span[0])
         if pruned:
             raise ExportError(pruned)
     before = journal.block_before(from_ms)
@@ -145,27 +148,21 @@ def export_range(journal: Journal, sensor: str, from_ms: int, to_ms: int, **kw: 
     return _bundle(journal, seqs, selection, extra_blocks=(min(lo, top_block), hi), **kw)
 
 
-def all_records(journal: Journal, max_seq: int) -> Iterable[tuple[int, dict[str, Any]]]:
+def all_records(journal: BundleSource, max_seq: int) -> Iterable[tuple[int, dict[str, Any]]]:
     for lo in range(0, max_seq + 1, 5000):
         for r in journal.records_range(lo, min(lo + 4999, max_seq)):
             yield r.seq, json.loads(r.body)
 
 
-def _db(journal: Any) -> Any:
-    """The journal's connection, for retention's questions; None for a journal-like source
-    without one (the archive's view keeps everything, so nothing there was pruned)."""
-    return getattr(journal, "db", None)
-
-
-def _refuse_if_pruned(journal: Journal, what: str) -> None:
+def _refuse_if_pruned(journal: BundleSource, what: str) -> None:
     """A lot's or route's history is rebuilt from the whole journal: if its beginning may have
     been pruned, the gateway cannot tell a complete bundle from a truncated one, so it refuses."""
-    msg = retention.range_error(_db(journal), f"the history of {what}", 0)
+    msg = retention.range_error(journal.horizon(), f"the history of {what}", 0)
     if msg:
         raise ExportError(msg)
 
 
-def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot: str, *,
+def export_lot(journal: BundleSource, units: dict[str, Any], inventory_cfg: Any, lot: str, *,
                gtin: str | None = None, **kw: Any) -> dict[str, Any]:
     """Everything that proves, or disproves, that lot ``lot`` was kept in range.
 
@@ -187,14 +184,14 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
     alarm_rows: list[tuple[int, str, int]] = []  # (seq, unit, time)
     for seq, rec in all_records(journal, top.last_seq):
         inv.feed(rec, rec.get("time_ms", 0))
-        attrs = rec.get("attrs") if isinstance(rec.get("attrs"), dict) else {}
+        attrs: dict[str, Any] = rec["attrs"] if isinstance(rec.get("attrs"), dict) else {}
         if (rec.get("lot") == lot or attrs.get("lot") == lot) and (
                 gtin is None or rec.get("gtin", attrs.get("gtin")) == gtin):
             lot_seqs.append(seq)
         if rec.get("type") == "alarm" and isinstance(rec.get("unit"), str):
             alarm_rows.append((seq, rec["unit"], rec.get("time_ms", 0)))
     end_default = top.header_obj["last_time_ms"]
-    windows = []
+    windows: list[dict[str, Any]] = []
     for r in inv.residency():
         if r.lot != lot or (gtin is not None and r.gtin != gtin):
             continue
@@ -227,7 +224,7 @@ def export_lot(journal: Journal, units: dict[str, Any], inventory_cfg: Any, lot:
     return _bundle(journal, seqs, selection, extra_blocks=extra, **kw)
 
 
-def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
+def export_route(journal: BundleSource, route: str, **kw: Any) -> dict[str, Any]:
     """A waste route's manifest as a bundle: its custody records, notices and alarms, the
     operator sessions they cite, and the badge, bin-scan and weight readings behind them."""
     _refuse_if_pruned(journal, f"route {route!r}")
@@ -254,7 +251,7 @@ def export_route(journal: Journal, route: str, **kw: Any) -> dict[str, Any]:
 # json.dumps writes back for it (same member order, same escapes, integers only).
 
 
-def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, Any],
+def _seqs_by_block(journal: BundleSource, seqs: Iterable[int], selection: dict[str, Any],
                    kw: dict[str, Any]) -> tuple[Sequence[int], dict[int, tuple[int, int]]]:
     """(sorted seqs, block → [i, j) slice of them), walking the blocks in order: one query,
     not one per seq, and no copy of the seqs beyond one sorted list (8 bytes each)."""
@@ -267,7 +264,7 @@ def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, A
     if not todo:
         return todo, by_block
     first = journal.block_of_seq(todo[0])
-    if first is not None and first.block <= retention.pruned_block(_db(journal)):
+    if first is not None and first.block <= journal.pruned_through():
         build_bundle(journal, [todo[0]], selection, **kw)  # pruning is a prefix: names the lowest pruned seq
     i = 0
     if first is not None:
@@ -286,7 +283,7 @@ def _seqs_by_block(journal: Journal, seqs: Iterable[int], selection: dict[str, A
     raise ExportError(f"record seq {todo[i]} is not in any block")  # pragma: no cover - build_bundle raised
 
 
-def write_bundle(out: BinaryIO, journal: Journal, seqs: Iterable[int], selection: dict[str, Any], *,
+def write_bundle(out: BinaryIO, journal: BundleSource, seqs: Iterable[int], selection: dict[str, Any], *,
                  extra_blocks: tuple[int, int] | None = None,
                  progress: Callable[[int, int], None] | None = None, **kw: Any) -> dict[str, Any]:
     """Write the bundle ``build_bundle`` would make to ``out`` as compact UTF-8 JSON, in flat memory.

@@ -7,7 +7,7 @@ The rule (issue 7, and issue 10 for the upstream): a block's records may go only
    cannot make fresh records look old by their own timestamps alone);
 2. a CONFIRMED anchor covers it (an anchor at or after it: headers are hash-chained);
 3. with forwarding enabled, the central archive acknowledged every record of it
-   (``Journal.archived_seq()``, from the forwarder; absent or ``None`` = no forwarding);
+   (``Journal.archived_seq()``, from the forwarder; ``None`` = no forwarding);
 4. it is not the newest sealed block (``next_seq`` is ``MAX(seq)+1``: the newest block's
    records keep the sequence from ever going back).
 
@@ -25,16 +25,15 @@ moment leaves a journal that is consistent and says exactly how far pruning got.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.core.clock import Clock
 from gateway.chain.settings import RetentionConfig
-from gateway.journal import Journal
+from gateway.journal import Journal, Readable, pruning
+from gateway.journal.pruning import fmt_day
 
 log = logging.getLogger("traceseal.retention")
 
@@ -63,64 +62,14 @@ class Plan:
         return d
 
 
-def archived_seq(journal: Journal) -> int | None:
-    """The archive's acknowledged seq, or None when the gateway does not forward."""
-    fn = getattr(journal, "archived_seq", None)
-    return None if fn is None else fn()
-
-
-def _never_pruned(db: sqlite3.Connection) -> bool:
-    """A journal opened read-only from before retention existed has no ``pruned`` table."""
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone() is None
-
-
-def pruned_block(db: sqlite3.Connection | None) -> int:
-    """Highest block whose records are gone (-1: nothing pruned)."""
-    if db is None or _never_pruned(db):  # None: a journal-like source with no connection (the archive)
-        return -1
-    row = db.execute("SELECT MAX(last_block) FROM pruned").fetchone()
-    return -1 if row[0] is None else int(row[0])
-
-
-def _fmt_day(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def pruned_error(db: sqlite3.Connection | None, seq: int) -> str | None:
-    """A sentence for a user who asked for ``seq``, or None if it was not pruned."""
-    if db is None or _never_pruned(db):
-        return None
-    row = db.execute("SELECT time_ms, days FROM pruned WHERE ? BETWEEN first_seq AND last_seq ORDER BY id LIMIT 1",
-                     (seq,)).fetchone()
-    if row is None:
-        return None
-    return (f"record seq {seq} was pruned on {_fmt_day(row[0])} by retention (days={row[1]}); "
-            "ask the archive for it")
-
-
-def horizon(db: sqlite3.Connection | None) -> dict[str, Any] | None:
-    """Where the kept journal starts, for error messages and status (None: nothing pruned)."""
-    if db is None or _never_pruned(db):
-        return None
-    row = db.execute("SELECT MAX(last_block), MAX(last_seq), MAX(time_ms), COUNT(DISTINCT run_ms), SUM(records) "
-                     "FROM pruned").fetchone()
-    if row[0] is None:
-        return None
-    last_block, last_seq, last_ms, runs, records = (int(x) for x in row)
-    (days,) = db.execute("SELECT days FROM pruned ORDER BY id DESC LIMIT 1").fetchone()
-    t = db.execute("SELECT last_time_ms FROM blocks WHERE block=?", (last_block,)).fetchone()
-    return {"last_block": last_block, "last_seq": last_seq, "last_time_ms": None if t is None else int(t[0]),
-            "last_prune_ms": last_ms, "runs": runs, "records": records, "days": int(days)}
-
-
-def range_error(db: sqlite3.Connection | None, what: str, first_block: int) -> str | None:
-    """A sentence when an export that needs every record from ``first_block`` on cannot have them."""
-    h = horizon(db)
+def range_error(h: dict[str, Any] | None, what: str, first_block: int) -> str | None:
+    """A sentence when an export that needs every record from ``first_block`` on cannot have
+    them; ``h``: the source's ``horizon()`` (None: nothing pruned)."""
     if h is None or first_block > h["last_block"]:
         return None
-    upto = f" up to {_fmt_day(h['last_time_ms'])}" if h["last_time_ms"] is not None else ""
+    upto = f" up to {fmt_day(h['last_time_ms'])}" if h["last_time_ms"] is not None else ""
     return (f"{what} reaches into blocks 0..{h['last_block']} (records{upto}, seq ≤ {h['last_seq']}), "
-            f"pruned on {_fmt_day(h['last_prune_ms'])} by retention (days={h['days']}); "
+            f"pruned on {fmt_day(h['last_prune_ms'])} by retention (days={h['days']}); "
             "export what starts after that, or ask the archive")
 
 
@@ -128,22 +77,19 @@ def plan(journal: Journal, cfg: RetentionConfig, now_ms: int, *, floor: tuple[in
     """``floor``: (time, why) of the oldest record the station's state still needs (see
     ``Station._floor``); no block holding a record at or after it is pruned."""
     cutoff = now_ms - cfg.days * DAY_MS
-    p = Plan(days=cfg.days, cutoff_ms=cutoff, archived_seq=archived_seq(journal))
+    p = Plan(days=cfg.days, cutoff_ms=cutoff, archived_seq=journal.archived_seq())
     if cfg.days <= 0:
         p.reason = "retention.days = 0: records are kept forever"
         return p
-    db = journal.db
-    done = pruned_block(db)
+    done = journal.pruned_through()
     last = journal.last_block()
     if last is None:
         p.reason = "no sealed block"
         return p
     # anchors by block, so "the earliest anchor at or after b" is one walk, not a query per block
-    anchors = [(int(b), int(t)) for b, t in db.execute(
-        "SELECT block, MIN(time_ms) FROM anchors WHERE block > ? GROUP BY block ORDER BY block", (done,))]
+    anchors = pruning.first_anchor_times(journal, done)
     ai = 0
-    for block, first_seq, last_seq, last_time in db.execute(
-            "SELECT block, first_seq, last_seq, last_time_ms FROM blocks WHERE block > ? ORDER BY block", (done,)):
+    for block, first_seq, last_seq, last_time in pruning.block_spans(journal, done):
         while ai < len(anchors) and anchors[ai][0] < block:
             ai += 1
         why = ""
@@ -152,11 +98,11 @@ def plan(journal: Journal, cfg: RetentionConfig, now_ms: int, *, floor: tuple[in
         elif ai == len(anchors):
             why = "not anchored yet (no confirmed anchor at or after it)"
         elif last_time >= cutoff:
-            why = f"newer than the retention cutoff ({_fmt_day(cutoff)})"
+            why = f"newer than the retention cutoff ({fmt_day(cutoff)})"
         elif floor is not None and last_time >= floor[0]:
-            why = f"a restart needs it: {floor[1]} since {_fmt_day(floor[0])}"
+            why = f"a restart needs it: {floor[1]} since {fmt_day(floor[0])}"
         elif anchors[ai][1] >= cutoff:
-            why = f"its anchor (block {anchors[ai][0]}) was confirmed after the cutoff ({_fmt_day(cutoff)})"
+            why = f"its anchor (block {anchors[ai][0]}) was confirmed after the cutoff ({fmt_day(cutoff)})"
         elif p.archived_seq is not None and last_seq > p.archived_seq:
             why = f"not yet acknowledged by the archive (archived up to seq {p.archived_seq})"
         if why:
@@ -192,7 +138,6 @@ def prune(journal: Journal, cfg: RetentionConfig, now_ms: int, *, dry_run: bool 
     res = Result(p)
     if dry_run or not p.blocks:
         return res
-    db = journal.db
     i = 0
     while i < len(p.blocks) and not (stop is not None and stop.is_set()):
         chunk = [p.blocks[i]]
@@ -204,59 +149,27 @@ def prune(journal: Journal, cfg: RetentionConfig, now_ms: int, *, dry_run: bool 
             chunk.append(nxt)
             n += nxt[2] - nxt[1] + 1
         first_seq, last_seq = chunk[0][1], chunk[-1][2]
-        with journal.transaction(f"pruning blocks {chunk[0][0]}..{chunk[-1][0]}"):
-            db.execute("INSERT INTO prune_guard VALUES (?)", (now_ms,))
-            cur = db.execute("DELETE FROM records WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
-            db.execute("DELETE FROM prune_guard")
-            db.execute("INSERT INTO pruned (run_ms, time_ms, first_block, last_block, first_seq, last_seq, records, "
-                       "days, cutoff_ms, archived_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (now_ms, now_ms, chunk[0][0], chunk[-1][0], first_seq, last_seq, cur.rowcount,
-                        p.days, p.cutoff_ms, p.archived_seq))
-        res.deleted += cur.rowcount
+        with journal.transaction(f"pruning blocks {chunk[0][0]}..{chunk[-1][0]}") as tx:
+            deleted = pruning.delete_span(tx, run_ms=now_ms, blocks=(chunk[0][0], chunk[-1][0]),
+                                          seqs=(first_seq, last_seq), days=p.days, cutoff_ms=p.cutoff_ms,
+                                          archived_seq=p.archived_seq)
+        res.deleted += deleted
         res.transactions += 1
         i += len(chunk)
-    res.freed_pages = _reclaim(db, vacuum_pages)
+    res.freed_pages = pruning.reclaim(journal, vacuum_pages)
     return res
 
 
-def _reclaim(db: sqlite3.Connection, pages: int) -> int:
-    """Give free pages back to the filesystem when the journal was created with
-    ``auto_vacuum=INCREMENTAL``; otherwise SQLite reuses them for new records (the file
-    stops growing, it does not shrink). A few pages per transaction: the writer waits."""
-    (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
-    if mode != 2:
-        return 0
-    freed = 0
-    while True:
-        (free,) = db.execute("PRAGMA freelist_count").fetchone()
-        if free == 0:
-            return freed
-        db.execute(f"PRAGMA incremental_vacuum({min(int(pages), int(free))})").fetchall()
-        (left,) = db.execute("PRAGMA freelist_count").fetchone()
-        if left >= free:
-            return freed
-        freed += free - left
-
-
-def status(db: sqlite3.Connection) -> dict[str, Any]:
-    """For ``traceseal status`` and /metrics: how much retention has removed, and where the kept journal starts."""
-    h = horizon(db)
+def status(src: Readable) -> dict[str, Any]:
+    """For ``traceseal status`` and /metrics (an open journal, or a read-only connection to
+    one): how much retention has removed, and where the kept journal starts."""
+    h = pruning.horizon(src)
     if h is None:
         return {"pruned_records": 0, "pruned_blocks": 0, "pruned_through_block": -1, "pruned_through_seq": -1,
                 "last_prune_ms": None, "kept_from_ms": None}
     return {"pruned_records": h["records"], "pruned_blocks": h["last_block"] + 1,
             "pruned_through_block": h["last_block"], "pruned_through_seq": h["last_seq"],
             "last_prune_ms": h["last_prune_ms"], "kept_from_ms": h["last_time_ms"], "days": h["days"]}
-
-
-def log_rows(db: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
-    """The prune log by run: what went, when, under which retention."""
-    return [{"run_ms": r[0], "first_block": r[1], "last_block": r[2], "first_seq": r[3], "last_seq": r[4],
-             "records": r[5], "transactions": r[6], "days": r[7], "cutoff_ms": r[8]}
-            for r in db.execute(
-                "SELECT run_ms, MIN(first_block), MAX(last_block), MIN(first_seq), MAX(last_seq), SUM(records), "
-                "COUNT(*), MAX(days), MAX(cutoff_ms) FROM pruned GROUP BY run_ms ORDER BY run_ms DESC LIMIT ?",
-                (limit,))]
 
 
 class Pruner:

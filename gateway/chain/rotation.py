@@ -33,6 +33,7 @@ from gateway.chain.blocks import BlockSealer
 from gateway.core.clock import Clock
 from gateway.core.errors import GatewayError
 from gateway.ingest.seal import Sealer
+from gateway.chain.source import BundleSource
 from gateway.journal import Journal
 from ledger_client.files import open_lock_file
 from ledger_client.keys import public_hex, write_private_key
@@ -127,7 +128,7 @@ def install_key(path: Path, key: Ed25519PrivateKey) -> None:
     write_private_key(path, key, overwrite=True, owner=owner)
 
 
-def bundle_rotations(journal: Journal) -> list[dict[str, Any]]:
+def bundle_rotations(journal: BundleSource) -> list[dict[str, Any]]:
     """Every rotation of the journal, oldest first, each with its inclusion proof in its own
     block: the chain from the gateway's first key (``gateway.public_key``) to its current
     one. All of them, even those after the bundle's last block, so that an auditor who

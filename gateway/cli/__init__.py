@@ -92,11 +92,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)
     j = _journal(cfg)
     s = j.stats()
-    s["retention"] = {"days": cfg.retention.days, **retention_status(j.db), "clock_synced": _clock_synced()}
+    s["retention"] = {"days": cfg.retention.days, **retention_status(j), "clock_synced": _clock_synced()}
     s["gateway"] = j.meta("gateway_id")
     s["public_key"], s["key_rotations"] = j.current_key(), len(j.key_rotations())
     if cfg.upstream.enabled:
-        s["upstream"] = upstream_stats(j.db, int(dt.datetime.now().timestamp() * 1000))
+        s["upstream"] = upstream_stats(j, int(dt.datetime.now().timestamp() * 1000))
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -119,7 +119,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_retention(cfg: configmod.Config, j: Any) -> None:
-    r = retention.status(j.db)
+    r = retention.status(j)
     days = f"days={cfg.retention.days}" if cfg.retention.days else "off (records kept forever)"
     # the service prunes nothing while the clock is unsynchronised: say so rather than look idle
     waiting = "; waiting for a synchronised clock" if cfg.retention.days and not _clock_synced() else ""
@@ -152,7 +152,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     try:
         floor = station_floor(cfg.station, j) if cfg.retention.days else None
         res = retention.prune(j, cfg.retention, clock.now_ms(), dry_run=args.dry_run, floor=floor)
-        out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j.db),
+        out = {**res.as_dict(), "dry_run": args.dry_run, "status": retention.status(j),
                "clock_synced": clock.synced()}
     finally:
         j.close()

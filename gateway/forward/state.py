@@ -1,36 +1,26 @@
 """What ``traceseal status`` and /metrics show about forwarding, read from the journal alone.
 
-Over a plain SQLite connection (the status command's read-only journal, a metrics scrape's
-own connection), so an operator sees the backlog even while the gateway is down. Whether
-the link is up is the forwarder's to say; it records each change in ``meta`` so the
-status command can show it too (``since_ms`` tells how stale that is after a crash).
+From an open journal (the status command's read-only one) or a plain read-only connection
+(a metrics scrape's own), so an operator sees the backlog even while the gateway is down.
+Whether the link is up is the forwarder's to say; it records each change in ``meta`` so the
+status command can show it too (``since_ms`` tells how stale that is after a crash). The
+queries are the journal's (``gateway.journal.forwarding``); this module shapes their answer.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-from gateway.journal import FORWARD_STREAMS
+from gateway.journal import FORWARD_STREAMS, Readable
+from gateway.journal.forwarding import LINK_META, upstream_backlog
 
 STREAMS = FORWARD_STREAMS  # the journal keeps one cursor row per stream
-LINK_META = "upstream_link"
 
-# stream -> (table, cursor column, extra WHERE, time column for lag)
-_SOURCES = {
-    "records": ("records", "seq", "", "time_ms"),
-    "alarms": ("records", "seq", "type = 'alarm' AND ", "time_ms"),
-    "blocks": ("blocks", "block", "", "sealed_ms"),
-    "anchors": ("anchors", "block", "", "time_ms"),
-}
+__all__ = ["LINK_META", "STREAMS", "upstream_stats"]
 
 
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
-
-
-def upstream_stats(db: sqlite3.Connection, now_ms: int) -> dict[str, Any] | None:
+def upstream_stats(src: Readable, now_ms: int) -> dict[str, Any] | None:
     """``{"enabled", "connected", "since_ms", "error", "streams": {stream: {sent, archived,
     backlog, unarchived, lag_s}}}``; None when the forwarder never ran on this journal.
 
@@ -39,23 +29,18 @@ def upstream_stats(db: sqlite3.Connection, now_ms: int) -> dict[str, Any] | None
     The alarms stream's ``archived`` is the records cursor: the archive acknowledges
     records by seq, whichever stream brought them.
     """
-    if not _has_table(db, "forward_state"):
+    got = upstream_backlog(src)
+    if got is None:
         return None
-    cur = {s: (a, b) for s, a, b in db.execute("SELECT stream, sent, archived FROM forward_state")}
-    meta = dict(db.execute("SELECT k, v FROM meta WHERE k IN ('upstream_enabled', ?)", (LINK_META,)).fetchall())
-    if not cur and "upstream_enabled" not in meta:
-        return None
+    cur, meta, counts = got
     link = json.loads(meta.get(LINK_META) or "{}")
     streams: dict[str, Any] = {}
     for s in STREAMS:
-        table, col, where, tcol = _SOURCES[s]
         sent, archived = cur.get(s, (-1, -1))
         if s == "alarms":
             archived = cur.get("records", (-1, -1))[1]
-        backlog, oldest = db.execute(f"SELECT COUNT(*), MIN({tcol}) FROM {table} WHERE {where}{col} > ?",
-                                     (sent,)).fetchone()
-        (unarchived,) = db.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}{col} > ?", (archived,)).fetchone()
-        streams[s] = {"sent": sent, "archived": archived, "backlog": int(backlog), "unarchived": int(unarchived),
-                      "lag_s": 0.0 if oldest is None else max(0.0, (now_ms - int(oldest)) / 1000)}
+        backlog, oldest, unarchived = counts[s]
+        streams[s] = {"sent": sent, "archived": archived, "backlog": backlog, "unarchived": unarchived,
+                      "lag_s": 0.0 if oldest is None else max(0.0, (now_ms - oldest) / 1000)}
     return {"enabled": meta.get("upstream_enabled") == "1", "connected": bool(link.get("connected")),
             "since_ms": link.get("since_ms"), "error": str(link.get("error", "")), "streams": streams}

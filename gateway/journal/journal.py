@@ -18,182 +18,13 @@ import sqlite3
 from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.core.errors import JournalError
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY,
-    time_ms INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    sensor TEXT,
-    kind TEXT,
-    digest BLOB,            -- SHA-256 of the source message, to recognise redeliveries
-    body BLOB NOT NULL,     -- canonical (RFC 8785) record bytes: what is signed and hashed
-    sig BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_sensor_time ON records(sensor, time_ms);
-CREATE INDEX IF NOT EXISTS records_digest ON records(digest);
-CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, counter INTEGER NOT NULL, window BLOB);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY,
-    time_ms INTEGER NOT NULL,
-    source TEXT NOT NULL,   -- transport and topic/port
-    reason TEXT NOT NULL,   -- stable code
-    detail TEXT NOT NULL,   -- human message naming the field
-    raw BLOB NOT NULL,      -- first bytes of the payload (bounded)
-    raw_len INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS quarantine_counts (reason TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS blocks (
-    block INTEGER PRIMARY KEY,
-    first_seq INTEGER NOT NULL UNIQUE,
-    last_seq INTEGER NOT NULL,
-    header BLOB NOT NULL,   -- canonical header bytes
-    sig BLOB NOT NULL,
-    hash BLOB NOT NULL UNIQUE,
-    sealed_ms INTEGER NOT NULL,
-    urgent INTEGER NOT NULL DEFAULT 0,
-    first_time_ms INTEGER NOT NULL,
-    last_time_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    block INTEGER NOT NULL,
-    header_hash BLOB NOT NULL,
-    kind TEXT NOT NULL,
-    submission TEXT NOT NULL,
-    state TEXT NOT NULL,    -- prepared | submitted | confirmed | failed | dropped
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS anchors (
-    id INTEGER PRIMARY KEY,
-    block INTEGER NOT NULL,
-    header_hash BLOB NOT NULL,
-    kind TEXT NOT NULL,
-    anchor TEXT NOT NULL,
-    time_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS anchors_block ON anchors(block);
-CREATE TRIGGER IF NOT EXISTS records_append_only BEFORE UPDATE ON records
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS blocks_append_only BEFORE UPDATE ON blocks
-    BEGIN SELECT RAISE(ABORT, 'blocks are append-only'); END;
-"""
-
-
-# Retention (gateway/chain/retention.py). A DELETE on records is refused unless the deleting
-# transaction itself put a row in prune_guard (and removes it before COMMIT): a stray
-# DELETE in any other code path fails loudly instead of silently losing readings. The
-# guard is a real table because a trigger on a main-schema table cannot see TEMP tables.
-# It protects against bugs, not a hostile operator (who could drop triggers; the header
-# chain and the anchors are what make that detectable).
-_RETENTION_SCHEMA = """
-CREATE TABLE IF NOT EXISTS prune_guard (run INTEGER PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS pruned (
-    id INTEGER PRIMARY KEY,
-    run_ms INTEGER NOT NULL,      -- the run this transaction belonged to (its start time)
-    time_ms INTEGER NOT NULL,     -- when this transaction committed
-    first_block INTEGER NOT NULL,
-    last_block INTEGER NOT NULL,
-    first_seq INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL,
-    records INTEGER NOT NULL,
-    days INTEGER NOT NULL,        -- the retention that allowed it
-    cutoff_ms INTEGER NOT NULL,   -- blocks ending before this (and anchored before it) went
-    archived_seq INTEGER          -- the upstream archive's acknowledged seq, NULL without forwarding
-);
-CREATE TRIGGER IF NOT EXISTS records_delete_by_retention_only BEFORE DELETE ON records
-    WHEN NOT EXISTS (SELECT 1 FROM prune_guard)
-    BEGIN SELECT RAISE(ABORT, 'records are deleted only by retention (gateway/chain/retention.py)'); END;
-CREATE TRIGGER IF NOT EXISTS blocks_kept BEFORE DELETE ON blocks
-    BEGIN SELECT RAISE(ABORT, 'block headers are kept forever'); END;
-CREATE TRIGGER IF NOT EXISTS anchors_kept BEFORE DELETE ON anchors
-    BEGIN SELECT RAISE(ABORT, 'anchors are kept forever'); END;
-CREATE TRIGGER IF NOT EXISTS pruned_append_only BEFORE UPDATE ON pruned
-    BEGIN SELECT RAISE(ABORT, 'the prune log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS pruned_kept BEFORE DELETE ON pruned
-    BEGIN SELECT RAISE(ABORT, 'the prune log is kept forever'); END;
-"""
-
-# Upstream forwarding (gateway/forward, docs/upstream.md): one row per stream (records,
-# alarms, blocks, anchors). ``sent``: everything at or below it was PUBACKed by the upstream
-# broker (over HTTPS: answered 2xx); ``archived``: the archive's own acknowledgement, the only cursor retention may
-# trust. The partial index holds only alarm records, so the forwarder finds a new alarm
-# among a million readings at once while ingest pays nothing for readings.
-_FORWARD_SCHEMA = """
-CREATE TABLE IF NOT EXISTS forward_state (stream TEXT PRIMARY KEY, sent INTEGER NOT NULL, archived INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS records_alarms ON records(seq) WHERE type = 'alarm';
-"""
-FORWARD_STREAMS = ("records", "alarms", "blocks", "anchors")
-# The topic suffixes a gateway publishes under (docs/upstream.md): the streams plus its hello.
-UPSTREAM_TOPICS = ("hello", *FORWARD_STREAMS)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRow:
-    seq: int
-    time_ms: int
-    type: str
-    sensor: str | None
-    kind: str | None
-    digest: bytes | None
-    body: bytes
-    sig: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineRow:
-    time_ms: int
-    source: str
-    reason: str
-    detail: str
-    raw: bytes
-    raw_len: int
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRow:
-    block: int
-    first_seq: int
-    last_seq: int
-    header: bytes
-    sig: bytes
-    hash: bytes
-    sealed_ms: int
-
-    @property
-    def header_obj(self) -> dict[str, Any]:
-        return json.loads(self.header)
-
-
-def connect_sqlite(path: Path, *, readonly: bool, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection as the journal and the archive use them: autocommit mode (every
-    transaction is an explicit BEGIN IMMEDIATE … COMMIT), WAL with ``synchronous`` for a
-    writer, and for a reader a read-only URI, so a reader can never create or change the file."""
-    if readonly:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    return db
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "full" in str(exc).lower() or getattr(exc, "sqlite_errorcode", 0) == 13
-    )
+from gateway.journal import forwarding, pruning, schema
+from gateway.journal.rows import BLOCK_COLS, RECORD_COLS, BlockRow, QuarantineRow, RecordRow
+from gateway.journal.schema import connect_sqlite
 
 
 class Journal:
@@ -208,13 +39,7 @@ class Journal:
         try:
             self.db = connect_sqlite(self.path, readonly=readonly, synchronous=synchronous)
             if not readonly:
-                self.db.executescript(_SCHEMA)
-                self.db.executescript(_RETENTION_SCHEMA)
-                self.db.executescript(_FORWARD_SCHEMA)
-                cols = [r[1] for r in self.db.execute("PRAGMA table_info(sensor_state)")]
-                if "window" not in cols:  # journals from before the anti-replay window
-                    self.db.execute("ALTER TABLE sensor_state ADD COLUMN window BLOB")
-                self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+                schema.create(self.db)
             self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         except sqlite3.Error as exc:
             raise JournalError(f"{self.path}: cannot open journal: {exc}") from exc
@@ -223,9 +48,6 @@ class Journal:
         self.db.close()
 
     # -- meta ---------------------------------------------------------------------------
-    def _set_meta_default(self, k: str, v: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (k, v))
-
     def meta(self, k: str) -> str | None:
         row = self.db.execute("SELECT v FROM meta WHERE k=?", (k,)).fetchone()
         return None if row is None else row[0]
@@ -244,14 +66,11 @@ class Journal:
     # -- key rotations (gateway/chain/rotation.py) ----------------------------------------------
     # meta public_key stays the gateway's first key (what auditors pin, what bundles carry);
     # each rotation names the key that signs the blocks after its last_block.
-    _ROTATIONS_SCHEMA = ("CREATE TABLE IF NOT EXISTS key_rotations (seq INTEGER PRIMARY KEY, "
-                         "last_block INTEGER NOT NULL UNIQUE, old_key TEXT NOT NULL, new_key TEXT NOT NULL)")
-
     def key_rotations(self) -> list[tuple[int, int, str, str]]:
         """(record seq, last block of the old key, old key, new key), oldest first."""
-        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='key_rotations'").fetchone() is None:
+        if not schema.has_table(self.db, "key_rotations"):
             return []  # a journal that never rotated (or predates rotation) has no table
-        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
+        return [(int(s), int(b), str(old), str(new)) for s, b, old, new in self.db.execute(
             "SELECT seq, last_block, old_key, new_key FROM key_rotations ORDER BY seq")]
 
     def current_key(self) -> str | None:
@@ -294,7 +113,7 @@ class Journal:
         """The rotation record, the block that holds it (signed by the old key) and the key
         history row in ONE transaction: a crash can never leave a rotation that the new key
         would seal, nor a key history that no signed record backs."""
-        self.db.execute(self._ROTATIONS_SCHEMA)
+        self.db.execute(schema.ROTATIONS_SCHEMA)
         with self.transaction("recording the key rotation") as db:
             db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?)",
                        (record.seq, record.time_ms, record.type, record.sensor, record.kind, record.digest,
@@ -369,7 +188,7 @@ class Journal:
     # -- blocks ---------------------------------------------------------------------------
     def last_block(self) -> BlockRow | None:
         row = self.db.execute(
-            "SELECT block, first_seq, last_seq, header, sig, hash, sealed_ms FROM blocks ORDER BY block DESC LIMIT 1"
+            f"SELECT {BLOCK_COLS} FROM blocks ORDER BY block DESC LIMIT 1"
         ).fetchone()
         return None if row is None else BlockRow(*row)
 
@@ -380,7 +199,7 @@ class Journal:
 
     def records_range(self, first: int, last: int) -> list[RecordRow]:
         return [RecordRow(*r) for r in self.db.execute(
-            "SELECT seq, time_ms, type, sensor, kind, digest, body, sig FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            f"SELECT {RECORD_COLS} FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
             (first, last))]
 
     def has_record(self, seq: int) -> bool:
@@ -395,13 +214,13 @@ class Journal:
 
     def block(self, n: int) -> BlockRow | None:
         row = self.db.execute(
-            "SELECT block, first_seq, last_seq, header, sig, hash, sealed_ms FROM blocks WHERE block=?", (n,)
+            f"SELECT {BLOCK_COLS} FROM blocks WHERE block=?", (n,)
         ).fetchone()
         return None if row is None else BlockRow(*row)
 
     def block_of_seq(self, seq: int) -> BlockRow | None:
         row = self.db.execute(
-            "SELECT block, first_seq, last_seq, header, sig, hash, sealed_ms FROM blocks "
+            f"SELECT {BLOCK_COLS} FROM blocks "
             "WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", (seq,)
         ).fetchone()
         if row is None or row[2] < seq:
@@ -410,7 +229,7 @@ class Journal:
 
     def blocks_between(self, lo: int, hi: int) -> Iterator[BlockRow]:
         for row in self.db.execute(
-            "SELECT block, first_seq, last_seq, header, sig, hash, sealed_ms FROM blocks WHERE block BETWEEN ? AND ? ORDER BY block",
+            f"SELECT {BLOCK_COLS} FROM blocks WHERE block BETWEEN ? AND ? ORDER BY block",
             (lo, hi),
         ):
             yield BlockRow(*row)
@@ -424,12 +243,12 @@ class Journal:
     def block_after(self, t_ms: int) -> int | None:
         """The first block that starts after ``t_ms`` (so a range bundle shows what followed it)."""
         row = self.db.execute("SELECT MIN(block) FROM blocks WHERE first_time_ms > ?", (t_ms,)).fetchone()
-        return row[0]
+        return None if row[0] is None else int(row[0])
 
     def block_before(self, t_ms: int) -> int | None:
         """The last block that starts before ``t_ms`` (so a range bundle shows what preceded it)."""
         row = self.db.execute("SELECT MAX(block) FROM blocks WHERE first_time_ms < ?", (t_ms,)).fetchone()
-        return row[0]
+        return None if row[0] is None else int(row[0])
 
     def sensor_seqs(self, sensor: str, from_ms: int, to_ms: int, max_seq: int) -> Sequence[int]:
         """Ascending, straight from the cursor into 8 bytes per seq (a list of ints takes ~36:
@@ -514,7 +333,8 @@ class Journal:
     def integrity_check(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
 
-    # -- upstream forwarding (gateway/forward) -----------------------------------------------
+
+    # -- upstream forwarding (gateway/forward; the queries are in forwarding.py) --------------
     def set_forwarding(self, enabled: bool) -> None:
         """Recorded at every gateway start, so ``archived_seq`` knows whether the archive's
         acknowledgement binds retention (cursors of a disabled forwarder are kept for later)."""
@@ -525,19 +345,13 @@ class Journal:
 
     def forward_cursors(self) -> dict[str, tuple[int, int]]:
         """stream -> (sent, archived); -1 = nothing yet."""
-        have = {s: (a, b) for s, a, b in self.db.execute("SELECT stream, sent, archived FROM forward_state")}
-        return {s: have.get(s, (-1, -1)) for s in FORWARD_STREAMS}
+        return forwarding.cursors(self.db)
 
     def save_forward_cursors(self, sent: dict[str, int] | None = None, archived: dict[str, int] | None = None) -> None:
         """One fsynced transaction for every cursor that moved (the forwarder calls this once
         per network round, not per acknowledgement)."""
-        rows = [(s, v, -1) for s, v in (sent or {}).items()]
-        with self.transaction("saving the upstream cursors"):
-            self.db.executemany("INSERT INTO forward_state VALUES (?, ?, ?) "
-                                "ON CONFLICT(stream) DO UPDATE SET sent=excluded.sent", rows)
-            self.db.executemany("INSERT INTO forward_state VALUES (?, -1, ?) "
-                                "ON CONFLICT(stream) DO UPDATE SET archived=excluded.archived",
-                                list((archived or {}).items()))
+        with self.transaction("saving the upstream cursors") as tx:
+            forwarding.save_cursors(tx, sent or {}, archived or {})
 
     def archived_seq(self) -> int | None:
         """The highest record seq the upstream archive acknowledged as stored (every record
@@ -546,25 +360,35 @@ class Journal:
         needs no upstream acknowledgement); ``-1``: enabled, nothing archived yet."""
         if self.meta("upstream_enabled") != "1":
             return None
-        row = self.db.execute("SELECT archived FROM forward_state WHERE stream='records'").fetchone()
-        return -1 if row is None else int(row[0])
+        return forwarding.archived_records(self.db)
 
     def forward_records(self, after: int, limit: int, *, alarms_only: bool = False) -> list[tuple[int, int, bytes, bytes]]:
         """(seq, time_ms, body, sig) after ``after`` in seq order."""
-        where = "type = 'alarm' AND seq > ?" if alarms_only else "seq > ?"
-        return [(s, t, bytes(b), bytes(g)) for s, t, b, g in self.db.execute(
-            f"SELECT seq, time_ms, body, sig FROM records WHERE {where} ORDER BY seq LIMIT ?", (after, limit))]
+        return forwarding.records_after(self.db, after, limit, alarms_only=alarms_only)
 
     def forward_blocks(self, after: int, upto_seq: int, limit: int) -> list[BlockRow]:
         """Blocks after ``after`` whose records all lie at or below ``upto_seq``."""
-        return [BlockRow(*r) for r in self.db.execute(
-            "SELECT block, first_seq, last_seq, header, sig, hash, sealed_ms FROM blocks "
-            "WHERE block > ? AND last_seq <= ? ORDER BY block LIMIT ?", (after, upto_seq, limit))]
+        return forwarding.blocks_after(self.db, after, upto_seq, limit)
 
     def forward_anchors(self, after: int, upto_block: int, limit: int) -> list[tuple[int, bytes, str, str, int]]:
         """(block, header_hash, kind, anchor JSON text, time_ms) of anchored blocks in
         (``after``, ``upto_block``], every anchor of a block together."""
-        return [(b, bytes(h), k, a, t) for b, h, k, a, t in self.db.execute(
-            "SELECT block, header_hash, kind, anchor, time_ms FROM anchors WHERE block > ? AND block <= ? "
-            "AND block <= (SELECT MAX(block) FROM (SELECT DISTINCT block FROM anchors WHERE block > ? "
-            "AND block <= ? ORDER BY block LIMIT ?)) ORDER BY block, id", (after, upto_block, after, upto_block, limit))]
+        return forwarding.anchors_after(self.db, after, upto_block, limit)
+
+    # -- what export asks besides blocks and records (gateway.chain.source.BundleSource) -------
+    def identity(self) -> tuple[str, str] | None:
+        """(gateway id, first public key): what every bundle carries; None before the first run."""
+        gw, key = self.meta("gateway_id"), self.meta("public_key")
+        return None if gw is None or key is None else (gw, key)
+
+    def pruned_through(self) -> int:
+        """Highest block whose records retention deleted (-1: nothing pruned)."""
+        return pruning.pruned_through(self.db)
+
+    def pruned_note(self, seq: int) -> str | None:
+        """Why ``seq`` is gone, for the user who asked for it (None: it was not pruned)."""
+        return pruning.pruned_note(self.db, seq)
+
+    def horizon(self) -> dict[str, Any] | None:
+        """Where the kept journal starts (``pruning.horizon``; None: nothing pruned)."""
+        return pruning.horizon(self.db)

@@ -22,6 +22,7 @@ from gateway.app import config as configmod
 from gateway.app.service import Gateway
 from gateway.core.clock import FakeClock
 from gateway.journal import Journal
+from gateway.journal.reads import count_records, record_bodies
 from gateway.testing.station import Station, make_station
 from gateway.transports.inbound import Inbound
 
@@ -86,16 +87,14 @@ class Rig:
     scanners: dict[str, Any] = field(default_factory=dict)
     _ctr: dict[str, int] = field(default_factory=dict)
 
-    def _count(self, sql: str, *args: Any) -> int:
-        return int(self.journal.db.execute(sql, args).fetchone()[0])
 
     def send(self, sensor: str, readings: list[dict[str, Any]]) -> None:
         """One signed probe message, waited for until journaled."""
         ctr = self._ctr[sensor] = self._ctr.get(sensor, 0) + 1
-        before = self._count("SELECT COUNT(*) FROM records WHERE sensor=? AND type='reading'", sensor)
+        before = count_records(self.journal, type="reading", sensor=sensor)
         msg = build_message(self.station.sensor_keys[sensor], sensor, ctr, self.clock.now_ms(), readings)
         self.gw.inbox.put(Inbound("mqtt", self.station.topic(sensor), msg))
-        wait_for(lambda: self._count("SELECT COUNT(*) FROM records WHERE sensor=? AND type='reading'", sensor) > before,
+        wait_for(lambda: count_records(self.journal, type="reading", sensor=sensor) > before,
                  what=f"{sensor} reading {ctr} journaled")
 
     def reading(self, mc: int, sensor: str = "probe-1", advance_ms: int = 60_000) -> None:
@@ -114,13 +113,12 @@ class Rig:
         self.clock.t_ms = now
 
     def scan(self, scanner: str, data: str) -> None:
-        before = self._count("SELECT COUNT(*) FROM records WHERE type='stock'")
+        before = count_records(self.journal, type="stock")
         self.scanners[scanner].scan(data)
-        wait_for(lambda: self._count("SELECT COUNT(*) FROM records WHERE type='stock'") > before, what="stock record")
+        wait_for(lambda: count_records(self.journal, type="stock") > before, what="stock record")
 
     def alarm_records(self, state: str | None = None) -> list[dict[str, Any]]:
-        rows = self.journal.db.execute("SELECT body FROM records WHERE type='alarm' ORDER BY seq").fetchall()
-        return [a for a in (json.loads(b) for (b,) in rows) if state in (None, a.get("state"))]
+        return [a for a in (json.loads(b) for b in record_bodies(self.journal, "alarm")) if state in (None, a.get("state"))]
 
     def close(self) -> None:
         try:

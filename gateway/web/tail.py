@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.journal import reads
+from gateway.journal.reads import open_readonly
 from gateway.rules.custody import ReconcileConfig, Reconciler
 from gateway.rules.custody.reconcile import KINDS as RECONCILE_KINDS
 from gateway.rules.records import DAY_MS
-from gateway.web.queries import connect
 
 WANTED = ("stock", "custody", "custody_notice", "custody_refusal", "alarm")
 CUSTODY_TYPES = ("custody", "custody_notice", "custody_refusal")
@@ -59,18 +60,14 @@ class JournalTail:
         with self._lock:
             if not self.path.exists():
                 return self._next
-            with connect(self.path) as db:
-                (top,) = db.execute("SELECT MAX(seq) FROM records").fetchone()
+            with open_readonly(self.path) as db:
+                top = reads.max_seq(db)
                 while top is not None and self._next <= top:
-                    hi = min(self._next + CHUNK - 1, int(top))
-                    for typ, n in db.execute("SELECT type, COUNT(*) FROM records WHERE seq BETWEEN ? AND ? "
-                                             "GROUP BY type", (self._next, hi)):
-                        self.type_counts[str(typ)] += int(n)
-                    marks = ",".join("?" * len(WANTED))
-                    for _seq, t, typ, body in db.execute(
-                            f"SELECT seq, time_ms, type, body FROM records WHERE seq BETWEEN ? AND ? "
-                            f"AND type IN ({marks}) ORDER BY seq", (self._next, hi, *WANTED)):
-                        self._take(int(t), str(typ), body)
+                    hi = min(self._next + CHUNK - 1, top)
+                    for typ, n in reads.type_counts(db, self._next, hi):
+                        self.type_counts[typ] += n
+                    for _seq, t, typ, body in reads.records_of_types(db, self._next, hi, WANTED):
+                        self._take(t, typ, body)
                     self._next = hi + 1
             return self._next
 

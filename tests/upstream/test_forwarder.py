@@ -204,7 +204,7 @@ def test_outage_then_everything_in_order_with_credentials(tmp_path: Path, broker
         wait_for(lambda: not gw.forwarder.connected.is_set(), what="forwarder notices the outage")
         publish_readings(st, broker.port, 400, start=1000)  # the station goes on recording
         wait_for(lambda: readings_in(j) == 500, what="500 readings journaled")
-        stats = upstream_stats(j.db, int(time.time() * 1000))
+        stats = upstream_stats(j, int(time.time() * 1000))
         assert stats is not None and stats["connected"] is False and stats["streams"]["records"]["backlog"] >= 400
         assert stats["streams"]["records"]["lag_s"] > 0
         from gateway.cli import main
@@ -640,7 +640,7 @@ def test_a_refused_topic_is_reported_and_retried_with_backoff(tmp_path: Path, br
         connects0 = up.log.read_text().count(f"as traceseal-up-{gw_id}")
         time.sleep(4)
         connects = up.log.read_text().count(f"as traceseal-up-{gw_id}") - connects0
-        stats = upstream_stats(j.db, int(time.time() * 1000))
+        stats = upstream_stats(j, int(time.time() * 1000))
     finally:
         gw.stop()
         peer.close()
