@@ -256,8 +256,8 @@ class Archive:
         except BaseException:
             self.held_hello = held
             raise
-        for r in rejections[:5]:  # a flood of garbage must not flood the log too; status has them all
-            log.warning("rejected %s %s %s from %s: %s", r.stream, r.ref, r.reason, r.gateway, r.detail)
+        for row in rejections[:5]:  # a flood of garbage must not flood the log too; status has them all
+            log.warning("rejected %s %s %s from %s: %s", row.stream, row.ref, row.reason, row.gateway, row.detail)
         if len(rejections) > 5:
             log.warning("… and %d more rejections (traceseal archive status)", len(rejections) - 5)
         self.processed += len(msgs)
@@ -319,7 +319,7 @@ class Archive:
                 own = False
             if own:
                 self.held_hello[gw] = msg
-                raise ItemRejected("key_unknown_yet", f"hello carries key {pk[:16]}…, not (yet) in the chain of the "
+                raise ItemRejected("key_unknown_yet", f"hello carries key {_text(pk, 16)}…, not (yet) in the chain of the "
                                                 f"enrolled key {keys.enrolled[:16]}…; held until a rotation to it. "
                                                 "If this station has not rotated its key, its enrolment key is wrong "
                                                 "(compare with `traceseal status --json` public_key on the gateway)")
@@ -333,6 +333,7 @@ class Archive:
         t = prof.get("time_ms")
         if not _int(t):
             raise ItemRejected("bad_profile", "profile time_ms is not an integer")
+        assert isinstance(t, int)  # _int said so; for the type checker
         try:
             station_from_profile(prof)
         except ValueError as exc:
@@ -379,7 +380,7 @@ class Archive:
         cols = [typ, sensor if isinstance(sensor, str) else None, kind if isinstance(kind, str) else None]
         if any(c is not None and (len(c) > 256 or "\x00" in c) for c in cols):
             raise ItemRejected("malformed", "record type, sensor or kind is over 256 characters or holds NUL")
-        return RecordRow(seq, t, cols[0], cols[1], cols[2], None, data, bytes.fromhex(sig))
+        return RecordRow(seq, t, cols[0], cols[1], cols[2], None, data, bytes.fromhex(str(sig)))
 
     def _contiguous(self, gw: str) -> int:
         prog = self.store.progress(gw)
@@ -492,7 +493,7 @@ class Archive:
                                           rotations=keys.rotations)
         if p is not None:
             raise self._header_reject(gw, keys, n, h, want, p)
-        return StoredBlock(n, h["first_seq"], h["last_seq"], data, bytes.fromhex(sig), header_hash(data),
+        return StoredBlock(n, h["first_seq"], h["last_seq"], data, bytes.fromhex(str(sig)), header_hash(data),
                            h["sealed_ms"], PENDING), h
 
     def _header_reject(self, gw: str, keys: KeysInForce, n: int, h: dict[str, Any], want: str,
