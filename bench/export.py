@@ -34,12 +34,12 @@ from _common import REPO, Result, anchor_all, fill_journal, print_table, workdir
 from gateway.app import config as configmod
 from gateway.core.clock import SystemClock
 from gateway.journal import Journal
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from ledger_client.keys import load_private_key, public_hex
 from ledger_client.local import LocalLedger
 
 
-def prepare(records: int, base: str | None = None, log: Any = print) -> Station:
+def prepare(records: int, base: str | None = None, log: Any = print) -> StationDir:
     """A station whose journal holds ``records`` probe-1 readings, sealed and anchored."""
     tmp = workdir("export", base)
     st = make_station(tmp / "station", 1, sensors=1)
@@ -55,7 +55,7 @@ def prepare(records: int, base: str | None = None, log: Any = print) -> Station:
     return st
 
 
-def sensor_span(st: Station, count: int | None = None, sensor: str = "probe-1") -> tuple[int, int, int]:
+def sensor_span(st: StationDir, count: int | None = None, sensor: str = "probe-1") -> tuple[int, int, int]:
     """(from_ms, to_ms, records) of the middle ``count`` records of ``sensor`` (all if None)."""
     cfg = configmod.load(st.config_path)
     db = sqlite3.connect(f"file:{cfg.journal.path}?mode=ro", uri=True)
@@ -72,7 +72,7 @@ def sensor_span(st: Station, count: int | None = None, sensor: str = "probe-1") 
     return lo, hi, n
 
 
-def cli_export(st: Station, out: Path, lo: int, hi: int) -> dict[str, Any]:
+def cli_export(st: StationDir, out: Path, lo: int, hi: int) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "export", "-c", str(st.config_path), "--sensor", "probe-1",
@@ -117,7 +117,7 @@ def cli_export(st: Station, out: Path, lo: int, hi: int) -> dict[str, Any]:
             "silent_s": (lines[-1][0] if lines else wall), "first_output_s": first_out}
 
 
-def floor(st: Station, lo: int, hi: int, out: Path) -> float:
+def floor(st: StationDir, lo: int, hi: int, out: Path) -> float:
     """Read the same rows, hash leaves and every block's nodes with hashlib, write JSON."""
     cfg = configmod.load(st.config_path)
     sha = hashlib.sha256
@@ -140,7 +140,7 @@ def floor(st: Station, lo: int, hi: int, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def run(quick: bool, *, records: int = 1_000_000, station: Station | None = None, base: str | None = None,
+def run(quick: bool, *, records: int = 1_000_000, station: StationDir | None = None, base: str | None = None,
         log: Any = print) -> tuple[list[Result], dict[str, Any]]:
     st = station or prepare(records, base, log)
     lo, hi, n = sensor_span(st, records)

@@ -44,7 +44,7 @@ from _common import (
 )
 
 from gateway.testing.mosquitto import Mosquitto
-from gateway.testing.station import Station, enroll_hmac, make_station
+from gateway.testing.station import StationDir, enroll_hmac, make_station
 
 POLL_S = 0.002
 
@@ -59,7 +59,7 @@ def _count(db: sqlite3.Connection) -> int:
 
 
 # -- drain -------------------------------------------------------------------------------------------
-def tweak_config(st: Station, tweaks: dict[str, str] | None) -> None:
+def tweak_config(st: StationDir, tweaks: dict[str, str] | None) -> None:
     """Set keys in sections of the station's config, e.g. {"journal": "batch_max = 100"}."""
     if not tweaks:
         return

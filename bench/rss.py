@@ -34,7 +34,7 @@ from _common import (
 
 from gateway.journal import Journal
 from gateway.testing.mosquitto import Mosquitto
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from ledger_client.keys import load_private_key
 
 
@@ -42,7 +42,7 @@ def _count(j: Journal) -> int:
     return j.next_seq()
 
 
-def _stage(st: Station, port: int, m: int, start_ctr: int, *, final: bool, log: Any) -> dict[str, Any]:
+def _stage(st: StationDir, port: int, m: int, start_ctr: int, *, final: bool, log: Any) -> dict[str, Any]:
     jpath = st.root / "data" / "journal.sqlite"
     msgs = build_messages(st, m, start_ctr=start_ctr)
     publish_backlog(port, msgs)

@@ -28,7 +28,7 @@ from _common import REPO, Result, print_table
 from gateway.app import config as configmod
 from gateway.chain.export import export_range
 from gateway.journal import Journal
-from gateway.testing.station import Station
+from gateway.testing.station import StationDir
 from ledger_client.canonical import canonical, record_message
 from ledger_client.keys import public_from_hex
 from ledger_client.merkle import hash_leaf, verify_inclusion
@@ -42,7 +42,7 @@ def _threads(n: int) -> int:
     return 1 if n < v.PARALLEL_MIN_RECORDS else max(1, min(os.cpu_count() or 1, 8))
 
 
-def run(quick: bool, *, records: int | None = None, station: Station | None = None, full_bundle: Path | None = None,
+def run(quick: bool, *, records: int | None = None, station: StationDir | None = None, full_bundle: Path | None = None,
         base: str | None = None, log: Any = print) -> list[Result]:
     k = records or (20_000 if quick else 200_000)
     if station is None:

@@ -15,27 +15,27 @@ from gateway.core.clock import FakeClock
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.transports.inbound import Inbound
 
 
 @pytest.fixture
-def station(tmp_path: Path) -> Station:
+def station(tmp_path: Path) -> StationDir:
     return make_station(tmp_path, 1883, sensors=2, topic_prefix="site/sensors")
 
 
 @pytest.fixture
-def pipe(station: Station) -> Pipeline:
+def pipe(station: StationDir) -> Pipeline:
     cfg = configmod.load(station.config_path)
     j = Journal(cfg.journal.path)
     return Pipeline(cfg.ingest, j, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0), FakeClock())
 
 
-def good(station: Station, sensor: str = "probe-1", ctr: int = 1, value: int = 4000) -> Inbound:
+def good(station: StationDir, sensor: str = "probe-1", ctr: int = 1, value: int = 4000) -> Inbound:
     return Inbound("mqtt", station.topic(sensor), build_message(station.sensor_keys[sensor], sensor, ctr, 1, [temperature(value)]))
 
 
-def raw_msg(station: Station, sensor: str, fields: dict, key: Ed25519PrivateKey | None = None) -> bytes:
+def raw_msg(station: StationDir, sensor: str, fields: dict, key: Ed25519PrivateKey | None = None) -> bytes:
     m = dict(fields)
     m["sig"] = sign_body(key or station.sensor_keys[sensor], m)
     return encode(m)
@@ -45,7 +45,7 @@ def quarantine(pipe: Pipeline) -> list[tuple[str, str]]:
     return [(r, d) for r, d in pipe.journal.db.execute("SELECT reason, detail FROM quarantine ORDER BY id")]
 
 
-def bad_inputs(st: Station) -> list[tuple[str, Inbound, str, str]]:
+def bad_inputs(st: StationDir) -> list[tuple[str, Inbound, str, str]]:
     """(name, message, expected reason, a phrase the detail must contain)."""
     p1 = st.topic("probe-1")
     unknown_key = Ed25519PrivateKey.generate()
@@ -80,7 +80,7 @@ def bad_inputs(st: Station) -> list[tuple[str, Inbound, str, str]]:
     ]
 
 
-def test_each_bad_input_is_quarantined_with_its_reason(station: Station, pipe: Pipeline) -> None:
+def test_each_bad_input_is_quarantined_with_its_reason(station: StationDir, pipe: Pipeline) -> None:
     cases = bad_inputs(station)
     # good readings before and after every bad one, in ONE batch
     batch: list[Inbound] = []
@@ -100,7 +100,7 @@ def test_each_bad_input_is_quarantined_with_its_reason(station: Station, pipe: P
     assert pipe.journal.stats()["quarantine"]["oversize"] == 1
 
 
-def test_replayed_counter_is_quarantined(station: Station, pipe: Pipeline) -> None:
+def test_replayed_counter_is_quarantined(station: StationDir, pipe: Pipeline) -> None:
     pipe.process([good(station, ctr=5000, value=1)])
     res = pipe.process([good(station, ctr=5000, value=2),   # a counter re-used with other content
                         good(station, ctr=4990, value=3),   # late but never seen: a resent reading, kept
@@ -114,7 +114,7 @@ def test_replayed_counter_is_quarantined(station: Station, pipe: Pipeline) -> No
     assert "older than the replay window (4096 below the newest, 5001)" in q[2][1]
 
 
-def test_reordered_delivery_after_reconnect_keeps_every_reading(station: Station, pipe: Pipeline) -> None:
+def test_reordered_delivery_after_reconnect_keeps_every_reading(station: StationDir, pipe: Pipeline) -> None:
     """An MQTT client sends what it queued while disconnected after newer messages (measured
     with paho 2.2 across broker restarts): every reading must still be journaled once."""
     order = [1, 2, 3, 50, 51, 4, 5, 6, 52, 7]
@@ -124,7 +124,7 @@ def test_reordered_delivery_after_reconnect_keeps_every_reading(station: Station
     assert vals == order and quarantine(pipe) == []
 
 
-def test_verbatim_replay_vs_broker_redelivery(station: Station, pipe: Pipeline) -> None:
+def test_verbatim_replay_vs_broker_redelivery(station: StationDir, pipe: Pipeline) -> None:
     msg = good(station, ctr=7)
     pipe.process([msg])
     # the same bytes again without the DUP flag: someone replayed a captured message
@@ -136,7 +136,7 @@ def test_verbatim_replay_vs_broker_redelivery(station: Station, pipe: Pipeline) 
     assert pipe.journal.stats()["records"] == 1
 
 
-def test_counters_survive_restart(station: Station, pipe: Pipeline) -> None:
+def test_counters_survive_restart(station: StationDir, pipe: Pipeline) -> None:
     pipe.process([good(station, ctr=10), good(station, ctr=8)])
     cfg = configmod.load(station.config_path)
     again = Pipeline(cfg.ingest, pipe.journal, Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 2), FakeClock())
@@ -145,7 +145,7 @@ def test_counters_survive_restart(station: Station, pipe: Pipeline) -> None:
     assert len(res.records) == 1  # 9 was never seen
 
 
-def test_failed_commit_leaves_no_state_behind(station: Station, pipe: Pipeline) -> None:
+def test_failed_commit_leaves_no_state_behind(station: StationDir, pipe: Pipeline) -> None:
     from gateway.core.errors import JournalError
 
     blocker = Journal(pipe.journal.path)
@@ -160,7 +160,7 @@ def test_failed_commit_leaves_no_state_behind(station: Station, pipe: Pipeline) 
     assert [json.loads(r.body)["seq"] for r in res.records] == [0]
 
 
-def test_quarantine_is_bounded(station: Station, pipe: Pipeline) -> None:
+def test_quarantine_is_bounded(station: StationDir, pipe: Pipeline) -> None:
     pipe.journal.quarantine_max_rows = 50
     for _ in range(4):
         pipe.process([Inbound("mqtt", station.topic("probe-1"), b"nope")] * 30)

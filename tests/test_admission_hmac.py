@@ -18,25 +18,25 @@ from gateway.core.errors import ConfigError
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.testing.station import Station, enroll_hmac, make_station
+from gateway.testing.station import StationDir, enroll_hmac, make_station
 from gateway.transports.inbound import Inbound
 
 
 @pytest.fixture
-def station(tmp_path: Path) -> Station:
+def station(tmp_path: Path) -> StationDir:
     st = make_station(tmp_path, 1883, sensors=2, topic_prefix="site/sensors")
     enroll_hmac(st, ["probe-3", "probe-4"])
     return st
 
 
 @pytest.fixture
-def pipe(station: Station) -> Pipeline:
+def pipe(station: StationDir) -> Pipeline:
     cfg = configmod.load(station.config_path)
     return Pipeline(cfg.ingest, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
                     FakeClock())
 
 
-def msg(st: Station, sensor: str, ctr: int, value: int = 4000, key: object = None) -> Inbound:
+def msg(st: StationDir, sensor: str, ctr: int, value: int = 4000, key: object = None) -> Inbound:
     return Inbound("mqtt", st.topic(sensor), build_message(key or st.sensor_keys[sensor], sensor, ctr, 1,
                                                            [temperature(value)]))
 
@@ -45,7 +45,7 @@ def quarantine(pipe: Pipeline) -> list[tuple[str, str]]:
     return list(pipe.journal.db.execute("SELECT reason, detail FROM quarantine ORDER BY id"))
 
 
-def test_mixed_fleet_records_say_which_scheme_admitted_them(station: Station, pipe: Pipeline) -> None:
+def test_mixed_fleet_records_say_which_scheme_admitted_them(station: StationDir, pipe: Pipeline) -> None:
     wire = json.loads(msg(station, "probe-3", 1).payload)
     assert len(wire["mac"]) == 64 and "sig" not in wire
     res = pipe.process([msg(station, s, 1, value=i) for i, s in enumerate(["probe-1", "probe-3", "probe-2", "probe-4"])])
@@ -54,7 +54,7 @@ def test_mixed_fleet_records_say_which_scheme_admitted_them(station: Station, pi
     assert quarantine(pipe) == []
 
 
-def test_bad_wrong_missing_and_mismatched_tags_are_quarantined(station: Station, pipe: Pipeline) -> None:
+def test_bad_wrong_missing_and_mismatched_tags_are_quarantined(station: StationDir, pipe: Pipeline) -> None:
     st = station
     flipped = json.loads(msg(st, "probe-3", 10).payload)
     flipped["mac"] = ("0" if flipped["mac"][0] != "0" else "1") + flipped["mac"][1:]
@@ -94,7 +94,7 @@ def test_bad_wrong_missing_and_mismatched_tags_are_quarantined(station: Station,
         assert phrase in detail, f"{name}: {detail!r} lacks {phrase!r}"
 
 
-def test_replay_window_applies_to_hmac_probes(station: Station, pipe: Pipeline) -> None:
+def test_replay_window_applies_to_hmac_probes(station: StationDir, pipe: Pipeline) -> None:
     pipe.process([msg(station, "probe-3", 5000, value=1)])
     res = pipe.process([msg(station, "probe-3", 5000, value=2), msg(station, "probe-3", 4990, value=3),
                         msg(station, "probe-3", 5000 - 4096, value=4)])

@@ -18,7 +18,7 @@ import pytest
 
 from gateway import cli
 from gateway.testing.mosquitto import free_port
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,57 +29,57 @@ def secret(path: Path, text: str = "s3cret\n", mode: int = 0o600) -> Path:
     return path
 
 
-def in_mqtt(st: Station, lines: str) -> None:
+def in_mqtt(st: StationDir, lines: str) -> None:
     text = st.config_path.read_text()
     st.config_path.write_text(text.replace("[mqtt]\n", "[mqtt]\n" + lines, 1))
 
 
-def append(st: Station, toml: str) -> None:
+def append(st: StationDir, toml: str) -> None:
     st.config_path.write_text(st.config_path.read_text().replace("[[sensors]]", toml + "\n[[sensors]]", 1))
 
 
-def upstream(st: Station, tls: str = "", creds: str = "") -> None:
+def upstream(st: StationDir, tls: str = "", creds: str = "") -> None:
     append(st, f'[upstream]\nenabled = true\nhost = "127.0.0.1"\nport = {free_port()}\n{creds}'
                + (f"[upstream.tls]\n{tls}" if tls else ""))
 
 
 # each case: (config key, what to do to a fresh station, the path that is missing/bad)
-CASES: dict[str, Callable[[Station], Path]] = {}
+CASES: dict[str, Callable[[StationDir], Path]] = {}
 
 
-def case(key: str) -> Callable[[Callable[[Station], Path]], Callable[[Station], Path]]:
-    def register(fn: Callable[[Station], Path]) -> Callable[[Station], Path]:
+def case(key: str) -> Callable[[Callable[[StationDir], Path]], Callable[[StationDir], Path]]:
+    def register(fn: Callable[[StationDir], Path]) -> Callable[[StationDir], Path]:
         CASES[key] = fn
         return fn
     return register
 
 
 @case("gateway.key_file")
-def _gateway_key(st: Station) -> Path:
+def _gateway_key(st: StationDir) -> Path:
     (st.root / "gateway.key").unlink()
     return st.root / "gateway.key"
 
 
 @case("ledger.key_file")
-def _ledger_key(st: Station) -> Path:
+def _ledger_key(st: StationDir) -> Path:
     (st.root / "ledger.key").unlink()
     return st.root / "ledger.key"
 
 
 @case("mqtt.password_file")
-def _mqtt_password(st: Station) -> Path:
+def _mqtt_password(st: StationDir) -> Path:
     in_mqtt(st, 'username = "traceseal-gateway"\npassword_file = "/etc/traceseal/mqtt.password.missing"\n')
     return Path("/etc/traceseal/mqtt.password.missing")
 
 
 @case("mqtt.tls_ca")
-def _mqtt_ca(st: Station) -> Path:
+def _mqtt_ca(st: StationDir) -> Path:
     in_mqtt(st, 'tls_ca = "ca.pem"\n')
     return st.root / "ca.pem"
 
 
 @case("mqtt.tls_cert")
-def _mqtt_cert(st: Station) -> Path:
+def _mqtt_cert(st: StationDir) -> Path:
     secret(st.root / "ca.pem", "ca", 0o644)
     secret(st.root / "client.key")
     in_mqtt(st, 'tls_ca = "ca.pem"\ntls_cert = "client.pem"\ntls_key = "client.key"\n')
@@ -87,7 +87,7 @@ def _mqtt_cert(st: Station) -> Path:
 
 
 @case("mqtt.tls_key")
-def _mqtt_key(st: Station) -> Path:
+def _mqtt_key(st: StationDir) -> Path:
     secret(st.root / "ca.pem", "ca", 0o644)
     secret(st.root / "client.pem", "cert", 0o644)
     in_mqtt(st, 'tls_ca = "ca.pem"\ntls_cert = "client.pem"\ntls_key = "client.key"\n')
@@ -95,19 +95,19 @@ def _mqtt_key(st: Station) -> Path:
 
 
 @case("upstream.password_file")
-def _up_password(st: Station) -> Path:
+def _up_password(st: StationDir) -> Path:
     upstream(st, creds='username = "station-01"\npassword_file = "up.password"\n')
     return st.root / "up.password"
 
 
 @case("upstream.tls.ca_file")
-def _up_ca(st: Station) -> Path:
+def _up_ca(st: StationDir) -> Path:
     upstream(st, tls='ca_file = "up-ca.pem"\n')
     return st.root / "up-ca.pem"
 
 
 @case("upstream.tls.cert_file")
-def _up_cert(st: Station) -> Path:
+def _up_cert(st: StationDir) -> Path:
     secret(st.root / "up-ca.pem", "ca", 0o644)
     secret(st.root / "up.key")
     upstream(st, tls='ca_file = "up-ca.pem"\ncert_file = "up.pem"\nkey_file = "up.key"\n')
@@ -115,7 +115,7 @@ def _up_cert(st: Station) -> Path:
 
 
 @case("upstream.tls.key_file")
-def _up_key(st: Station) -> Path:
+def _up_key(st: StationDir) -> Path:
     secret(st.root / "up-ca.pem", "ca", 0o644)
     secret(st.root / "up.pem", "cert", 0o644)
     upstream(st, tls='ca_file = "up-ca.pem"\ncert_file = "up.pem"\nkey_file = "up.key"\n')
@@ -123,13 +123,13 @@ def _up_key(st: Station) -> Path:
 
 
 @case("web.token_file")
-def _web_token(st: Station) -> Path:
+def _web_token(st: StationDir) -> Path:
     append(st, '[web]\ntoken_file = "web.token"\n')
     return st.root / "web.token"
 
 
 @case("ledger.evm.key_file")
-def _evm_key(st: Station) -> Path:
+def _evm_key(st: StationDir) -> Path:
     text = st.config_path.read_text()
     local = text[text.index("[ledger]"):text.index("poll_s = 0.2\n") + len("poll_s = 0.2\n")]
     st.config_path.write_text(text.replace(local, textwrap.dedent("""\
@@ -144,13 +144,13 @@ def _evm_key(st: Station) -> Path:
 
 
 @case("include")
-def _include(st: Station) -> Path:
+def _include(st: StationDir) -> Path:
     st.config_path.write_text('include = ["more-sensors.toml"]\n' + st.config_path.read_text())
     return st.root / "more-sensors.toml"
 
 
 @case("sensors[0].hmac_key_file")
-def _hmac_key(st: Station) -> Path:
+def _hmac_key(st: StationDir) -> Path:
     text = st.config_path.read_text()
     pk = text.split('public_key = "')[1].split('"')[0]
     st.config_path.write_text(text.replace(f'public_key = "{pk}"', 'hmac_key_file = "probe-1.hmac"', 1))
@@ -171,7 +171,7 @@ def no_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Gateway, "run_forever", started)
 
 
-def station(tmp_path: Path, key: str) -> tuple[Station, Path]:
+def station(tmp_path: Path, key: str) -> tuple[StationDir, Path]:
     st = make_station(tmp_path / "st", free_port(), sensors=1)
     return st, CASES[key](st)
 
@@ -206,7 +206,7 @@ def test_doctor_names_the_key_and_the_missing_file(key: str, tmp_path: Path,
     ("mqtt.password_file", lambda st: secret(st.root / "mqtt.password", mode=0o644)),
     ("upstream.password_file", lambda st: secret(st.root / "up.password", mode=0o640)),
 ])
-def test_a_secret_readable_by_others_is_refused_by_key(key: str, make: Callable[[Station], Path], tmp_path: Path,
+def test_a_secret_readable_by_others_is_refused_by_key(key: str, make: Callable[[StationDir], Path], tmp_path: Path,
                                                        no_start: None, capsys: pytest.CaptureFixture[str]) -> None:
     st = make_station(tmp_path / "st", free_port(), sensors=1)
     path = make(st)

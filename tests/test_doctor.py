@@ -18,12 +18,12 @@ from gateway.core.clock import FakeClock
 from gateway.journal import Journal
 from gateway.testing.anvil import Anvil
 from gateway.testing.mosquitto import Mosquitto, free_port
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def checks(st: Station, **kw: object) -> dict[str, doctor.Check]:
+def checks(st: StationDir, **kw: object) -> dict[str, doctor.Check]:
     cfg = configmod.load(st.config_path)
     return {c.name: c for c in doctor.run_checks(cfg, clock=FakeClock(synced=True), **kw)}  # type: ignore[arg-type]
 
@@ -105,7 +105,7 @@ def test_evm_chain_id_checked_against_the_node(tmp_path: Path) -> None:
     from ledger_client.evm import generate_eth_key
 
     with Anvil(chain_id=31337, workdir=tmp_path / "anvil") as node:
-        def station(chain_id: int, name: str) -> Station:
+        def station(chain_id: int, name: str) -> StationDir:
             ledger = textwrap.dedent(f"""\
                 [ledger]
                 kind = "evm"

@@ -15,11 +15,11 @@ from firmware_sim.message import build_message, temperature
 from gateway.journal import Journal
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.testing.waiting import wait_for
 
 
-def start_gateway(station: Station, log: Path) -> subprocess.Popen[bytes]:
+def start_gateway(station: StationDir, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "-c", str(station.config_path)],
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"), start_new_session=True)
 

@@ -16,18 +16,18 @@ from gateway.chain.export import export_range, export_record
 from gateway.journal import Journal
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.testing.waiting import wait_for
 from ledger_client.verify import verify_bundle
 
 
 @pytest.fixture
-def station(tmp_path: Path, broker: Mosquitto) -> Station:
+def station(tmp_path: Path, broker: Mosquitto) -> StationDir:
     return make_station(tmp_path / "station", broker.port, sensors=3, max_records=5, max_seconds=1)
 
 
 @pytest.fixture
-def gateway(station: Station) -> Iterator[Gateway]:
+def gateway(station: StationDir) -> Iterator[Gateway]:
     gw = Gateway(configmod.load(station.config_path))
     gw.start()
     assert gw.mqtt is not None
@@ -36,7 +36,7 @@ def gateway(station: Station) -> Iterator[Gateway]:
     gw.stop()
 
 
-def readings(station: Station, n: int, start_ctr: int = 1) -> list[tuple[str, bytes, int]]:
+def readings(station: StationDir, n: int, start_ctr: int = 1) -> list[tuple[str, bytes, int]]:
     out = []
     sensors = sorted(station.sensor_keys)
     for i in range(n):
@@ -47,11 +47,11 @@ def readings(station: Station, n: int, start_ctr: int = 1) -> list[tuple[str, by
     return out
 
 
-def journal_of(station: Station) -> Journal:
+def journal_of(station: StationDir) -> Journal:
     return Journal(station.root / "data" / "journal.sqlite", readonly=True)
 
 
-def test_readings_travel_to_a_verified_bundle(station: Station, gateway: Gateway, broker: Mosquitto) -> None:
+def test_readings_travel_to_a_verified_bundle(station: StationDir, gateway: Gateway, broker: Mosquitto) -> None:
     items = readings(station, 12)
     with Publisher(broker.port) as pub:
         pub.publish_all((t, p) for t, p, _ in items)
@@ -81,7 +81,7 @@ def test_readings_travel_to_a_verified_bundle(station: Station, gateway: Gateway
     assert nums == list(range(nums[0], nums[-1] + 1))
 
 
-def test_cli_export_and_verify(station: Station, gateway: Gateway, broker: Mosquitto, tmp_path: Path,
+def test_cli_export_and_verify(station: StationDir, gateway: Gateway, broker: Mosquitto, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     from gateway.cli import main
 
@@ -107,7 +107,7 @@ def test_cli_export_and_verify(station: Station, gateway: Gateway, broker: Mosqu
 # -- tampering: each change fails at the step that owns it ------------------------------------
 
 @pytest.fixture
-def sealed_bundles(station: Station, gateway: Gateway, broker: Mosquitto) -> tuple[dict, dict, str]:
+def sealed_bundles(station: StationDir, gateway: Gateway, broker: Mosquitto) -> tuple[dict, dict, str]:
     with Publisher(broker.port) as pub:
         pub.publish_all((t, p) for t, p, _ in readings(station, 20))
     j = journal_of(station)

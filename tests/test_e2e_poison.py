@@ -24,7 +24,7 @@ from gateway.rules import Inventory
 from gateway.station import Station as RuleStation
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.testing.waiting import wait_for
 
 BIG = 2**53 - 1
@@ -39,24 +39,24 @@ UNIT = textwrap.dedent("""\
 
 
 @pytest.fixture
-def station(tmp_path: Path, broker: Mosquitto) -> Station:
+def station(tmp_path: Path, broker: Mosquitto) -> StationDir:
     return make_station(tmp_path / "station", broker.port, sensors=2, max_records=5, max_seconds=1,
                         extra_toml=UNIT)
 
 
-def start(station: Station) -> Gateway:
+def start(station: StationDir) -> Gateway:
     gw = Gateway(configmod.load(station.config_path))
     gw.start()
     assert gw.mqtt is not None and gw.mqtt.connected.wait(10), "gateway did not connect"
     return gw
 
 
-def reading(station: Station, sensor: str, ctr: int, value: int = 4000) -> tuple[str, bytes]:
+def reading(station: StationDir, sensor: str, ctr: int, value: int = 4000) -> tuple[str, bytes]:
     return station.topic(sensor), build_message(station.sensor_keys[sensor], sensor, ctr, T0 + ctr % 10**9,
                                                 [temperature(value)])
 
 
-def journal_of(station: Station) -> Journal:
+def journal_of(station: StationDir) -> Journal:
     return Journal(station.root / "data" / "journal.sqlite", readonly=True)
 
 
@@ -69,7 +69,7 @@ def reasons(j: Journal) -> list[str]:
     return [r for (r,) in j.db.execute("SELECT reason FROM quarantine ORDER BY id")]
 
 
-def test_a_counter_jump_among_good_traffic_never_stops_the_station(station: Station, broker: Mosquitto) -> None:
+def test_a_counter_jump_among_good_traffic_never_stops_the_station(station: StationDir, broker: Mosquitto) -> None:
     gw = start(station)
     try:
         msgs = [reading(station, f"probe-{1 + i % 2}", 1 + i // 2) for i in range(10)]
@@ -100,7 +100,7 @@ def test_a_counter_jump_among_good_traffic_never_stops_the_station(station: Stat
         gw.stop()
 
 
-def test_a_message_that_always_crashes_is_quarantined_once_and_acknowledged(station: Station,
+def test_a_message_that_always_crashes_is_quarantined_once_and_acknowledged(station: StationDir,
                                                                             broker: Mosquitto) -> None:
     gw = start(station)
     try:
@@ -133,7 +133,7 @@ def test_a_message_that_always_crashes_is_quarantined_once_and_acknowledged(stat
         gw.stop()
 
 
-def test_a_rule_that_raises_degrades_rules_not_ingest(station: Station, broker: Mosquitto,
+def test_a_rule_that_raises_degrades_rules_not_ingest(station: StationDir, broker: Mosquitto,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: Inventory, record: Any, now_ms: int) -> list[dict[str, Any]]:
         raise ZeroDivisionError("a rule bug")

@@ -21,13 +21,13 @@ from gateway.core.errors import JournalError
 from gateway.journal import Journal
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.testing.waiting import wait_for
 from ledger_client.keys import load_private_key, public_hex, write_private_key
 from ledger_client.verify import verify_bundle
 
 
-def publish(station: Station, broker: Mosquitto, start: int, n: int) -> None:
+def publish(station: StationDir, broker: Mosquitto, start: int, n: int) -> None:
     sensors = sorted(station.sensor_keys)
     with Publisher(broker.port) as pub:
         pub.publish_all((station.topic(sensors[i % len(sensors)]),
@@ -36,7 +36,7 @@ def publish(station: Station, broker: Mosquitto, start: int, n: int) -> None:
                         for i in range(n))
 
 
-def settled(station: Station, records: int) -> None:
+def settled(station: StationDir, records: int) -> None:
     j = Journal(station.root / "data" / "journal.sqlite", readonly=True)
     try:
         wait_for(lambda: (s := j.stats())["records"] >= records and s["unsealed_records"] == 0
@@ -45,7 +45,7 @@ def settled(station: Station, records: int) -> None:
         j.close()
 
 
-def run_gateway(station: Station) -> Gateway:
+def run_gateway(station: StationDir) -> Gateway:
     gw = Gateway(configmod.load(station.config_path))
     gw.start()
     assert gw.mqtt is not None and gw.mqtt.connected.wait(10)

@@ -26,25 +26,25 @@ from gateway.ingest.admit import REPLAY_WINDOW
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.transports.inbound import Inbound
 
 BIG = 2**53 - 1
 
 
 @pytest.fixture
-def station(tmp_path: Path) -> Station:
+def station(tmp_path: Path) -> StationDir:
     return make_station(tmp_path, 1883, sensors=2, topic_prefix="site/sensors")
 
 
 @pytest.fixture
-def pipe(station: Station) -> Pipeline:
+def pipe(station: StationDir) -> Pipeline:
     cfg = configmod.load(station.config_path)
     return Pipeline(cfg.ingest, Journal(cfg.journal.path), Sealer(cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
                     FakeClock())
 
 
-def msg(station: Station, ctr: int, sensor: str = "probe-1", value: int = 4000) -> Inbound:
+def msg(station: StationDir, ctr: int, sensor: str = "probe-1", value: int = 4000) -> Inbound:
     acks: list[int] = []
     m = Inbound("mqtt", station.topic(sensor),
                 build_message(station.sensor_keys[sensor], sensor, ctr, 1_767_225_600_000 + ctr % 10**9,
@@ -74,7 +74,7 @@ def assert_consistent(pipe: Pipeline) -> None:
 
 # -- finding 1: a counter jump ------------------------------------------------------------------
 
-def test_a_counter_jump_is_quarantined_and_good_traffic_goes_on(station: Station, pipe: Pipeline) -> None:
+def test_a_counter_jump_is_quarantined_and_good_traffic_goes_on(station: StationDir, pipe: Pipeline) -> None:
     res = pipe.process([msg(station, 1), msg(station, BIG), msg(station, 2), msg(station, 1, "probe-2")])
     assert ctrs(pipe) == [1, 2] and ctrs(pipe, "probe-2") == [1]
     assert reasons(pipe) == ["counter-jump"]
@@ -86,7 +86,7 @@ def test_a_counter_jump_is_quarantined_and_good_traffic_goes_on(station: Station
     assert_consistent(pipe)
 
 
-def test_a_jump_confirmed_by_the_next_message_is_accepted_in_constant_memory(station: Station,
+def test_a_jump_confirmed_by_the_next_message_is_accepted_in_constant_memory(station: StationDir,
                                                                              pipe: Pipeline) -> None:
     far = 10**12
     pipe.process([msg(station, 1)])
@@ -101,14 +101,14 @@ def test_a_jump_confirmed_by_the_next_message_is_accepted_in_constant_memory(sta
     assert_consistent(pipe)
 
 
-def test_a_jump_beyond_the_window_but_within_the_bound_is_accepted(station: Station, pipe: Pipeline) -> None:
+def test_a_jump_beyond_the_window_but_within_the_bound_is_accepted(station: StationDir, pipe: Pipeline) -> None:
     pipe.process([msg(station, 1), msg(station, 1 + 3 * REPLAY_WINDOW), msg(station, 2 + 3 * REPLAY_WINDOW)])
     assert ctrs(pipe) == [1, 1 + 3 * REPLAY_WINDOW, 2 + 3 * REPLAY_WINDOW]
     assert reasons(pipe) == []
     assert pipe.admission.counters["probe-1"][1] == 0b11
 
 
-def test_a_counter_beyond_i_json_is_refused_at_parse(station: Station, pipe: Pipeline) -> None:
+def test_a_counter_beyond_i_json_is_refused_at_parse(station: StationDir, pipe: Pipeline) -> None:
     raw = (b'{"v":1,"sensor":"probe-1","ctr":%d,"t":1,"readings":[{"kind":"temperature","value":1,"unit":"mC"}],'
            b'"sig":"%s"}' % (2**64, b"00" * 64))  # no probe can sign it: RFC 8785 refuses the number
     pipe.process([Inbound("mqtt", station.topic("probe-1"), raw), msg(station, 1)])
@@ -151,7 +151,7 @@ def _is_ctr(n: int) -> Callable[[Any], bool]:
 
 
 @pytest.mark.parametrize("where", ["seal", "filter", "value", "commit"])
-def test_an_exception_anywhere_quarantines_only_that_message(station: Station, pipe: Pipeline, where: str) -> None:
+def test_an_exception_anywhere_quarantines_only_that_message(station: StationDir, pipe: Pipeline, where: str) -> None:
     pipe.process([msg(station, 1)])
     calls, heal = _fail_when(pipe, where, _is_ctr(5), RuntimeError("boom at " + where))
     batch = [msg(station, 4), msg(station, 5), msg(station, 6), msg(station, 2, "probe-2")]
@@ -172,7 +172,7 @@ def test_an_exception_anywhere_quarantines_only_that_message(station: Station, p
     assert blocks.maybe_seal(force=True) is not None  # "seq range not dense" would refuse this
 
 
-def test_a_transient_failure_journals_every_message_once(station: Station, pipe: Pipeline) -> None:
+def test_a_transient_failure_journals_every_message_once(station: StationDir, pipe: Pipeline) -> None:
     state = {"left": 1}
     inner = pipe.sealer.seal
 
@@ -188,7 +188,7 @@ def test_a_transient_failure_journals_every_message_once(station: Station, pipe:
     assert_consistent(pipe)
 
 
-def test_a_journal_error_caused_by_a_row_isolates_and_a_full_disk_does_not(station: Station,
+def test_a_journal_error_caused_by_a_row_isolates_and_a_full_disk_does_not(station: StationDir,
                                                                            pipe: Pipeline) -> None:
     inner = pipe.journal.commit_batch
     mode = {"err": sqlite3.IntegrityError("UNIQUE constraint failed: records.seq")}
@@ -214,7 +214,7 @@ def test_a_journal_error_caused_by_a_row_isolates_and_a_full_disk_does_not(stati
     assert ctrs(pipe, "probe-2") == [] and n == 2
 
 
-def test_a_full_disk_during_isolation_keeps_the_rest_unacknowledged(station: Station, pipe: Pipeline) -> None:
+def test_a_full_disk_during_isolation_keeps_the_rest_unacknowledged(station: StationDir, pipe: Pipeline) -> None:
     inner = pipe.journal.commit_batch
     state = {"calls": 0}
 
@@ -238,7 +238,7 @@ def test_a_full_disk_during_isolation_keeps_the_rest_unacknowledged(station: Sta
     assert_consistent(pipe)
 
 
-def test_a_rule_output_the_sealer_refuses_is_quarantined_not_retried(station: Station, pipe: Pipeline) -> None:
+def test_a_rule_output_the_sealer_refuses_is_quarantined_not_retried(station: StationDir, pipe: Pipeline) -> None:
     res = pipe.process([msg(station, 1)], [{"type": "alarm", "seq": 3}, {"type": "note", "n": 1}])
     assert res.isolated and ctrs(pipe) == [1]
     q = pipe.journal.db.execute("SELECT source, reason, detail, raw FROM quarantine").fetchone()

@@ -29,7 +29,7 @@ from gateway.core.clock import FakeClock
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.transports.inbound import Inbound
 
 SENSORS = ("probe-1", "probe-2")
@@ -38,7 +38,7 @@ BIG = 2**53 - 1
 
 
 @pytest.fixture(scope="module")
-def station(tmp_path_factory: pytest.TempPathFactory) -> Station:
+def station(tmp_path_factory: pytest.TempPathFactory) -> StationDir:
     return make_station(tmp_path_factory.mktemp("poison"), 1883, sensors=2, topic_prefix="site/sensors")
 
 
@@ -98,7 +98,7 @@ op = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=1, max_size=40))
-def test_good_messages_are_journaled_exactly_once_whatever_else_happens(station: Station, ops: list[Any]) -> None:
+def test_good_messages_are_journaled_exactly_once_whatever_else_happens(station: StationDir, ops: list[Any]) -> None:
     cfg = configmod.load(station.config_path)
     with tempfile.TemporaryDirectory() as d:
         journal = Journal(Path(d) / "j.sqlite", synchronous="OFF")

@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from firmware_sim.message import build_message, temperature
 from gateway.chain.export import export_range
 from gateway.journal import Journal
-from gateway.testing.station import Station
+from gateway.testing.station import StationDir
 from ledger_client.canonical import header_hash, header_message, record_message
 from ledger_client.keys import load_private_key, public_from_hex, public_hex
 from ledger_client.merkle import hash_leaf, root
@@ -234,7 +234,7 @@ class LoadPublisher:
     ``sent`` and ``acked`` are keyed by (sensor, counter).
     """
 
-    def __init__(self, port: int, station: Station, sensors: list[str] | None = None, *,
+    def __init__(self, port: int, station: StationDir, sensors: list[str] | None = None, *,
                  host: str = "127.0.0.1", username: str | None = None, password: str | None = None,
                  persistent: bool = True, inflight: int = 1000) -> None:
         self.station = station
@@ -582,7 +582,7 @@ def new_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-def append_toml(station: Station, section: str, lines: str) -> None:
+def append_toml(station: StationDir, section: str, lines: str) -> None:
     """Add keys to an existing ``[section]`` of the station's config (the test owns the file)."""
     text = station.config_path.read_text()
     marker = f"[{section}]\n"

@@ -41,7 +41,7 @@ from gateway.core.observation import Observation
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.transports.inbound import Inbound
 
 from .common import Row, append_toml
@@ -394,7 +394,7 @@ adapter = "ds18b20"
 """
 
 
-def pipeline_station(root: Path, quarantine_max_rows: int) -> Station:
+def pipeline_station(root: Path, quarantine_max_rows: int) -> StationDir:
     st = make_station(root, 1883, sensors=2, topic_prefix="site/sensors", extra_toml=THIRD_PARTY)
     append_toml(st, "journal", f"quarantine_max_rows = {quarantine_max_rows}")
     return st

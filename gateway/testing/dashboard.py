@@ -23,7 +23,7 @@ from gateway.app.service import Gateway
 from gateway.core.clock import FakeClock
 from gateway.journal import Journal
 from gateway.journal.reads import count_records, record_bodies
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.transports.inbound import Inbound
 
 START_MS = 1_767_258_000_000  # 2026-01-01 09:00 UTC: a working morning
@@ -79,7 +79,7 @@ def gs1_pack(lot: str, expiry_yymmdd: str, serial: str) -> str:
 
 @dataclass
 class Rig:
-    station: Station
+    station: StationDir
     cfg: configmod.Config
     clock: FakeClock
     gw: Gateway

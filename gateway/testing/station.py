@@ -17,7 +17,9 @@ from ledger_client.keys import public_hex, write_private_key
 
 
 @dataclass
-class Station:
+class StationDir:
+    """A test station's folder (config, keys, data): not the runtime ``gateway.station.Station``."""
+
     root: Path
     config_path: Path
     gateway_id: str
@@ -30,7 +32,7 @@ class Station:
 
 def make_station(root: Path, port: int, *, sensors: int = 3, gateway_id: str = "station-01",
                  max_records: int = 1000, max_seconds: int = 60, extra_toml: str = "",
-                 topic_prefix: str | None = None, ledger_toml: str | None = None) -> Station:
+                 topic_prefix: str | None = None, ledger_toml: str | None = None) -> StationDir:
     root.mkdir(parents=True, exist_ok=True)
     prefix = topic_prefix or f"ts-{uuid.uuid4().hex[:8]}/sensors"  # unique topics per test
     keys = {}
@@ -71,10 +73,10 @@ def make_station(root: Path, port: int, *, sensors: int = 3, gateway_id: str = "
     path = root / "traceseal.toml"
     path.write_text(cfg)
     (root / "data").mkdir(exist_ok=True)
-    return Station(root, path, gateway_id, prefix, keys)
+    return StationDir(root, path, gateway_id, prefix, keys)
 
 
-def enroll_hmac(st: Station, ids: list[str]) -> None:
+def enroll_hmac(st: StationDir, ids: list[str]) -> None:
     """Enroll ``ids`` with HMAC keys as ``firmware_sim enroll --hmac`` does (files under
     ``sensors/``, 0600) and add them to the station's config; their keys join ``sensor_keys``."""
     from firmware_sim.enroll import enroll, load_keys, sensors_toml

@@ -28,7 +28,7 @@ from gateway.journal import Journal
 from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, fridge_with_scanners_toml, make_station
+from gateway.testing.station import StationDir, fridge_with_scanners_toml, make_station
 from gateway.testing.upstream import PREFIX, ArchiveProcess, Central
 from gateway.testing.waiting import wait_for
 from ledger_client.keys import load_private_key, public_hex
@@ -68,7 +68,7 @@ class Site:
             for name in ("in", "out"):
                 self.scanners[name] = BarcodeScanner(str(root / f"scan-{name}")).start()
             toml += fridge_with_scanners_toml(fridge, self.scanners['in'].port, self.scanners['out'].port)
-        self.st: Station = make_station(root / "st", local_port, sensors=1, gateway_id=gw_id, max_records=max_records,
+        self.st: StationDir = make_station(root / "st", local_port, sensors=1, gateway_id=gw_id, max_records=max_records,
                                         max_seconds=max_seconds, extra_toml=toml)
         (self.st.root / "upstream.pw").write_text(PASSWORDS[gw_id] + "\n")
         (self.st.root / "upstream.pw").chmod(0o600)

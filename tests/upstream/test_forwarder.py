@@ -38,7 +38,7 @@ from gateway.rules.profile import PROFILE_DOMAIN
 from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
-from gateway.testing.station import Station, make_station
+from gateway.testing.station import StationDir, make_station
 from gateway.testing.waiting import wait_for
 from ledger_client.canonical import canonical, header_hash
 
@@ -127,14 +127,14 @@ def upstream_toml(port: int, *, batch_max: int, max_inflight: int, extra: str = 
         """) + extra
 
 
-def publish_readings(st: Station, port: int, n: int, *, start: int = 1,
+def publish_readings(st: StationDir, port: int, n: int, *, start: int = 1,
                      sensors: tuple[str, ...] = ("probe-2", "probe-3"), value: int = 5000) -> None:
     with Publisher(port) as pub:
         pub.publish_all((st.topic(s), build_message(st.sensor_keys[s], s, start + i, T0 + i, [temperature(value)]))
                         for i in range(n) for s in (sensors[i % len(sensors)],))
 
 
-def journal(st: Station) -> Journal:
+def journal(st: StationDir) -> Journal:
     return Journal(st.root / "data" / "journal.sqlite", readonly=True)
 
 
