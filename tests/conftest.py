@@ -177,6 +177,8 @@ _spawned: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("fast"):  # before test modules import: property tests size themselves by it
+        os.environ["TRACESEAL_FAST"] = "1"
     if not config.getoption("fast"):
         return
     # The fast tier's promise, checked: no server or browser starts. A test that starts one

@@ -14,6 +14,7 @@ import enum
 import pytest
 import rfc8785
 from hypothesis import HealthCheck, given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from ledger_client import canonical as canon
@@ -32,7 +33,7 @@ scalars = st.one_of(st.none(), st.booleans(), ints, text)
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=5),
                                                        st.dictionaries(text, inner, max_size=6)),
                       max_leaves=30)
-PROPS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from ledger_client import keys
@@ -39,7 +40,7 @@ def test_rfc8032_vectors(secret, public, message, signature):
     assert keys.verify_sig(pub, signature, bytes.fromhex(message))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=600),
        flip=st.integers(0, 64 * 8 - 1), mflip=st.integers(0, 10_000))
 def test_signatures_identical_and_verdicts_agree(seed, message, flip, mflip):

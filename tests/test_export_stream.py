@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from bench.faults.tamper import Fixture
@@ -84,7 +85,7 @@ JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1
                     max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(JSON)
 def test_canonical_body_is_what_json_dumps_writes_back(value) -> None:
     """Why bodies can be copied verbatim: json.dumps(json.loads(jcs)) == jcs (keys below U+D800,

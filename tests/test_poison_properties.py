@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from firmware_sim.message import build_message, temperature
@@ -96,7 +97,7 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=1, max_size=40))
 def test_good_messages_are_journaled_exactly_once_whatever_else_happens(station: StationDir, ops: list[Any]) -> None:
     cfg = configmod.load(station.config_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway import cli
@@ -233,7 +234,7 @@ def test_forwarding_keeps_what_the_archive_has_not_acknowledged(tmp_path: Path) 
     rig.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.integers(0, 20), st.booleans()), min_size=1, max_size=10),
        tail_days=st.integers(0, 40), days=st.integers(8, 30))
 def test_property_never_prunes_unanchored_or_young(steps: list[tuple[int, bool]], tail_days: int, days: int) -> None:

@@ -20,13 +20,14 @@ from epcpy.epc_schemes import GRAI, SGTIN
 from epcpy.epc_schemes.grai import GRAIFilterValue
 from epcpy.epc_schemes.sgtin import SGTINFilterValue
 from hypothesis import HealthCheck, given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.adapters import ad_scale, ds18b20, epc, gs1, mtsics, shelly, tasmota, zigbee2mqtt
 from gateway.adapters.registry import PARSERS
 from gateway.core.errors import ParseError
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TOPICS = {
     "tasmota": "tele/fridge1/SENSOR",
@@ -206,14 +207,14 @@ def test_w1_slave_like_reads(
 
 
 # -- exactness ------------------------------------------------------------------------------
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(d=st.decimals(min_value=Decimal(-55), max_value=Decimal(125), places=3))
 def test_tasmota_celsius_is_exact(d: Decimal) -> None:
     (obs,) = tasmota.parse("tele/x/SENSOR", f'{{"DS18B20":{{"Temperature":{d}}}}}'.encode())
     assert obs.value == int(d * 1000)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(f=st.decimals(min_value=Decimal(-67), max_value=Decimal(257), places=2))
 def test_fahrenheit_is_round_half_even_of_the_exact_value(f: Decimal) -> None:
     frame = f'{{"src":"d","method":"NotifyStatus","params":{{"temperature:0":{{"tF":{f}}}}}}}'
@@ -223,14 +224,14 @@ def test_fahrenheit_is_round_half_even_of_the_exact_value(f: Decimal) -> None:
     assert abs(obs.value - exact) <= Fraction(1, 2)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(h=st.decimals(min_value=Decimal(0), max_value=Decimal(100), places=2))
 def test_zigbee_humidity_permille(h: Decimal) -> None:
     obs = zigbee2mqtt.parse("zigbee2mqtt/x", f'{{"humidity":{h}}}'.encode())
     assert [o.value for o in obs] == [round(Fraction(h) * 10)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     milligrams=st.integers(-(10**9), 10**9),
     unit=st.sampled_from(["g", "kg"]),
@@ -250,7 +251,7 @@ def test_scale_weights_roundtrip(milligrams: int, unit: str, stable: bool, pad: 
     assert (ad.value, ad.attrs["stable"]) == (want, stable)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     item=st.integers(0, 10**12 - 1),
     lot=st.text(alphabet="ABCDEFGHJK0123456789", min_size=1, max_size=20),
@@ -277,7 +278,7 @@ def test_gs1_datamatrix_roundtrip(item: int, lot: str, expiry: date, serial: str
         raise AssertionError("a wrong check digit was accepted")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(filt=st.integers(0, 7), item=st.integers(0, 999_999), serial=st.integers(0, 2**38 - 1))
 def test_sgtin96_roundtrip_keeps_the_filter(filt: int, item: int, serial: int) -> None:
     tag = SGTIN.from_epc_uri(f"urn:epc:id:sgtin:0614141.{item:06d}.{serial}")
@@ -293,7 +294,7 @@ def test_sgtin96_roundtrip_keeps_the_filter(filt: int, item: int, serial: int) -
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(filt=st.integers(0, 7), asset=st.integers(0, 99_999), serial=st.integers(0, 2**38 - 1))
 def test_grai96_roundtrip(filt: int, asset: int, serial: int) -> None:
     tag = GRAI.from_epc_uri(f"urn:epc:id:grai:0614141.{asset:05d}.{serial}")

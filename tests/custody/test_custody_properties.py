@@ -10,6 +10,7 @@ from typing import Any
 
 from custody_kit import MIN, Rig, Writer, assert_body_ok, strip
 from hypothesis import HealthCheck, given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.rules.custody.events import CustodyStation
@@ -103,7 +104,7 @@ def run(stage: str, require_category: bool, steps: list[tuple[int, tuple[str, An
     return r
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(STAGES), st.booleans(), script)
 def test_bodies_are_integer_json_and_one_record_per_bin_and_stage(stage: str, require_category: bool,
                                                                  steps: list[tuple[int, tuple[str, Any]]]) -> None:
@@ -124,7 +125,7 @@ def test_bodies_are_integer_json_and_one_record_per_bin_and_stage(stage: str, re
     assert_body_ok({"type": "findings", **reconcile(r.records).as_dict()})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(STAGES), script, st.integers(0, 60), script)
 def test_replay_at_any_point_gives_the_same_journal(stage: str, first: list[Any], _: int, rest: list[Any]) -> None:
     whole = run(stage, False, first + rest)
@@ -192,7 +193,7 @@ def far(stage: str, grai: str, grams: int, at_ms: int) -> dict[str, Any]:
             "session": "s", "at_ms": at_ms, "scan_ms": at_ms, "weight_ms": at_ms}
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(STAGES), irregular)
 def test_any_prefix_of_the_journal_replays_to_the_live_state(stage: str,
                                                              steps: list[tuple[int, tuple[str, Any]]]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from coldchain_kit import MIN, T0, Station, assert_body_ok
 from hypothesis import HealthCheck, given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.rules.alarms import AlarmEngine
@@ -117,7 +118,7 @@ actions = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(actions)
 def test_any_sequence_never_raises_and_never_emits_a_float(steps: list[tuple[str, Any]]) -> None:
     eng, inv, mm = AlarmEngine(UNITS, power_gap_s=300), Inventory(UNITS, INV), MinMax()
@@ -149,7 +150,7 @@ readings = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(readings, st.integers(1_000, 5 * MIN), st.lists(st.integers(0, 60), max_size=5))
 def test_replay_of_any_live_run_gives_the_same_state_and_nothing_twice(
     steps: list[tuple[int, str, int]], tick_ms: int, ack_at: list[int]
@@ -254,7 +255,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps, st.sampled_from([300, 900]))
 def test_any_prefix_of_the_journal_replays_to_the_live_state(
     run: list[tuple[Any, ...]], power_gap_s: int

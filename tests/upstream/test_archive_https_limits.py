@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.archive import config as archive_config
@@ -270,7 +271,7 @@ def test_guessing_one_users_password_from_many_addresses_gets_429(serve: Any) ->
     assert server.request("GET", "/upstream/zz/ack", "zz", "x", source="127.0.0.31")[0] == 401
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 5000), st.booleans()), max_size=400),
        st.integers(1, 16))
 def test_auth_tracking_tables_never_exceed_their_cap(events: list[tuple[int, int, bool]], cap: int) -> None:
