@@ -150,7 +150,7 @@ def handler(ingest: HttpIngest) -> type[BaseHTTPRequestHandler]:
         def _read_head(self) -> list[bytes] | None:
             """Request line and header lines within ``max_header_bytes`` and ``max_headers``;
             None when the client closed first."""
-            budget, lines = cfg.max_header_bytes, []
+            budget, lines = cfg.max_header_bytes, list[bytes]()
             while True:
                 line = self.rfile.readline(budget + 1)
                 if not line:
