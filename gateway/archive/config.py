@@ -65,7 +65,7 @@ def parse_http(data: Any, base: Path) -> HttpConfig | None:
     cfg = HttpConfig(
         listen=t.get("listen", str, "0.0.0.0", check=bool, why="must not be empty"),
         port=t.get("port", int, 8443, check=lambda p: 0 < p < 65536, why="must be in 1..65535"),
-        cert_file=t.path_("cert_file"),  # type: ignore[arg-type]  (required: path_ raises when absent)
+        cert_file=t.path_("cert_file"),  # type: ignore[arg-type]  # required: path_ raises when absent
         key_file=t.path_("key_file"),  # type: ignore[arg-type]
         password_file=t.path_("password_file"),  # type: ignore[arg-type]
         path="/" + t.get("path", str, "/upstream", check=lambda v: "?" not in v and "#" not in v,

@@ -128,134 +128,139 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """One HTTPS connection of the ingest; ``handler()`` binds it to its ingest."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: the forwarder keeps one connection
+    ingest: HttpIngest  # both set per server by handler()
+    cfg: HttpConfig
+    conn: Conn
+
+    def setup(self) -> None:
+        # The TLS handshake here, on this connection's own worker and under its
+        # deadline: in accept() a client that never finishes it would stall them all.
+        self.conn = self.server.current.conn  # type: ignore[attr-defined]
+        self.request.settimeout(self.timeout)
+        self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def _read_head(self) -> list[bytes] | None:
+        """Request line and header lines within ``max_header_bytes`` and ``max_headers``;
+        None when the client closed first."""
+        budget, lines = self.cfg.max_header_bytes, list[bytes]()
+        while True:
+            line = self.rfile.readline(budget + 1)
+            if not line:
+                return None
+            budget -= len(line)
+            if budget < 0:
+                raise _HeadTooLarge(f"request headers over {self.cfg.max_header_bytes} bytes")
+            if line in (b"\r\n", b"\n"):
+                if lines:
+                    return lines + [line]
+                continue  # an empty line before the request line is allowed (RFC 9112 §2.2)
+            lines.append(line)
+            if len(lines) > self.cfg.max_headers + 1:
+                raise _HeadTooLarge(f"more than {self.cfg.max_headers} request headers")
+
+    def handle_one_request(self) -> None:
+        """BaseHTTPRequestHandler's, with the head read under the budgets above."""
+        self.request_version, self.command, self.requestline = "HTTP/1.1", "", ""
+        self.expect_100 = False
+        try:
+            lines = self._read_head()
+        except _HeadTooLarge as exc:
+            self.ingest.note("head", f"{exc}: answered 431", self.client_address[0])
+            self._send(431, json.dumps({"error": str(exc)}).encode(), close=True)
+            return
+        except TimeoutError:
+            self.close_connection = True
+            return
+        if lines is None:
+            self.close_connection = True
+            return
+        self.raw_requestline = lines[0]
+        real, self.rfile = self.rfile, io.BytesIO(b"".join(lines[1:]))
+        try:
+            ok = self.parse_request()
+        finally:
+            self.rfile = real
+        if not ok:
+            return
+        if self.command not in ("GET", "POST"):
+            self._send(405, b'{"error": "method not allowed"}', close=True)
+            return
+        self._serve()
+        self.wfile.flush()
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` is answered only once the credentials passed (in _serve)."""
+        self.expect_100 = True
+        return True
+
+    def _serve(self) -> None:
+        post = self.command == "POST"
+        where = self.ingest.route(self.command, self.path)
+        if where is None:  # a POST's body is not read: the link is closed instead
+            self._send(404, b'{"error": "not found"}', close=post)
+            return
+        gw, stream = where
+        code, wait = self.ingest.login(self.headers.get("Authorization"), gw, self.client_address[0], self.conn)
+        if code == 429:
+            self._send(429, b'{"error": "too many failed logins; try again later"}', close=True,
+                       headers={"Retry-After": str(wait)})
+            return
+        if code != 200:
+            self._send(401, b'{"error": "credentials refused"}', close=True,
+                       headers={"WWW-Authenticate": 'Basic realm="traceseal archive"'})
+            return
+        body = None
+        if post:
+            n = self.headers.get("Content-Length")
+            if n is None or not n.isdigit() or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self._send(411, b'{"error": "Content-Length required"}', close=True)
+                return
+            if int(n) > self.ingest.archive.cfg.max_payload:  # not read: refused, and the link closed
+                self._send(413, b'{"error": "payload too large"}', close=True)
+                return
+            if self.expect_100:
+                self.send_response_only(100)
+                self.end_headers()
+            body = self.rfile.read(int(n))
+            if len(body) < int(n):
+                self.close_connection = True
+                return
+        with self.server.lock:  # type: ignore[attr-defined]
+            if self.conn.cut:  # the reaper was first: the client sent too slowly
+                self.close_connection = True
+                return
+            self.conn.deadline = None  # ours from here: the deadline is for what the client sends
+        try:
+            code, out = self.ingest.take(self.command, gw, stream, body)
+        except Exception:  # never a traceback to the client; the batch was not taken
+            log.exception("HTTPS ingest: %s %s", self.command, self.path)
+            code, out = 500, b'{"error": "internal error"}'
+        self.conn.deadline = self.ingest.clock() + self.cfg.request_timeout_s  # the answer, then the next request
+        self._send(code, out)
+
+    def _send(self, code: int, out: bytes, close: bool = False, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(out)
+
+
 def handler(ingest: HttpIngest) -> type[BaseHTTPRequestHandler]:
+    """The request handler class for ``ingest`` (``socketserver`` takes a class, not an instance)."""
     cfg = ingest.cfg
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: the forwarder keeps one connection
-        timeout = cfg.request_timeout_s + 1  # per receive, a backstop: the total per request is the reaper's
-        conn: Conn
-
-        def setup(self) -> None:
-            # The TLS handshake here, on this connection's own worker and under its
-            # deadline: in accept() a client that never finishes it would stall them all.
-            self.conn = self.server.current.conn  # type: ignore[attr-defined]
-            self.request.settimeout(self.timeout)
-            self.request.do_handshake()
-            super().setup()
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("%s " + fmt, self.address_string(), *args)
-
-        def _read_head(self) -> list[bytes] | None:
-            """Request line and header lines within ``max_header_bytes`` and ``max_headers``;
-            None when the client closed first."""
-            budget, lines = cfg.max_header_bytes, []
-            while True:
-                line = self.rfile.readline(budget + 1)
-                if not line:
-                    return None
-                budget -= len(line)
-                if budget < 0:
-                    raise _HeadTooLarge(f"request headers over {cfg.max_header_bytes} bytes")
-                if line in (b"\r\n", b"\n"):
-                    if lines:
-                        return lines + [line]
-                    continue  # an empty line before the request line is allowed (RFC 9112 §2.2)
-                lines.append(line)
-                if len(lines) > cfg.max_headers + 1:
-                    raise _HeadTooLarge(f"more than {cfg.max_headers} request headers")
-
-        def handle_one_request(self) -> None:
-            """BaseHTTPRequestHandler's, with the head read under the budgets above."""
-            self.request_version, self.command, self.requestline = "HTTP/1.1", "", ""
-            self.expect_100 = False
-            try:
-                lines = self._read_head()
-            except _HeadTooLarge as exc:
-                ingest.note("head", f"{exc}: answered 431", self.client_address[0])
-                self._send(431, json.dumps({"error": str(exc)}).encode(), close=True)
-                return
-            except TimeoutError:
-                self.close_connection = True
-                return
-            if lines is None:
-                self.close_connection = True
-                return
-            self.raw_requestline = lines[0]
-            real, self.rfile = self.rfile, io.BytesIO(b"".join(lines[1:]))
-            try:
-                ok = self.parse_request()
-            finally:
-                self.rfile = real
-            if not ok:
-                return
-            if self.command not in ("GET", "POST"):
-                self._send(405, b'{"error": "method not allowed"}', close=True)
-                return
-            self._serve()
-            self.wfile.flush()
-
-        def handle_expect_100(self) -> bool:
-            """``Expect: 100-continue`` is answered only once the credentials passed (in _serve)."""
-            self.expect_100 = True
-            return True
-
-        def _serve(self) -> None:
-            post = self.command == "POST"
-            where = ingest.route(self.command, self.path)
-            if where is None:  # a POST's body is not read: the link is closed instead
-                self._send(404, b'{"error": "not found"}', close=post)
-                return
-            gw, stream = where
-            code, wait = ingest.login(self.headers.get("Authorization"), gw, self.client_address[0], self.conn)
-            if code == 429:
-                self._send(429, b'{"error": "too many failed logins; try again later"}', close=True,
-                           headers={"Retry-After": str(wait)})
-                return
-            if code != 200:
-                self._send(401, b'{"error": "credentials refused"}', close=True,
-                           headers={"WWW-Authenticate": 'Basic realm="traceseal archive"'})
-                return
-            body = None
-            if post:
-                n = self.headers.get("Content-Length")
-                if n is None or not n.isdigit() or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                    self._send(411, b'{"error": "Content-Length required"}', close=True)
-                    return
-                if int(n) > ingest.archive.cfg.max_payload:  # not read: refused, and the link closed
-                    self._send(413, b'{"error": "payload too large"}', close=True)
-                    return
-                if self.expect_100:
-                    self.send_response_only(100)
-                    self.end_headers()
-                body = self.rfile.read(int(n))
-                if len(body) < int(n):
-                    self.close_connection = True
-                    return
-            with self.server.lock:  # type: ignore[attr-defined]
-                if self.conn.cut:  # the reaper was first: the client sent too slowly
-                    self.close_connection = True
-                    return
-                self.conn.deadline = None  # ours from here: the deadline is for what the client sends
-            try:
-                code, out = ingest.take(self.command, gw, stream, body)
-            except Exception:  # never a traceback to the client; the batch was not taken
-                log.exception("HTTPS ingest: %s %s", self.command, self.path)
-                code, out = 500, b'{"error": "internal error"}'
-            self.conn.deadline = ingest.clock() + cfg.request_timeout_s  # the answer, then the next request
-            self._send(code, out)
-
-        def _send(self, code: int, out: bytes, close: bool = False, headers: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(out)
-
-    return Handler
+    # timeout: per receive, a backstop: the total per request is the reaper's
+    return type("Handler", (_Handler,), {"ingest": ingest, "cfg": cfg, "timeout": cfg.request_timeout_s + 1})

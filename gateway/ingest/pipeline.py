@@ -122,28 +122,47 @@ class Pipeline:
         res.counts[f"quarantined.{code}"] += 1
 
     def _one(self, msg: Inbound, res: BatchResult, seen: set[bytes], now: int, synced: bool) -> None:
+        """One message, in four steps; a step that returns nothing has quarantined or counted it."""
+        observations = self._parse(msg, res, now)
+        if observations is None:
+            return
+        digest = hashlib.sha256(msg.payload).digest()
+        if self._held_already(msg, res, observations[0], digest, seen, now):
+            return
+        admitted = self._admit(msg, res, observations, now)
+        if admitted is None:
+            return
+        seen.add(digest)
+        self._seal(msg, res, admitted, digest, now, synced)
+        res.counts["accepted_messages"] += 1
+
+    def _parse(self, msg: Inbound, res: BatchResult, now: int) -> list[Observation] | None:
+        """Size limit, route, adapter: the observations, or None (quarantined, or counted empty)."""
         if len(msg.payload) > self.cfg.admission.max_message_bytes:
             self._quarantine(res, msg, "oversize",
                              f"{len(msg.payload)} bytes > limit {self.cfg.admission.max_message_bytes}", now)
-            return
+            return None
         adapter = self.router.adapter_for(msg.transport, msg.topic)
         parse = self.parsers.get(adapter or "")
         if parse is None:
             self._quarantine(res, msg, "no-adapter", f"no adapter configured for {msg.transport} {msg.topic!r}", now)
-            return
+            return None
         try:
             observations = parse(msg.topic, msg.payload)
         except ParseError as exc:
             self._quarantine(res, msg, exc.code, str(exc), now)
-            return
+            return None
         except Exception as exc:  # noqa: BLE001  an adapter bug must not stop the gateway; keep the evidence
             self._quarantine(res, msg, "adapter-crash", f"{adapter}: {type(exc).__name__}: {exc}", now)
-            return
+            return None
         if not observations:
             res.counts["empty"] += 1
-            return
-        digest = hashlib.sha256(msg.payload).digest()
-        first = observations[0]
+            return None
+        return observations
+
+    def _held_already(self, msg: Inbound, res: BatchResult, first: Observation, digest: bytes, seen: set[bytes],
+                      now: int) -> bool:
+        """True when these bytes are already held (a redelivery: counted) or replayed (quarantined)."""
         # Identical bytes are a replay only for messages that carry a counter (traceseal
         # firmware); a scale or a Zigbee sensor legitimately repeats the same line. A broker
         # redelivery (DUP flag) of anything already journaled is kept once either way.
@@ -156,9 +175,16 @@ class Pipeline:
                 res.counts["duplicate"] += 1
             else:
                 self._quarantine(res, msg, "replay", "identical message already journaled", now)
-            return
+            return True
+        return False
+
+    def _admit(self, msg: Inbound, res: BatchResult, observations: list[Observation],
+               now: int) -> list[tuple[Observation, bool]] | None:
+        """The admitted observations with their ``authenticated`` flag; None when the whole
+        (signed, counter-carrying) message was refused."""
+        first = observations[0]
         admitted: list[tuple[Observation, bool]] = []
-        if replay_protected:
+        if first.counter is not None:
             # A signed firmware message is one unit: one sensor, one counter, one signature.
             try:
                 authenticated = self.admission.check_message(first, msg.topic)
@@ -169,7 +195,7 @@ class Pipeline:
                     self.admission.check_value(obs)
             except Rejected as exc:
                 self._quarantine(res, msg, exc.code, exc.message, now)
-                return
+                return None
             self.admission.accept_counter(first)
             admitted = [(obs, authenticated) for obs in observations]
         else:
@@ -183,7 +209,11 @@ class Pipeline:
                     self._quarantine(res, msg, exc.code, exc.message, now)
                     continue
                 admitted.append((obs, auth))
-        seen.add(digest)
+        return admitted
+
+    def _seal(self, msg: Inbound, res: BatchResult, admitted: list[tuple[Observation, bool]], digest: bytes,
+              now: int, synced: bool) -> None:
+        """Past the change filter, each admitted observation becomes a signed record."""
         for obs, authenticated in admitted:
             why = self.filter.keep(obs, now)
             if why is not None:
@@ -192,7 +222,6 @@ class Pipeline:
             body = reading_body(obs, transport=msg.transport, topic=msg.topic, authenticated=authenticated,
                                 digest=digest)
             res.records.append(self.sealer.seal(body, time_ms=now, synced=synced, digest=digest))
-        res.counts["accepted_messages"] += 1
 
     def _snapshot(self) -> _State:
         return (dict(self.admission.counters), dict(self.admission.jumps), self.sealer.next_seq,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,72 @@ HERE = Path(__file__).resolve().parent
 COOKIE = "traceseal_session"
 
 
+@dataclass
+class Dashboard:
+    """What every route shares: the data source, the settings, the auth state and the clock.
+
+    One per app (``app.extensions["traceseal"]`` holds the same objects for tests); the
+    ``register_*`` functions below each add one group of routes over it.
+    """
+
+    source: DashboardSource
+    web: WebConfig
+    clock: Callable[[], float]
+    tokens: TokenCheck
+    tail: JournalTail
+    registry: Any
+    limiter: CredentialLimiter
+    sessions: SessionStore
+
+    def current(self) -> Session | None:
+        """This request's live server-side session (looked up once per request)."""
+        if "session" not in g:
+            g.session = self.sessions.get(request.cookies.get(COOKIE), self.clock()) if self.tokens.enabled else None
+        return g.session  # type: ignore[no-any-return]
+
+    def logged_in(self) -> bool:
+        return self.current() is not None
+
+    def bearer(self) -> bool:
+        return bool(g.get("bearer"))
+
+    def can_read(self) -> bool:
+        return self.web.public_read or self.logged_in() or self.bearer()
+
+    def api_read(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def inner(*a: Any, **kw: Any) -> Any:
+            if not self.can_read():
+                return jsonify(error="login required"), 401
+            if not self.source.journal_path.exists():
+                return jsonify(error="the journal does not exist yet"), 503
+            return fn(*a, **kw)
+        return inner
+
+    def ack_by(self) -> tuple[str | None, int]:
+        """Who is acknowledging, or (None, status) when not allowed (401 no auth, 403 CSRF/origin)."""
+        if not origin_ok(request.headers.get("Origin"), request.host):
+            return None, 403
+        if self.bearer():
+            body = request.get_json(silent=True) or {}
+            name = clean_name(body.get("by") if isinstance(body, dict) else None)
+            return f"api:{name}" if name else "api", 0
+        s = self.current()
+        if s is None:
+            return None, 401
+        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
+        if not same_csrf(s.csrf, sent):
+            return None, 403
+        return f"web:{s.name or 'unknown'}", 0
+
+
+def _too_many(wait_s: int) -> Response:
+    resp = Response(f"Too many wrong tokens or passwords from this address. Try again in {wait_s} s.\n",
+                    status=429, mimetype="text/plain")
+    resp.headers["Retry-After"] = str(wait_s)
+    return resp
+
+
 def create_app(source: DashboardSource, web: WebConfig | None = None, *,
                clock: Callable[[], float] = time.monotonic) -> Flask:
     """``clock``: monotonic seconds for session expiry and the credential limiter (passed in
@@ -71,27 +138,18 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024)  # no Flask session: see auth.SessionStore
     app.extensions["traceseal"] = {"source": source, "tail": tail, "registry": registry, "web": web,
                                    "sessions": sessions, "limiter": limiter}
+    ctx = Dashboard(source, web, clock, tokens, tail, registry, limiter, sessions)
+    register_guards(app, ctx)
+    register_pages(app, ctx)
+    register_acks(app, ctx)
+    register_api(app, ctx)
+    register_metrics(app, ctx)
+    return app
 
-    def current() -> Session | None:
-        """This request's live server-side session (looked up once per request)."""
-        if "session" not in g:
-            g.session = sessions.get(request.cookies.get(COOKIE), clock()) if tokens.enabled else None
-        return g.session  # type: ignore[no-any-return]
 
-    def logged_in() -> bool:
-        return current() is not None
-
-    def bearer() -> bool:
-        return bool(g.get("bearer"))
-
-    def can_read() -> bool:
-        return web.public_read or logged_in() or bearer()
-
-    def too_many(wait_s: int) -> Response:
-        resp = Response(f"Too many wrong tokens or passwords from this address. Try again in {wait_s} s.\n",
-                        status=429, mimetype="text/plain")
-        resp.headers["Retry-After"] = str(wait_s)
-        return resp
+def register_guards(app: Flask, ctx: Dashboard) -> None:
+    """Bearer check before every request, security headers after it, ``/healthz``."""
+    tokens, limiter, clock, too_many = ctx.tokens, ctx.limiter, ctx.clock, _too_many
 
     @app.before_request
     def check_bearer() -> Any:
@@ -113,15 +171,6 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
         return Response("Bearer token refused\n", status=401, mimetype="text/plain",
                         headers={"WWW-Authenticate": 'Bearer realm="traceseal"'})
 
-    def api_read(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(fn)
-        def inner(*a: Any, **kw: Any) -> Any:
-            if not can_read():
-                return jsonify(error="login required"), 401
-            if not source.journal_path.exists():
-                return jsonify(error="the journal does not exist yet"), 503
-            return fn(*a, **kw)
-        return inner
 
     @app.after_request
     def headers(resp: Response) -> Response:
@@ -138,6 +187,13 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
     @app.get("/healthz")
     def healthz() -> Any:
         return Response("ok\n", mimetype="text/plain")
+
+
+
+def register_pages(app: Flask, ctx: Dashboard) -> None:
+    """``/`` and sign-in/out: the HTML pages, with a server-side session cookie."""
+    source, web, tokens, sessions, limiter, clock = ctx.source, ctx.web, ctx.tokens, ctx.sessions, ctx.limiter, ctx.clock
+    current, can_read = ctx.current, ctx.can_read
 
     @app.get("/")
     def index() -> Any:
@@ -191,21 +247,11 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
             resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=web.tls)
         return resp
 
-    def ack_by() -> tuple[str | None, int]:
-        """Who is acknowledging, or (None, status) when not allowed (401 no auth, 403 CSRF/origin)."""
-        if not origin_ok(request.headers.get("Origin"), request.host):
-            return None, 403
-        if bearer():
-            body = request.get_json(silent=True) or {}
-            name = clean_name(body.get("by") if isinstance(body, dict) else None)
-            return f"api:{name}" if name else "api", 0
-        s = current()
-        if s is None:
-            return None, 401
-        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
-        if not same_csrf(s.csrf, sent):
-            return None, 403
-        return f"web:{s.name or 'unknown'}", 0
+
+
+def register_acks(app: Flask, ctx: Dashboard) -> None:
+    """Alarm acknowledgement, as JSON (``/api/alarms/ack``) and as a plain form (``/ack``)."""
+    source, ack_by = ctx.source, ctx.ack_by
 
     @app.post("/api/alarms/ack")
     def ack() -> Any:
@@ -223,6 +269,12 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
             return redirect(url_for("login_form")) if status == 401 else abort(403)
         source.acknowledge(by)
         return redirect(url_for("index"))
+
+
+
+def register_api(app: Flask, ctx: Dashboard) -> None:
+    """The read-only JSON the page polls (``/api/*``)."""
+    source, web, tail, current, api_read = ctx.source, ctx.web, ctx.tail, ctx.current, ctx.api_read
 
     def overview_data() -> dict[str, Any]:
         now = source.now_ms()
@@ -277,6 +329,11 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
             stats = queries.journal_stats(db)
         return jsonify({**views.health(source, stats, source.now_ms()), "journal": stats})
 
+
+
+def register_metrics(app: Flask, ctx: Dashboard) -> None:
+    """``/metrics`` (Prometheus text), when ``[web] metrics`` is on; reads need the same access as the API."""
+    web, can_read, registry = ctx.web, ctx.can_read, ctx.registry
     if web.metrics:
         @app.get("/metrics")
         def metrics_endpoint() -> Any:
@@ -284,5 +341,3 @@ def create_app(source: DashboardSource, web: WebConfig | None = None, *,
                 return Response("Bearer token required\n", status=401, mimetype="text/plain",
                                 headers={"WWW-Authenticate": 'Bearer realm="traceseal"'})
             return Response(metrics.render(registry), mimetype=None, content_type=metrics.CONTENT_TYPE)
-
-    return app

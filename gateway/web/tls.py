@@ -107,16 +107,7 @@ def _pump(tls: ssl.SSLSocket, plain: socket.socket, idle_s: float) -> None:
         while True:
             moved = False
             if tls_open and len(up) < BUFFER:
-                try:
-                    while len(up) < BUFFER:  # drain what OpenSSL holds, which select cannot see
-                        data = tls.recv(BUFFER)
-                        if not data:
-                            tls_open = False
-                            break
-                        up += data
-                        moved = True
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
+                moved, tls_open = _drain_tls(tls, up)
             if up:
                 try:
                     n = plain.send(up)
@@ -159,6 +150,22 @@ def _pump(tls: ssl.SSLSocket, plain: socket.socket, idle_s: float) -> None:
             _want(sel, plain, (selectors.EVENT_READ if plain_open and len(down) < BUFFER else 0)
                   | (selectors.EVENT_WRITE if up else 0))
             sel.select(max(0.0, idle_s - (now - last)))
+
+
+def _drain_tls(tls: ssl.SSLSocket, up: bytearray) -> tuple[bool, bool]:
+    """Read into ``up`` (up to ``BUFFER``) all that OpenSSL holds, which select cannot see:
+    (whether bytes moved, whether the client is still sending)."""
+    moved = False
+    try:
+        while len(up) < BUFFER:
+            data = tls.recv(BUFFER)
+            if not data:
+                return moved, False
+            up += data
+            moved = True
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        pass
+    return moved, True
 
 
 def _want(sel: selectors.BaseSelector, sock: socket.socket, events: int) -> None:

@@ -97,6 +97,7 @@ from __future__ import annotations
 from ..retry import backoff_s
 from .anchor import INPUT_LEN, TAG, TAG_HEX, anchor_input, verify_evm_anchor
 from .ethkeys import generate_eth_key, load_eth_key
+from .fees import FEE_BUMP_DEN, FEE_BUMP_NUM
 from .rpc import (
     BLOCK_MAX,
     CHAIN_ID_MAX,
@@ -115,15 +116,8 @@ from .rpc import (
     obj,
     quantity,
 )
-from .writer import (
-    DEFAULT_CONFIRMATIONS,
-    DEFAULT_GAS_MARGIN,
-    DEFAULT_STUCK_AFTER_S,
-    FEE_BUMP_DEN,
-    FEE_BUMP_NUM,
-    SUBMISSION_VERSION,
-    EvmLedger,
-)
+from .settings import DEFAULT_CONFIRMATIONS, DEFAULT_GAS_MARGIN, DEFAULT_STUCK_AFTER_S
+from .writer import SUBMISSION_VERSION, EvmLedger
 
 __all__ = [
     "BLOCK_MAX", "CHAIN_ID_MAX", "DEFAULT_CONFIRMATIONS", "DEFAULT_GAS_MARGIN", "DEFAULT_MAX_REPLY_BYTES",

@@ -1,6 +1,7 @@
 """``EvmLedger``: anchors block-header hashes by signed self-send transactions (the
 nonce, fee and crash story is in the package docstring, ``ledger_client/evm/__init__.py``).
-Over ~300 lines because the nonce/fee/replacement state machine reads best in one class."""
+The nonce/fee/replacement state machine reads best in one class; the fee arithmetic
+and the node-error texts are in ``fees``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..errors import KeyFileError, LedgerError
 from ..ledger import AnchorStatus
 from .anchor import TAG_HEX, _checksum, anchor_input
 from .ethkeys import _eth_account, load_eth_key
+from .fees import ALREADY_KNOWN, NONCE_USED, UNDERPRICED, max_fee, replacement_fees
 from .rpc import (
     BLOCK_MAX,
     CHAIN_ID_MAX,
@@ -31,19 +33,9 @@ from .rpc import (
     block_time_s,
     obj,
 )
+from .settings import DEFAULT_CONFIRMATIONS, DEFAULT_GAS_MARGIN, DEFAULT_STUCK_AFTER_S, settings_kwargs
 
 SUBMISSION_VERSION = 1
-DEFAULT_CONFIRMATIONS = 1
-DEFAULT_STUCK_AFTER_S = 120.0
-DEFAULT_GAS_MARGIN = 1.25
-FEE_BUMP_NUM, FEE_BUMP_DEN = 9, 8  # +12.5 %: above geth's 10 % and Besu's/Nethermind's rules
-
-# Substrings (lower case) of node errors from geth, Besu, Nethermind, Erigon and anvil.
-_ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown",
-                  "already in pool", "already exists")
-_NONCE_USED = ("nonce too low", "nonce is too low", "oldnonce", "old nonce", "nonce has already been used")
-_UNDERPRICED = ("underpriced", "fee cap less than block base fee", "max fee per gas less than block base fee",
-                "gas price too low", "feetoolow", "fee too low", "gas price below")
 
 
 class EvmLedger:
@@ -104,35 +96,8 @@ class EvmLedger:
     @classmethod
     def from_config(cls, cfg: dict[str, Any], *, base_dir: Path | None = None,
                     session: requests.Session | None = None) -> EvmLedger:
-        """Build from the ``[ledger.evm]`` table; see the module docstring for the keys."""
-        known = {"rpc_url", "chain_id", "key_file", "to", "confirmations", "stuck_after_s", "gas_limit",
-                 "gas_margin", "fee_mode", "priority_fee_gwei", "max_fee_gwei", "timeout_s", "connect_timeout_s",
-                 "max_reply_bytes"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise LedgerError(f"ledger.evm: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for req in ("rpc_url", "chain_id", "key_file"):
-            if req not in cfg:
-                raise LedgerError(f"ledger.evm.{req} is required")
-        key_file = Path(cfg["key_file"])
-        if base_dir is not None and not key_file.is_absolute():
-            key_file = Path(base_dir) / key_file
-
-        def gwei(name: str) -> int | None:
-            v = cfg.get(name)
-            return None if v is None else round(float(v) * 1e9)
-
-        return cls(
-            str(cfg["rpc_url"]), chain_id=int(cfg["chain_id"]), key_file=key_file, to=cfg.get("to"),
-            confirmations=int(cfg.get("confirmations", DEFAULT_CONFIRMATIONS)),
-            stuck_after_s=float(cfg.get("stuck_after_s", DEFAULT_STUCK_AFTER_S)),
-            gas_limit=None if cfg.get("gas_limit") is None else int(cfg["gas_limit"]),
-            gas_margin=float(cfg.get("gas_margin", DEFAULT_GAS_MARGIN)),
-            fee_mode=str(cfg.get("fee_mode", "auto")), priority_fee_wei=gwei("priority_fee_gwei"),
-            max_fee_cap_wei=gwei("max_fee_gwei"), timeout_s=float(cfg.get("timeout_s", 10.0)),
-            connect_timeout_s=float(cfg.get("connect_timeout_s", 3.0)), session=session,
-            max_reply_bytes=int(cfg.get("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES)),
-        )
+        """Build from the ``[ledger.evm]`` table; see the package docstring for the keys."""
+        return cls(**settings_kwargs(cfg, base_dir), session=session)
 
     # -- start / nonce -------------------------------------------------------------------
     def start(self, known: Iterable[dict[str, Any]] = ()) -> EvmLedger:
@@ -196,11 +161,10 @@ class EvmLedger:
                     tip = _int(self.rpc.call("eth_maxPriorityFeePerGas"), "priority fee (eth_maxPriorityFeePerGas)", 0, FEE_MAX)
                 except RpcError:  # not offered by every node: derive it from the legacy price
                     tip = max(0, _int(self.rpc.call("eth_gasPrice"), "gas price (eth_gasPrice)", 0, FEE_MAX) - base_fee)
-            max_fee = 2 * base_fee + tip
+            fee = max_fee(base_fee, tip, self.max_fee_cap_wei)
             if self.max_fee_cap_wei is not None:
-                max_fee = min(max_fee, self.max_fee_cap_wei)
-                tip = min(tip, max_fee)
-            return {"max_fee_per_gas": max_fee, "max_priority_fee_per_gas": tip}
+                tip = min(tip, fee)
+            return {"max_fee_per_gas": fee, "max_priority_fee_per_gas": tip}
         price = _int(self.rpc.call("eth_gasPrice"), "gas price (eth_gasPrice)", 0, FEE_MAX)
         if self.max_fee_cap_wei is not None:
             price = min(price, self.max_fee_cap_wei)
@@ -217,10 +181,8 @@ class EvmLedger:
             if fees is None or "max_priority_fee_per_gas" not in fees or base is None:
                 return
             tip = fees["max_priority_fee_per_gas"]
-            max_fee = 2 * _int(base, "baseFeePerGas", 0, FEE_MAX) + tip
-            if self.max_fee_cap_wei is not None:
-                max_fee = min(max_fee, self.max_fee_cap_wei)
-            self._fees = {"max_fee_per_gas": max(max_fee, tip), "max_priority_fee_per_gas": tip}
+            fee = max_fee(_int(base, "baseFeePerGas", 0, FEE_MAX), tip, self.max_fee_cap_wei)
+            self._fees = {"max_fee_per_gas": max(fee, tip), "max_priority_fee_per_gas": tip}
 
     def _estimate_gas(self) -> int:
         probe = {"from": self.address, "to": self.to, "value": "0x0", "data": TAG_HEX + "ff" * 32}
@@ -273,9 +235,9 @@ class EvmLedger:
                 raise LedgerError(f"node returned hash {got} for our transaction {sub['tx']}")
         except RpcError as exc:
             msg = exc.message.lower()
-            if any(s in msg for s in _ALREADY_KNOWN):
+            if any(s in msg for s in ALREADY_KNOWN):
                 pass  # the node has exactly these bytes already: the crash-retry case
-            elif any(s in msg for s in _NONCE_USED) or any(s in msg for s in _UNDERPRICED):
+            elif any(s in msg for s in NONCE_USED) or any(s in msg for s in UNDERPRICED):
                 if not self._any_known(sub):
                     # The nonce is taken by (or in the pool for) another transaction, or the fee is
                     # below what the node takes now: lookup() will report this as dropped.
@@ -412,18 +374,7 @@ class EvmLedger:
         cur = self._current_fees()
         with self._lock:
             self._fees = dict(cur)
-
-        def bump(old: int) -> int:
-            return max(old + 1, -(-old * FEE_BUMP_NUM // FEE_BUMP_DEN))
-
-        if "gas_price" in sub:
-            fees = {"gas_price": max(bump(int(sub["gas_price"])), cur.get("gas_price", 0))}
-            top = fees["gas_price"]
-        else:
-            tip = max(bump(int(sub["max_priority_fee_per_gas"])), cur.get("max_priority_fee_per_gas", 0))
-            fee = max(bump(int(sub["max_fee_per_gas"])), cur.get("max_fee_per_gas", 0), tip)
-            fees = {"max_fee_per_gas": fee, "max_priority_fee_per_gas": tip}
-            top = fee
+        fees, top = replacement_fees(sub, cur)
         if self.max_fee_cap_wei is not None and top > self.max_fee_cap_wei:
             return None
         data = bytes.fromhex(sub["input"][2:])

@@ -1,195 +1,24 @@
-"""Archive storage: one interface, two backends (SQLite embedded, PostgreSQL at scale).
+"""The SQL both archive backends run: ``?`` placeholders over the tables of ``schema``.
 
-Both run the same SQL (``?`` placeholders, rewritten for psycopg) over the same tables, so
-the consumer, ``status`` and the exporter cannot tell them apart, and the tests run every
-store test on both. Durability as in the gateway's journal: SQLite in WAL with
-``synchronous=FULL``; PostgreSQL with its defaults (``fsync``, ``synchronous_commit=on``).
-The consumer acknowledges a message only after ``tx()`` has committed it.
-
-``blocks.verified``: 0 = pending (signature and chain checked, records not all here yet),
-1 = verified (its RFC 9162 root recomputed from the stored records), 2 = header verified
-but some of its records were pruned at the gateway before they were ever forwarded
-(``skipped_from``), so the root cannot be recomputed here.
+A backend subclasses ``SqlStore`` and gives the connection (``_exec``, ``_many``, ``tx``)
+and its DDL types; every query lives here once, so the backends cannot drift apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
 
-from gateway.core.errors import GatewayError
-from gateway.journal import BlockRow, RecordRow, connect_sqlite
-
-PENDING, VERIFIED, HEADER_ONLY = 0, 1, 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateways (
-    id TEXT PRIMARY KEY,
-    public_key TEXT NOT NULL,
-    profile TEXT,               -- canonical profile text (docs/upstream.md hello), newest valid
-    profile_sig TEXT,
-    profile_ms {int},
-    enrolled_ms {int} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    gateway TEXT NOT NULL,
-    seq {int} NOT NULL,
-    time_ms {int} NOT NULL,
-    type TEXT NOT NULL,
-    sensor TEXT,
-    kind TEXT,
-    body {blob} NOT NULL,       -- the canonical bytes the gateway signed, as received
-    sig {blob} NOT NULL,
-    PRIMARY KEY (gateway, seq)
-);
-CREATE INDEX IF NOT EXISTS records_sensor_time ON records(gateway, sensor, time_ms);
-CREATE TABLE IF NOT EXISTS blocks (
-    gateway TEXT NOT NULL,
-    block {int} NOT NULL,
-    first_seq {int} NOT NULL,
-    last_seq {int} NOT NULL,
-    header {blob} NOT NULL,
-    sig {blob} NOT NULL,
-    hash {blob} NOT NULL,
-    sealed_ms {int} NOT NULL,
-    first_time_ms {int} NOT NULL,
-    last_time_ms {int} NOT NULL,
-    verified {int} NOT NULL DEFAULT 0,
-    PRIMARY KEY (gateway, block)
-);
-CREATE INDEX IF NOT EXISTS blocks_first_seq ON blocks(gateway, first_seq);
-CREATE TABLE IF NOT EXISTS anchors (
-    gateway TEXT NOT NULL,
-    block {int} NOT NULL,
-    header_hash {blob} NOT NULL,
-    kind TEXT NOT NULL,
-    anchor TEXT NOT NULL,       -- the gateway journal's anchor object, JSON with sorted keys
-    digest {blob} NOT NULL,     -- SHA-256 of anchor: the key (a long text key exceeds PostgreSQL's index rows)
-    time_ms {int} NOT NULL,
-    PRIMARY KEY (gateway, block, kind, digest)
-);
-CREATE TABLE IF NOT EXISTS skips (
-    gateway TEXT NOT NULL,
-    first_seq {int} NOT NULL,
-    last_seq {int} NOT NULL,
-    PRIMARY KEY (gateway, first_seq)
-);
-CREATE TABLE IF NOT EXISTS progress (
-    gateway TEXT PRIMARY KEY,
-    records {int} NOT NULL,     -- highest seq with every seq at or below it stored (or skipped)
-    blocks {int} NOT NULL       -- highest block with every block from the chain's start verified
-);
-CREATE TABLE IF NOT EXISTS rejections (
-    id {serial},
-    time_ms {int} NOT NULL,
-    gateway TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    ref TEXT NOT NULL,
-    reason TEXT NOT NULL,       -- stable code (docs/upstream.md)
-    detail TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS key_rotations (
-    gateway TEXT NOT NULL,
-    seq {int} NOT NULL,         -- the key_rotation record (stored in records, signed by old_key)
-    last_block {int} NOT NULL,  -- the last block old_key signs (new_key signs every later one)
-    old_key TEXT NOT NULL,
-    new_key TEXT NOT NULL,
-    PRIMARY KEY (gateway, seq)
-);
-CREATE TABLE IF NOT EXISTS counters (
-    gateway TEXT NOT NULL,
-    name TEXT NOT NULL,
-    n {int} NOT NULL,
-    PRIMARY KEY (gateway, name)
-);
-"""
+from gateway.archive.store.rows import GatewayRow, Rejection, StoredBlock, StoreError
+from gateway.archive.store.schema import HEADER_ONLY, PENDING, SCHEMA, VERIFIED
+from gateway.journal import RecordRow
 
 
-class StoreError(GatewayError):
-    """The store cannot take the write (disk full, server gone): do not acknowledge."""
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayRow:
-    id: str
-    public_key: str
-    profile: str | None
-    profile_sig: str | None
-    profile_ms: int | None
-    enrolled_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredBlock:
-    block: int
-    first_seq: int
-    last_seq: int
-    header: bytes
-    sig: bytes
-    hash: bytes
-    sealed_ms: int
-    verified: int
-
-    def row(self) -> BlockRow:
-        return BlockRow(self.block, self.first_seq, self.last_seq, self.header, self.sig, self.hash, self.sealed_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    time_ms: int
-    gateway: str
-    stream: str
-    ref: str
-    reason: str
-    detail: str
-
-
-class Store(Protocol):
-    """What the consumer, ``status`` and ``ArchiveView`` need; both backends provide it."""
-
-    kind: str
-
-    def close(self) -> None: ...
-    def tx(self) -> Any: ...
-    def enroll(self, gateway: str, public_key: str, now_ms: int) -> bool: ...
-    def gateways(self) -> dict[str, GatewayRow]: ...
-    def set_profile(self, gateway: str, profile: str, sig: str, time_ms: int) -> None: ...
-    def records_between(self, gateway: str, lo: int, hi: int) -> list[tuple[int, bytes, bytes]]: ...
-    def put_records(self, gateway: str, rows: Sequence[RecordRow]) -> None: ...
-    def count_records(self, gateway: str, lo: int, hi: int) -> int: ...
-    def record_rows(self, gateway: str, lo: int, hi: int) -> list[RecordRow]: ...
-    def has_record(self, gateway: str, seq: int) -> bool: ...
-    def get_block(self, gateway: str, n: int) -> StoredBlock | None: ...
-    def top_block(self, gateway: str) -> StoredBlock | None: ...
-    def put_block(self, gateway: str, b: StoredBlock, first_time_ms: int, last_time_ms: int) -> None: ...
-    def set_verified(self, gateway: str, n: int, state: int) -> None: ...
-    def drop_block(self, gateway: str, n: int) -> None: ...
-    def pending_blocks(self, gateway: str) -> list[StoredBlock]: ...
-    def has_anchor(self, gateway: str, block: int, kind: str, anchor: str) -> bool: ...
-    def put_anchor(self, gateway: str, block: int, header_hash: bytes, kind: str, anchor: str, time_ms: int) -> None: ...
-    def add_skip(self, gateway: str, first: int, last: int) -> None: ...
-    def skips(self, gateway: str) -> list[tuple[int, int]]: ...
-    def progress(self, gateway: str) -> tuple[int, int] | None: ...
-    def set_progress(self, gateway: str, records: int, blocks: int) -> None: ...
-    def seqs_after(self, gateway: str, after: int, limit: int) -> list[int]: ...
-    def max_anchored(self, gateway: str, at_most: int) -> int: ...
-    def reject(self, rows: Sequence[Rejection]) -> None: ...
-    def key_rotations(self, gateway: str) -> list[tuple[int, int, str, str]]: ...
-    def add_rotation(self, gateway: str, seq: int, last_block: int, old_key: str, new_key: str) -> None: ...
-    def delete_records(self, gateway: str, seqs: Sequence[int]) -> None: ...
-    def bump(self, gateway: str, name: str, n: int = 1) -> None: ...
-    def status(self, gateway: str) -> dict[str, Any]: ...
-    def rejections(self, gateway: str | None = None, limit: int = 20) -> list[Rejection]: ...
-
-
-class _SqlStore:
+class SqlStore:
     """The shared SQL. Subclasses give the connection, the placeholder style and the DDL types."""
 
     kind = "sql"
@@ -206,6 +35,10 @@ class _SqlStore:
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def tx(self) -> AbstractContextManager[None]:
+        """One transaction; nested calls join the outer one."""
+        raise NotImplementedError
+
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self._exec(sql, args).fetchone()
 
@@ -213,7 +46,7 @@ class _SqlStore:
         return list(self._exec(sql, args).fetchall())
 
     def _schema(self) -> list[str]:
-        text = _SCHEMA.format(**self._types)
+        text = SCHEMA.format(**self._types)
         return [s.strip() for s in text.split(";") if s.strip()]
 
     # gateways -------------------------------------------------------------------------------
@@ -434,140 +267,3 @@ class _SqlStore:
             "rejections": {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")},
             "counters": {k: v for k, v in counters.items() if not k.startswith("rejected:")},
         }
-
-
-class SqliteStore(_SqlStore):
-    kind = "sqlite"
-    _types: ClassVar[dict[str, str]] = {"int": "INTEGER", "blob": "BLOB", "serial": "INTEGER PRIMARY KEY"}
-
-    def __init__(self, path: Path | str, *, readonly: bool = False, rejections_max_rows: int = 100_000,
-                 busy_timeout_ms: int = 10_000) -> None:
-        super().__init__(rejections_max_rows)
-        self.path = Path(path)
-        try:
-            self.db = connect_sqlite(self.path, readonly=readonly)
-            if not readonly:
-                for stmt in self._schema():
-                    self.db.execute(stmt)
-            self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the archive: {exc}") from exc
-
-    def describe(self) -> str:
-        return f"sqlite {self.path}"
-
-    def close(self) -> None:
-        self.db.close()
-
-    def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        try:
-            return self.db.execute(sql, tuple(args))
-        except sqlite3.Error as exc:
-            raise StoreError(f"archive store: {exc}") from exc
-
-    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        try:
-            self.db.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"archive store: {exc}") from exc
-
-    @contextmanager
-    def tx(self) -> Iterator[None]:
-        if self._in_tx:  # nested: part of the outer transaction
-            yield
-            return
-        self._exec("BEGIN IMMEDIATE")
-        self._in_tx = True
-        try:
-            yield
-            self._exec("COMMIT")
-        except BaseException:
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # a failed COMMIT may already have rolled back
-            raise
-        finally:
-            self._in_tx = False
-
-
-class PostgresStore(_SqlStore):
-    kind = "postgres"
-    _types: ClassVar[dict[str, str]] = {"int": "BIGINT", "blob": "BYTEA", "serial": "BIGSERIAL PRIMARY KEY"}
-
-    def __init__(self, dsn: str, *, rejections_max_rows: int = 100_000, readonly: bool = False) -> None:
-        super().__init__(rejections_max_rows)
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise StoreError("PostgreSQL store needs psycopg: pip install 'traceseal[archive-pg]'") from exc
-        self._psycopg = psycopg
-        self.dsn = dsn
-        try:
-            self.db = psycopg.connect(dsn, autocommit=True)
-            if not readonly:
-                with self.tx():
-                    # one schema creator at a time (two archives starting together)
-                    self._exec("SELECT pg_advisory_xact_lock(7253)")
-                    for stmt in self._schema():
-                        self._exec(stmt)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open the PostgreSQL archive: {exc}") from exc
-
-    def describe(self) -> str:
-        return "postgres"
-
-    def close(self) -> None:
-        self.db.close()
-
-    def _reconnect(self) -> None:
-        """After the server restarted: a new session (never inside a transaction, which is lost anyway)."""
-        if self.db.closed or self.db.broken:
-            try:
-                self.db = self._psycopg.connect(self.dsn, autocommit=True)
-            except self._psycopg.Error as exc:
-                raise StoreError(f"cannot reconnect to PostgreSQL: {exc}") from exc
-
-    def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        if not self._in_tx:
-            self._reconnect()
-        try:
-            return self.db.execute(sql.replace("?", "%s"), tuple(args))
-        except self._psycopg.Error as exc:
-            if self._in_tx or not self.db.broken:
-                raise StoreError(f"archive store: {exc}") from exc
-        self._reconnect()  # a read on a session the server dropped: once more on a new one
-        try:
-            return self.db.execute(sql.replace("?", "%s"), tuple(args))
-        except self._psycopg.Error as exc:
-            raise StoreError(f"archive store: {exc}") from exc
-
-    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        try:
-            with self.db.cursor() as cur:
-                cur.executemany(sql.replace("?", "%s"), rows)
-        except self._psycopg.Error as exc:
-            raise StoreError(f"archive store: {exc}") from exc
-
-    @contextmanager
-    def tx(self) -> Iterator[None]:
-        if self._in_tx:
-            yield
-            return
-        self._reconnect()
-        self._in_tx = True
-        try:
-            with self.db.transaction():
-                yield
-        except self._psycopg.Error as exc:
-            raise StoreError(f"archive store: {exc}") from exc
-        finally:
-            self._in_tx = False
-
-
-def open_store(store_cfg: Any, *, readonly: bool = False, rejections_max_rows: int = 100_000) -> SqliteStore | PostgresStore:
-    if store_cfg.postgres is not None:
-        return PostgresStore(store_cfg.postgres, rejections_max_rows=rejections_max_rows, readonly=readonly)
-    if readonly and not Path(store_cfg.sqlite).exists():
-        raise StoreError(f"{store_cfg.sqlite} does not exist (has the archive run?)")
-    return SqliteStore(store_cfg.sqlite, readonly=readonly, rejections_max_rows=rejections_max_rows)
