@@ -44,12 +44,24 @@ WRITER_STUCK_S = 20.0  # below WatchdogSec in systemd/traceseal.service
 class Gateway:
     def __init__(self, cfg: Config, *, clock: Clock | None = None, ledger: Ledger | None = None,
                  with_mqtt: bool = True, pin_factory: Any = None) -> None:
+        """Open everything in flow order; nothing runs until ``start``. The one place where
+        the config slices meet: each part below takes only its own."""
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.key = load_private_key(cfg.key_file)  # refuses keys readable by others
         if cfg.upstream.enabled:  # a readable upstream password or TLS key stops the start before anything opens
             read_password(cfg.upstream)
         self.public_key = public_hex(self.key)
+        self.stop_event = threading.Event()
+        self.journal_ok = True
+        self.threads: list[threading.Thread] = []
+        self._notify: Any = None
+        self._open_journal_and_chain(ledger)
+        self._open_transports(with_mqtt)
+        self._open_station_and_surfaces(pin_factory)
+
+    def _open_journal_and_chain(self, ledger: Ledger | None) -> None:
+        cfg = self.cfg
         self.journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
                                quarantine_raw_bytes=cfg.journal.quarantine_raw_bytes,
                                quarantine_max_rows=cfg.journal.quarantine_max_rows,
@@ -64,15 +76,15 @@ class Gateway:
         self.anchor_journal = Journal(cfg.journal.path, synchronous=cfg.journal.synchronous)
         self.anchorer = Anchorer(self.anchor_journal, self.ledger, self.clock, cfg.gateway_id,
                                  poll_s=cfg.ledger.poll_s, min_interval_s=cfg.ledger.min_interval_s)
+
+    def _open_transports(self, with_mqtt: bool) -> None:
+        cfg = self.cfg
         # Bounded: memory stays flat however large the broker's backlog. Receive Maximum alone
         # does not bound it (measured on Mosquitto 2.0.11 with batched acks: 43k of a 50k
         # backlog in flight). A full inbox blocks paho's network thread, so the broker's TCP
         # stream backs up and the messages wait, durably, at the broker.
         self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=max(2 * cfg.journal.batch_max,
                                                                    2 * cfg.mqtt.receive_maximum))
-        self.stop_event = threading.Event()
-        self.journal_ok = True
-        self.threads: list[threading.Thread] = []
         self.mqtt = None
         if with_mqtt:
             self.mqtt = MqttTransport(cfg.mqtt, self.inbox.put, extra_topics=tuple(t for t, _ in cfg.routes))
@@ -88,6 +100,9 @@ class Gateway:
         if cfg.w1.enabled:
             self.w1 = W1Poller(lambda path, raw: self.inbox.put(Inbound("w1", path, raw)),
                                base_dir=str(cfg.w1.base_dir), interval_s=cfg.w1.interval_s)
+
+    def _open_station_and_surfaces(self, pin_factory: Any) -> None:
+        cfg = self.cfg
         self.station = Station(cfg.station, pin_factory=pin_factory)
         self.web = None
         if cfg.web is not None:
@@ -102,7 +117,6 @@ class Gateway:
             self.pruner = Pruner(Journal(cfg.journal.path, synchronous=cfg.journal.synchronous,
                                          busy_timeout_ms=cfg.journal.busy_timeout_ms), cfg.retention, self.clock,
                                  station=self.station)
-        self._notify: Any = None
         self.forwarder: Any = None
         if cfg.upstream.enabled:
             self.forwarder = (HttpsForwarder if cfg.upstream.transport == "https" else Forwarder)(cfg.forward, self.key,

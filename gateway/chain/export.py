@@ -42,10 +42,8 @@ def _identity(journal: BundleSource) -> tuple[str, str]:
     return ident
 
 
-def build_bundle(journal: BundleSource, seqs: Iterable[int], selection: dict[str, Any], *,
-                 extra_blocks: tuple[int, int] | None = None, allow_unanchored: bool = False,
-                 now_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    gw, key = _identity(journal)
+def _records_by_block(journal: BundleSource, seqs: Iterable[int]) -> dict[int, list[int]]:
+    """Each selected seq under its block; refuses pruned, unknown and not-yet-sealed seqs."""
     by_block: dict[int, list[int]] = defaultdict(list)
     gone = journal.pruned_through()
     for seq in sorted(set(seqs)):
@@ -57,6 +55,12 @@ def build_bundle(journal: BundleSource, seqs: Iterable[int], selection: dict[str
                 raise ExportError(f"no record with seq {seq}")
             raise ExportError(f"record seq {seq} is not sealed into a block yet; try again after the next block is cut")
         by_block[b.block].append(seq)
+    return by_block
+
+
+def _block_span(journal: BundleSource, by_block: dict[int, list[int]], extra_blocks: tuple[int, int] | None,
+                allow_unanchored: bool) -> tuple[int, int, list[dict[str, Any]]]:
+    """(first block, last block, anchors): the span runs up to the anchor that covers it."""
     blocks_needed = set(by_block)
     if extra_blocks is not None:
         blocks_needed |= {extra_blocks[0], extra_blocks[1]}
@@ -64,14 +68,20 @@ def build_bundle(journal: BundleSource, seqs: Iterable[int], selection: dict[str
         raise ExportError("nothing to export: the selection matches no sealed record or block")
     lo, hi = min(blocks_needed), max(blocks_needed)
     covering = journal.anchor_covering(hi)
-    anchors: list[dict[str, Any]] = []
     if covering is None:
         if not allow_unanchored:
             raise ExportError(f"block {hi} is not anchored yet (`traceseal status` shows the anchor backlog); "
                               "wait, or pass --unanchored to export without an anchor")
-    else:
-        hi = covering[0]
-        anchors.append(covering[1])
+        return lo, hi, []
+    return lo, covering[0], [covering[1]]
+
+
+def build_bundle(journal: BundleSource, seqs: Iterable[int], selection: dict[str, Any], *,
+                 extra_blocks: tuple[int, int] | None = None, allow_unanchored: bool = False,
+                 now_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    gw, key = _identity(journal)
+    by_block = _records_by_block(journal, seqs)
+    lo, hi, anchors = _block_span(journal, by_block, extra_blocks, allow_unanchored)
     blocks_out, records_out = [], []
     total = sum(len(v) for v in by_block.values())
     done = 0
