@@ -50,7 +50,7 @@ class Result:
     def cells(self) -> list[str]:
         if not self.value:  # a section heading
             return [self.figure, "", "", "", "", ""]
-        if self.ratio is None:
+        if self.ratio is None:  # noqa: SIM108 - a nested conditional expression reads worse
             ratio = "—"
         else:
             ratio = f"{self.ratio:,.0f}×" if self.ratio >= 100 else f"{self.ratio:.2f}×"

@@ -192,7 +192,8 @@ def run(quick: bool, *, n: int | None = None, base: str | None = None, log: Any 
         res.append(Result(f"{LABEL[mode]}: CPU at 1,000 readings/s", f"{min(cpu[mode]):.0%}",
                           f"{min(cpu['reference']):.0%}", min(cpu["reference"]) / min(cpu[mode]), "< 33 %",
                           min(cpu[mode]) < 0.33,
-                          note=f"fraction of one core, lowest of {rounds} rounds ({', '.join(f'{c:.0%}' for c in cpu[mode])}; "
+                          note=f"fraction of one core, lowest of {rounds} rounds "
+                               f"({', '.join(f'{c:.0%}' for c in cpu[mode])}; "
                                f"reference {', '.join(f'{c:.0%}' for c in cpu['reference'])})"))
     log("[admission] libsodium verify on 1 vs 2 threads …")
     one, two = parallel_verify(tmp / "par", 4000)

@@ -51,7 +51,8 @@ def run(quick: bool, *, log: Any = print) -> list[Result]:
     for label, rate, interval in SCENARIOS:
         per_anchor = rate * interval
         per_reading = gas / per_anchor
-        res.append(Result(f"anchor gas per reading: {label}", f"{per_reading:,.2f} gas ({per_anchor:,.0f} readings/anchor)",
+        res.append(Result(f"anchor gas per reading: {label}",
+                          f"{per_reading:,.2f} gas ({per_anchor:,.0f} readings/anchor)",
                           f"{gas:,.0f} gas", gas / per_reading,
                           note="" if per_anchor >= 1 else "fewer than one reading per anchor"))
     res[1].note = "ratio = one anchor per reading ÷ this (higher is cheaper)"

@@ -36,8 +36,8 @@ def build(tmp: Path, n: int) -> tuple[str, list[tuple[bytes, bytes]], Journal]:
     sealer = Sealer("bench-gw", key, 0)
     rows = []
     for i in range(n):
-        rows.append(sealer.seal({"type": "reading", "sensor": f"p{i % 8}", "kind": "temperature", "value": 4000 + i % 900,
-                                 "unit": "mC"}, time_ms=clock.now_ms(), synced=True))
+        rows.append(sealer.seal({"type": "reading", "sensor": f"p{i % 8}", "kind": "temperature",
+                                 "value": 4000 + i % 900, "unit": "mC"}, time_ms=clock.now_ms(), synced=True))
         clock.advance(1000)
     j.commit_batch(rows, (), {}, {})
     BlockSealer(j, key, "bench-gw", clock, 1000, 3600).maybe_seal(force=True)
@@ -49,7 +49,8 @@ def messages(j: Journal, batch: int) -> list[tuple[str, bytes]]:
     recs = j.records_range(0, 10**9)
     for i in range(0, len(recs), batch):
         items = [{"seq": r.seq, "body": r.body.decode(), "sig": r.sig.hex()} for r in recs[i:i + batch]]
-        out.append(("traceseal/up/bench-gw/records", json.dumps({"v": 1, "gateway": "bench-gw", "items": items}).encode()))
+        out.append(("traceseal/up/bench-gw/records",
+                    json.dumps({"v": 1, "gateway": "bench-gw", "items": items}).encode()))
     blocks = [{"block": b.block, "header": b.header.decode(), "sig": b.sig.hex()} for b in j.blocks_between(0, 10**9)]
     out.append(("traceseal/up/bench-gw/blocks", json.dumps({"v": 1, "gateway": "bench-gw", "items": blocks}).encode()))
     return out

@@ -72,7 +72,8 @@ def run(quick: bool, *, records: int = 100_000, base: str | None = None, log: An
             t, _out = _best(fn, 1)
             best[name] = min(best.get(name, float("inf")), t)
             del _out
-    t_raw_leaf, t_leaf, t_raw_node, t_root, t_proofs = (best[k] for k in ("raw_leaf", "leaf", "raw_node", "root", "proofs"))
+    t_raw_leaf, t_leaf, t_raw_node, t_root, t_proofs = (
+        best[k] for k in ("raw_leaf", "leaf", "raw_node", "root", "proofs"))
     raw_node_rate = (records - 1) / t_raw_node
     raw_leaf_rate = records / t_raw_leaf
     rt = merkle.root(leaves)
@@ -98,15 +99,20 @@ def run(quick: bool, *, records: int = 100_000, base: str | None = None, log: An
     floor_all = records / raw_leaf_rate + (records - 1) / raw_node_rate
     res = [
         Result("raw hashlib SHA-256, 65-byte node input", f"{raw_node_rate / 1e6:.2f} M/s", note=
-               f"leaf input ({sum(map(len, bodies)) // records + 1} bytes): {raw_leaf_rate / 1e6:.2f} M/s; these are the baselines below"),
-        Result(f"merkle.hash_leaf × {records // 1000}k", f"{records / t_leaf / 1e6:.2f} M/s", f"{raw_leaf_rate / 1e6:.2f} M/s",
+               f"leaf input ({sum(map(len, bodies)) // records + 1} bytes): {raw_leaf_rate / 1e6:.2f} M/s; "
+               "these are the baselines below"),
+        Result(f"merkle.hash_leaf × {records // 1000}k", f"{records / t_leaf / 1e6:.2f} M/s",
+               f"{raw_leaf_rate / 1e6:.2f} M/s",
                t_raw_leaf / t_leaf),
-        Result(f"merkle.root, {records // 1000}k leaves", f"{t_root * 1e3:.0f} ms ({(records - 1) / t_root / 1e6:.2f} M node/s)",
+        Result(f"merkle.root, {records // 1000}k leaves",
+               f"{t_root * 1e3:.0f} ms ({(records - 1) / t_root / 1e6:.2f} M node/s)",
                f"{t_raw_node * 1e3:.0f} ms", t_raw_node / t_root),
-        Result(f"merkle.inclusion_proofs, {records // 1000}k leaves", f"{t_proofs * 1e3:.0f} ms ({records / t_proofs / 1e3:.0f}k proofs/s)",
+        Result(f"merkle.inclusion_proofs, {records // 1000}k leaves",
+               f"{t_proofs * 1e3:.0f} ms ({records / t_proofs / 1e3:.0f}k proofs/s)",
                f"{t_raw_node * 1e3:.0f} ms", t_raw_node / t_proofs,
                note="baseline = the n − 1 node hashes alone; the rest is building n lists of log2(n) entries"),
-        Result(f"BlockSealer: seal one {records // 1000}k-record block", f"{t_seal * 1e3:.0f} ms ({records / t_seal / 1e3:.0f}k rec/s)",
+        Result(f"BlockSealer: seal one {records // 1000}k-record block",
+               f"{t_seal * 1e3:.0f} ms ({records / t_seal / 1e3:.0f}k rec/s)",
                f"{floor_all * 1e3:.0f} ms", floor_all / t_seal,
                note=f"baseline = raw leaf + node hashing of the block; reading the {records // 1000}k rows alone "
                     f"(Journal.records_range) takes {t_read * 1e3:.0f} ms"),

@@ -67,7 +67,8 @@ def sensor_span(st: StationDir, count: int | None = None, sensor: str = "probe-1
         return db.execute("SELECT time_ms FROM records WHERE sensor=? ORDER BY time_ms LIMIT 1 OFFSET ?",
                           (sensor, off)).fetchone()[0]
     lo, hi = at(first), at(first + count - 1)
-    n = db.execute("SELECT COUNT(*) FROM records WHERE sensor=? AND time_ms BETWEEN ? AND ?", (sensor, lo, hi)).fetchone()[0]
+    n = db.execute("SELECT COUNT(*) FROM records WHERE sensor=? AND time_ms BETWEEN ? AND ?",
+                   (sensor, lo, hi)).fetchone()[0]
     db.close()
     return lo, hi, n
 
@@ -75,8 +76,8 @@ def sensor_span(st: StationDir, count: int | None = None, sensor: str = "probe-1
 def cli_export(st: StationDir, out: Path, lo: int, hi: int) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "export", "-c", str(st.config_path), "--sensor", "probe-1",
-                          "--from", str(lo), "--to", str(hi), "-o", str(out)],
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "export", "-c", str(st.config_path),
+                          "--sensor", "probe-1", "--from", str(lo), "--to", str(hi), "-o", str(out)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
     assert p.stderr is not None
     lines: list[tuple[float, str]] = []
@@ -112,7 +113,8 @@ def cli_export(st: StationDir, out: Path, lo: int, hi: int) -> dict[str, Any]:
     if code != 0:
         raise RuntimeError(f"traceseal export failed ({code}): {lines[-5:]}")
     progress = [(t, s) for t, s in lines if not s.startswith("wrote ")]
-    return {"wall_s": wall, "maxrss_mb": hwm_kb / 1000, "wait4_maxrss_mb": ru.ru_maxrss / 1000, "bytes": out.stat().st_size, "stderr": lines,
+    return {"wall_s": wall, "maxrss_mb": hwm_kb / 1000, "wait4_maxrss_mb": ru.ru_maxrss / 1000,
+            "bytes": out.stat().st_size, "stderr": lines,
             "progress_lines": len(progress), "first_progress_s": progress[0][0] if progress else None,
             "silent_s": (lines[-1][0] if lines else wall), "first_output_s": first_out}
 
@@ -151,10 +153,12 @@ def run(quick: bool, *, records: int = 1_000_000, station: StationDir | None = N
     t_floor = floor(st, lo, hi, st.root / "floor.json")
     shown = cli["progress_lines"] > 0
     res = [
-        Result(f"export {n / 1e6:.2f}M-record range (traceseal export)", f"{cli['wall_s']:.1f} s ({n / cli['wall_s']:,.0f} rec/s)",
+        Result(f"export {n / 1e6:.2f}M-record range (traceseal export)",
+               f"{cli['wall_s']:.1f} s ({n / cli['wall_s']:,.0f} rec/s)",
                f"{t_floor:.1f} s", t_floor / cli["wall_s"],
                note=f"baseline = read rows + hashlib leaves/nodes + JSON write; output {cli['bytes'] / 1e6:.0f} MB"),
-        Result(f"export peak RSS ({n / 1e6:.2f}M range)", f"{cli['maxrss_mb']:,.0f} MB", note="the export process's own VmHWM (polled every 50 ms); wait4's ru_maxrss, "
+        Result(f"export peak RSS ({n / 1e6:.2f}M range)", f"{cli['maxrss_mb']:,.0f} MB",
+               note="the export process's own VmHWM (polled every 50 ms); wait4's ru_maxrss, "
                f"which includes the forking bench process, said {cli['wait4_maxrss_mb']:,.0f} MB"),
         Result("export shows progress", "yes" if shown else f"no (silent for {cli['silent_s']:.0f} s)", target="yes",
                met=shown, note="stderr lines before exit: " + str(cli["progress_lines"])),

@@ -244,7 +244,8 @@ def latency(kind: str, rate: float, seconds: float, tmp: Path, *, warmup: float 
     pre = [stamped[i] - sent_wall[i] for i in range(warm_i, total) if stamped[i]]
     post = [(seen[i] - sent[i]) * 1e3 - (stamped[i] - sent_wall[i]) for i in range(warm_i, total) if stamped[i]]
     return {"pre_p50_ms": pct(pre, 50), "pre_p99_ms": pct(pre, 99), "post_p50_ms": pct(post, 50),
-            "post_p99_ms": pct(post, 99),"kind": kind, "rate": rate, "achieved": (total - warm_i) / (t_b - t_a), "n": total - warm_i,
+            "post_p99_ms": pct(post, 99), "kind": kind, "rate": rate, "achieved": (total - warm_i) / (t_b - t_a),
+            "n": total - warm_i,
             "lost": (total - warm_i) - len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
             "max_ms": max(lat) if lat else float("nan"), "cpu_frac": (cpu_b - cpu_a) / (t_b - t_a), "rss_mb": rss}
 
@@ -288,7 +289,8 @@ def run(quick: bool, *, n: int | None = None, seconds: float | None = None, base
                       r2, "≥ 0.80×", r2 >= 0.8))
     res.append(Result("CPU per reading (drain, all work)", f"{ts['all_cpu_us']:.0f} µs", f"{ref['cpu_us']:.0f} µs",
                       ref["cpu_us"] / ts["all_cpu_us"], note="ratio = reference / traceseal (higher is better)"))
-    res.append(Result(f"gateway RSS draining a {n // 1000}k broker backlog", f"{ts['rss_mb']:.0f} MB", f"{ref['rss_mb']:.0f} MB",
+    res.append(Result(f"gateway RSS draining a {n // 1000}k broker backlog", f"{ts['rss_mb']:.0f} MB",
+                      f"{ref['rss_mb']:.0f} MB",
                       ref["rss_mb"] / ts["rss_mb"], "< 80 MB", ts["rss_mb"] < 80,
                       note=f"gateway inbox peaked at {ts['inbox_max']:,} un-acked messages although receive_maximum "
                            "is 100: Mosquitto 2.0.11 refills up to Receive Maximum per in-order PUBACK of the oldest "
@@ -303,7 +305,8 @@ def run(quick: bool, *, n: int | None = None, seconds: float | None = None, base
         log(f"[ingest]   traceseal p50 {lt['p50_ms']:.1f} p99 {lt['p99_ms']:.1f} ms cpu {lt['cpu_frac']:.0%}; "
             f"reference p50 {lr['p50_ms']:.1f} p99 {lr['p99_ms']:.1f} ms cpu {lr['cpu_frac']:.0%}")
         over = "" if rate <= max_rate else " (above the measured max rate)"
-        lost = f"; not durable within 30 s: traceseal {lt['lost']}, reference {lr['lost']}" if lt["lost"] or lr["lost"] else ""
+        lost = (f"; not durable within 30 s: traceseal {lt['lost']}, reference {lr['lost']}"
+                if lt["lost"] or lr["lost"] else "")
         res.append(Result(f"publish→durable p50 @ {label} ({rate:,.0f}/s)", f"{lt['p50_ms']:.1f} ms",
                           f"{lr['p50_ms']:.1f} ms", lr["p50_ms"] / lt["p50_ms"],
                           note=f"achieved {lt['achieved']:,.0f}/s{over}; includes ≤ {POLL_S * 1e3:g} ms poll{lost}",

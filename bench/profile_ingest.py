@@ -118,7 +118,8 @@ def stage_costs(n: int, tmp: Path) -> dict[str, float]:
     j.bind_identity(cfg.gateway_id, public_hex(key))
     pipe = Pipeline(cfg.ingest, j, Sealer(cfg.gateway_id, key, 0), SystemClock())
     adm = pipe.admission
-    timed("admit: check_message (sensor Ed25519 verify + topic)", lambda: [adm.check_message(o, t) for o, (t, _) in zip(obs, msgs)])
+    timed("admit: check_message (sensor Ed25519 verify + topic)",
+          lambda: [adm.check_message(o, t) for o, (t, _) in zip(obs, msgs)])
     digests = timed("sha256(payload)", lambda: [hashlib.sha256(p).digest() for _, p in msgs])
     timed("redelivery check: journal.has_digest (SQL per message)", lambda: [j.has_digest(d) for d in digests])
     rbodies = timed("reading_body", lambda: [reading_body(o, transport="mqtt", topic=t, authenticated=True, digest=d)
@@ -164,8 +165,8 @@ def alternatives(n: int, tmp: Path) -> None:
     recs = []
     for t, p in msgs:
         o = traceseal_fw.parse(t, p)[0]
-        recs.append(json.loads(sealer.seal(reading_body(o, transport="mqtt", topic=t, authenticated=True,
-                                                        digest=hashlib.sha256(p).digest()), time_ms=1, synced=True).body))
+        body = reading_body(o, transport="mqtt", topic=t, authenticated=True, digest=hashlib.sha256(p).digest())
+        recs.append(json.loads(sealer.seal(body, time_ms=1, synced=True).body))
     bodies = [{k: v for k, v in json.loads(p).items() if k != "sig"} for _, p in msgs]
 
     def fast(obj: object) -> bytes:  # RFC 8785 for str keys, safe ints, bools, null, strings (no floats)
@@ -180,7 +181,8 @@ def alternatives(n: int, tmp: Path) -> None:
     print("\n== proposed replacements, µs per call on the same messages ==")
     for name, items in (("record", recs), ("sensor body", bodies)):
         same = all(fast(x) == canonical(x) for x in items)
-        print(f"{per(canonical, items):7.1f} → {per(fast, items):5.1f}  canonical({name}): rfc8785 → json.dumps(sort_keys, "
+        print(f"{per(canonical, items):7.1f} → {per(fast, items):5.1f}  "
+              f"canonical({name}): rfc8785 → json.dumps(sort_keys, "
               f"ensure_ascii=False) (byte-identical on all {len(items):,}: {same}); the float/range walk "
               f"canonical._check alone: {per(lambda x: _check(x, '$'), items):.1f}")
     try:
@@ -238,7 +240,8 @@ def main() -> None:
     tmp = workdir("profile")
     prof = cprofile_drain(args.n, args.top, tmp)
     d = prof["drain"]
-    print(f"\ncProfile'd drain of {args.n:,}: {d['rate']:,.0f}/s under the profiler, {d['all_cpu_us']:.0f} µs CPU/reading")
+    print(f"\ncProfile'd drain of {args.n:,}: {d['rate']:,.0f}/s under the profiler, "
+          f"{d['all_cpu_us']:.0f} µs CPU/reading")
     for name in ("writer", "mqtt", "anchor"):
         if name not in prof:
             continue

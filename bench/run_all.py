@@ -35,7 +35,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (journals, bundles)")
     ap.add_argument("--tmp", default=None, help="parent of the work directory (default: system temp)")
     ap.add_argument("--only", nargs="*", default=None,
-                    help="subset: anchor rounds blocks ingest alarm admission rss export verify (export/verify need rss's journal or fill their own)")
+                    help="subset: anchor rounds blocks ingest alarm admission rss export verify "
+                         "(export/verify need rss's journal or fill their own)")
     args = ap.parse_args()
     quick = args.quick
     if args.keep:

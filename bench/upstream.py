@@ -126,7 +126,8 @@ def run(root: Path, backlog: int, batch_max: int, max_inflight: int) -> None:
             up.stop()
     drained = sum(n for _, k, n in got if k == "records")
     print(f"backlog {total} records, batch_max {batch_max}, max_inflight {max_inflight}")
-    print(f"drain: {drained} records in {t_end - t_start:.2f} s = {drained / max(t_end - t_start, 1e-9):,.0f} records/s")
+    print(f"drain: {drained} records in {t_end - t_start:.2f} s = "
+          f"{drained / max(t_end - t_start, 1e-9):,.0f} records/s")
     print(f"alarm raised with {before} of {total} records upstream; "
           f"journal commit -> upstream subscriber {1000 * (alarm_at[0] - t_alarm):.0f} ms")
 

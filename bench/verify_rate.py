@@ -121,7 +121,8 @@ def run(quick: bool, *, records: int | None = None, station: StationDir | None =
         env = dict(os.environ, PYTHONPATH=str(REPO))
         log(f"[verify] CLI verify of {full_bundle} …")
         t = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "ledger_client", "verify", str(full_bundle), "--gateway-key", key_hex],
+        p = subprocess.run([sys.executable, "-m", "ledger_client", "verify", str(full_bundle),
+                            "--gateway-key", key_hex],
                            capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
         dt = time.perf_counter() - t
         nn = len(json.loads(full_bundle.read_text())["records"])

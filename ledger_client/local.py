@@ -45,7 +45,8 @@ ZERO_HASH = "00" * 32
 class LocalLedger:
     kind = "local"
 
-    def __init__(self, path: Path, key: Ed25519PrivateKey, *, clock_ms: Callable[[], int], ledger_id: str = "local") -> None:
+    def __init__(self, path: Path, key: Ed25519PrivateKey, *, clock_ms: Callable[[], int],
+                 ledger_id: str = "local") -> None:
         self.path = Path(path)
         self._key = key
         self._clock_ms = clock_ms
@@ -116,7 +117,8 @@ class LocalLedger:
 
     # -- helpers -----------------------------------------------------------
     def _find(self, header_hash: bytes) -> tuple[bytes, bytes] | None:
-        row: tuple[bytes, bytes] | None = self._db.execute("SELECT entry, sig FROM entries WHERE header_hash=?", (header_hash,)).fetchone()
+        row: tuple[bytes, bytes] | None = self._db.execute(
+            "SELECT entry, sig FROM entries WHERE header_hash=?", (header_hash,)).fetchone()
         return row
 
     def check_chain(self) -> int:
@@ -146,7 +148,8 @@ def verify_local_anchor(anchor: dict[str, Any], header_hash: bytes, *, step: int
     if pinned_key is not None and str(key).lower() != pinned_key.lower():
         raise VerificationError(step, name, f"ledger key {key[:16]}… is not the pinned key {pinned_key[:16]}…")
     if entry.get("header_hash") != header_hash.hex():
-        raise VerificationError(step, name, f"anchor names header hash {str(entry.get('header_hash'))[:16]}…, want {header_hash.hex()[:16]}…")
+        raise VerificationError(step, name, f"anchor names header hash {str(entry.get('header_hash'))[:16]}…, "
+                                            f"want {header_hash.hex()[:16]}…")
     try:
         pub = public_from_hex(key)
         data = canonical(entry)

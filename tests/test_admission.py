@@ -32,7 +32,8 @@ def pipe(station: StationDir) -> Pipeline:
 
 
 def good(station: StationDir, sensor: str = "probe-1", ctr: int = 1, value: int = 4000) -> Inbound:
-    return Inbound("mqtt", station.topic(sensor), build_message(station.sensor_keys[sensor], sensor, ctr, 1, [temperature(value)]))
+    return Inbound("mqtt", station.topic(sensor),
+                   build_message(station.sensor_keys[sensor], sensor, ctr, 1, [temperature(value)]))
 
 
 def raw_msg(station: StationDir, sensor: str, fields: dict, key: Ed25519PrivateKey | None = None) -> bytes:
@@ -73,8 +74,9 @@ def bad_inputs(st: StationDir) -> list[tuple[str, Inbound, str, str]]:
         ("wrong unit", Inbound("mqtt", p1, raw_msg(st, "probe-1", body("probe-1", 63, 1, [
             {"kind": "temperature", "value": 4500, "unit": "C"}]))), "bad-unit", "readings[0].unit"),
         ("huge message", Inbound("mqtt", p1, b"{" + b" " * 2_000_000 + b"}"), "oversize", "> limit 16384"),
-        ("topic of another sensor", Inbound("mqtt", st.topic("probe-2"),
-                                            build_message(st.sensor_keys["probe-1"], "probe-1", 64, 1, [temperature(1)])),
+        ("topic of another sensor",
+         Inbound("mqtt", st.topic("probe-2"),
+                 build_message(st.sensor_keys["probe-1"], "probe-1", 64, 1, [temperature(1)])),
          "topic-mismatch", "published on topic"),
         ("no adapter for topic", Inbound("mqtt", "elsewhere/x", b"{}"), "no-adapter", "elsewhere/x"),
     ]

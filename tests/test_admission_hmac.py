@@ -48,7 +48,8 @@ def quarantine(pipe: Pipeline) -> list[tuple[str, str]]:
 def test_mixed_fleet_records_say_which_scheme_admitted_them(station: StationDir, pipe: Pipeline) -> None:
     wire = json.loads(msg(station, "probe-3", 1).payload)
     assert len(wire["mac"]) == 64 and "sig" not in wire
-    res = pipe.process([msg(station, s, 1, value=i) for i, s in enumerate(["probe-1", "probe-3", "probe-2", "probe-4"])])
+    res = pipe.process([msg(station, s, 1, value=i)
+                        for i, s in enumerate(["probe-1", "probe-3", "probe-2", "probe-4"])])
     auth = {json.loads(r.body)["sensor"]: json.loads(r.body)["source"]["auth"] for r in res.records}
     assert auth == {"probe-1": "ed25519", "probe-2": "ed25519", "probe-3": "hmac-sha256", "probe-4": "hmac-sha256"}
     assert quarantine(pipe) == []

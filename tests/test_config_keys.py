@@ -38,8 +38,8 @@ def write(tmp_path: Path, text: str) -> Path:
     ('[gateway]\nid = "g"\n[ledger]\nkind = "evm"\n', "ledger.evm.rpc_url", "is required"),
     ('[gateway]\nid = "g"\n[[sensors]]\nid = "p"\n', "sensors[0].public_key", "is required"),
     ('[gateway]\nid = "g"\n[[sensors]]\nid = "p"\npublic_key = "zz"\n', "sensors[0].public_key", "64 hex"),
-    ('[gateway]\nid = "g"\n[[sensors]]\nid = "p"\npublic_key = "' + "a" * 64 + '"\n[[sensors]]\nid = "p"\npublic_key = "'
-     + "b" * 64 + '"\n', "sensors[1].id", "duplicate sensor id 'p'"),
+    ('[gateway]\nid = "g"\n[[sensors]]\nid = "p"\npublic_key = "' + "a" * 64
+     + '"\n[[sensors]]\nid = "p"\npublic_key = "' + "b" * 64 + '"\n', "sensors[1].id", "duplicate sensor id 'p'"),
     ('gateway = [', "c.toml", "not valid TOML"),
     # README's old example: include written after [admission] keys lands inside [admission]
     ('[gateway]\nid = "g"\n[admission]\nmax_message_bytes = 100\ninclude = ["s.toml"]\n', "admission.include",

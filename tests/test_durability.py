@@ -53,8 +53,10 @@ def test_kill_between_receive_and_commit_loses_nothing(tmp_path: Path, own_broke
             # Hold the journal's write lock: the gateway receives but cannot commit.
             blocker = Journal(journal)
             blocker.db.execute("BEGIN EXCLUSIVE")
-            pub.publish_all((topic, build_message(key, "probe-1", c, c, [temperature(100 + c)])) for c in range(2, 12))
-            wait_for(lambda: "acknowledgements stopped" in log.read_text(), what="gateway received and failed to commit")
+            pub.publish_all((topic, build_message(key, "probe-1", c, c, [temperature(100 + c)]))
+                            for c in range(2, 12))
+            wait_for(lambda: "acknowledgements stopped" in log.read_text(),
+                     what="gateway received and failed to commit")
             os.killpg(gw.pid, signal.SIGKILL)
             gw.wait(10)
             blocker.db.execute("ROLLBACK")

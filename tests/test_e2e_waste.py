@@ -39,7 +39,8 @@ def table(name: str, d: dict[str, Any]) -> str:
 
 
 
-def run_gateway(tmp: Path, plan: Any, route: Any, extra_lines: list[tuple[int, str, str, bytes]] = ()) -> tuple[Path, str]:  # type: ignore[assignment]
+def run_gateway(tmp: Path, plan: Any, route: Any,
+                extra_lines: list[tuple[int, str, str, bytes]] = ()) -> tuple[Path, str]:  # type: ignore[assignment]
     ports = {(ln.adapter, ln.port) for ln in plan.lines} | {(a, p) for _, a, p, _ in extra_lines}
     serial = "".join(table("serial", {"name": p, "path": f"/nonexistent/{p}", "adapter": a}) for a, p in sorted(ports))
     ops = "".join(table("operators", o) for o in route.operators_table())

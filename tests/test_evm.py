@@ -88,7 +88,8 @@ def test_anchor_input_encoding() -> None:
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     assert backoff_s(0, lambda: 0.9) == 0.0
-    assert [backoff_s(a, lambda: 0.999999, base=1.0, cap=300) for a in (1, 2, 3, 4)] == pytest.approx([1, 2, 4, 8], rel=1e-5)
+    assert ([backoff_s(a, lambda: 0.999999, base=1.0, cap=300) for a in (1, 2, 3, 4)]
+            == pytest.approx([1, 2, 4, 8], rel=1e-5))
     assert backoff_s(50, lambda: 0.5, base=1.0, cap=300) == 150.0
     assert backoff_s(10_000, lambda: 1.0, cap=60) == 60.0  # no overflow for huge attempt numbers
     assert backoff_s(3, lambda: 0.0) == 0.0
@@ -155,7 +156,8 @@ def test_anchor_confirmed_and_verified(node: Anvil, tmp_path: Path) -> None:
     assert a["confirmations_required"] == 1
     assert int(rc["gasUsed"], 16) == 22440
     # the verifier reads everything from the node; the anchor's own time is not trusted
-    assert verify_evm_anchor(a, h, step=6, rpc_url=node.url, expected_chain_id=31337, expected_sender=addr) == st.time_ms
+    assert verify_evm_anchor(a, h, step=6, rpc_url=node.url, expected_chain_id=31337,
+                             expected_sender=addr) == st.time_ms
     forged = dict(a, time_ms=1)
     assert verify_evm_anchor(forged, h, step=6, rpc_url=node.url) == st.time_ms
     # idempotent: submitting the same bytes again changes nothing

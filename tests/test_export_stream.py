@@ -81,7 +81,8 @@ def test_cli_writes_the_bundle_atomically(fx: Fixture, tmp_path: Path, capsys: p
 JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1),
                               st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)),
                     lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                            st.dictionaries(st.text(max_size=6).filter(lambda k: max(k, default="") < "\ud800"), inner, max_size=4)),
+                                            st.dictionaries(st.text(max_size=6).filter(
+                                                lambda k: max(k, default="") < "\ud800"), inner, max_size=4)),
                     max_leaves=20)
 
 

@@ -308,8 +308,9 @@ def sql_problems(sources: dict[str, str]) -> list[str]:
                 continue
             if isinstance(node, ast.Attribute) and node.attr == "db":
                 out.append(f"{rel}:{node.lineno}: .db reaches into a journal's connection (ask gateway.journal)")
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
-                  and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value == "db"):
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id in ("getattr", "hasattr") and len(node.args) > 1
+                  and isinstance(node.args[1], ast.Constant) and node.args[1].value == "db"):
                 out.append(f"{rel}:{node.lineno}: {node.func.id}(..., \"db\") reaches into a journal's connection")
     return out
 

@@ -78,7 +78,8 @@ def test_metrics_families_and_values(rig: Rig) -> None:
     assert sum(v for (n, _), v in m.items() if n == "traceseal_quarantined_total") == 3
     assert m[("traceseal_blocks_sealed_total", ())] == stats["blocks"] >= 1  # the alarm sealed its block at once
     assert m[("traceseal_journal_unsealed_records", ())] == stats["unsealed_records"]
-    assert m[("traceseal_anchors_confirmed_total", ())] == rig.journal.db.execute("SELECT COUNT(*) FROM anchors").fetchone()[0]
+    assert (m[("traceseal_anchors_confirmed_total", ())]
+            == rig.journal.db.execute("SELECT COUNT(*) FROM anchors").fetchone()[0])
     assert m[("traceseal_unanchored_blocks", ())] == stats["blocks"] - 1 - stats["anchored_block"]
     assert m[("traceseal_alarms_active", (("kind", "high"), ("severity", "alarm")))] == 1
     assert m[("traceseal_alarms_unacknowledged", (("kind", "high"), ("severity", "alarm")))] == 1

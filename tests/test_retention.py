@@ -113,7 +113,8 @@ def test_prune_takes_exactly_old_anchored_blocks_and_kept_records_still_verify(t
     assert rig.journal.integrity_check() == "ok"
     assert rig.journal.next_seq() == 6 * rig.per_block
     # the log says what went
-    log = rig.journal.db.execute("SELECT first_block, last_block, first_seq, last_seq, records, days FROM pruned").fetchall()
+    log = rig.journal.db.execute(
+        "SELECT first_block, last_block, first_seq, last_seq, records, days FROM pruned").fetchall()
     assert log == [(0, 3, 0, 4 * rig.per_block - 1, 4 * rig.per_block, DAYS)]
     # again: a no-op
     again = prune(rig.journal, cfg(), rig.clock.now_ms())

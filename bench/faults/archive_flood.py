@@ -267,7 +267,8 @@ def run_archive_flood(workdir: Path, *, rounds: int = 2, flood: int = 60, slow: 
                              f"header byte every {drip_s:g} s, from {addresses} addresses, against max_connections "
                              f"{max_connections}, max_connections_per_ip {per_ip}, request_timeout_s "
                              f"{request_timeout_s:g}; archive threads peaked at {peak}; {good}/{rounds} rounds without "
-                             f"a stall (the archive held the journal's last seq at the round's start within 30 s); detected = "
+                             f"a stall (the archive held the journal's last seq at the round's start within 30 s); "
+                             f"detected = "
                              f"attack connections the archive refused, displaced or cut at the deadline")
         finally:
             if pub is not None:

@@ -154,9 +154,11 @@ def _default_broker_backlog(workdir: Path, backlog: int) -> Row:
             gap_alarm = any("gap" in k for k in checker.state.counters) or any(
                 "gap" in k for k in checker.state.quarantine)
             row.detected = (int(gap_alarm), 1)
+            broker_said = ("logged one notice-level line (Outgoing messages are being dropped for client ...)"
+                           if noticed else "logged nothing")
             row.notes.append(f"CONTROL, expected to lose: every publisher PUBACK arrived ({row.acked:,}), yet "
                              f"{row.lost:,} readings never reached the gateway. The broker "
-                             f"{'logged one notice-level line (Outgoing messages are being dropped for client ...)' if noticed else 'logged nothing'}"
+                             f"{broker_said}"
                              f"; the gateway did not notice (detected = the gateway reported the loss: the probes' "
                              f"counters jump, but counter gaps are not counted). systemd/mosquitto-traceseal.conf "
                              f"(max_queued_messages 0) prevents it: rows 2b/2c")

@@ -94,12 +94,14 @@ def format_table(rows: Iterable[Row]) -> str:
     head = ["scenario", "runs", "readings sent", "acknowledged", "journaled", "lost", "duplicated", "detected",
             "time", "result"]
     body = [[r.scenario, _cell(r.runs), _cell(r.sent), _cell(r.acked), _cell(r.journaled), _cell(r.lost),
-             _cell(r.duplicated), r.detected_pct() + ("" if r.detected is None else f" ({r.detected[0]:,}/{r.detected[1]:,})"),
+             _cell(r.duplicated),
+             r.detected_pct() + ("" if r.detected is None else f" ({r.detected[0]:,}/{r.detected[1]:,})"),
              f"{r.seconds:.0f} s", r.result()] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
 
     out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(b) for b in body]
@@ -461,7 +463,8 @@ class JournalChecker:
                         self.state.readings[k] += 1
                         self.state.values[k] = rec.get("value")
                 for b, first, last, header, sig, hh in db.execute(
-                        "SELECT block, first_seq, last_seq, header, sig, hash FROM blocks WHERE block >= ? ORDER BY block",
+                        "SELECT block, first_seq, last_seq, header, sig, hash FROM blocks WHERE block >= ? "
+                        "ORDER BY block",
                         (self.next_block,)):
                     header, sig, hh = bytes(header), bytes(sig), bytes(hh)
                     h = json.loads(header)
@@ -525,7 +528,8 @@ class JournalChecker:
 
 # A gateway defect the broker-restart scenario finds (reported; strict xfail in tests/faults/test_fault_broker.py).
 KNOWN_REORDER = (
-    "gateway/ingest/admit.py Admission.check_counter() (called from gateway/ingest/pipeline.py): a reading delivered after a "
+    "gateway/ingest/admit.py Admission.check_counter() (called from gateway/ingest/pipeline.py): "
+    "a reading delivered after a "
     "newer one of the same probe is quarantined as 'replayed-counter' and never journaled, although the broker "
     "PUBACKed it to the probe: it is lost from the signed journal (its raw bytes sit in the bounded quarantine). "
     "QoS 1 delivery is reordered across a broker restart: paho-mqtt 2.2 (the probes' client, also "

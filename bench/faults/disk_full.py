@@ -181,7 +181,9 @@ def run_disk_full(workdir: Path, *, cycles: int = 1, readings: int = 300, hold_s
             if masked:
                 row.xfail = KNOWN_LEDGER_ROLLBACK
                 row.known.append(f"{masked} anchor rounds failed with 'cannot rollback - no transaction is active'")
-            row.notes.append(f"mount via {'a user namespace' if os.environ.get('TRACESEAL_FAULTS_IN_NS') == '1' else mode}; gateway log: {stopped_seen} 'acknowledgements stopped', "
+            in_ns = os.environ.get('TRACESEAL_FAULTS_IN_NS') == '1'
+            row.notes.append(f"mount via {'a user namespace' if in_ns else mode}; "
+                             f"gateway log: {stopped_seen} 'acknowledgements stopped', "
                              f"{resumed_seen} 'resuming acknowledgements', {tb} tracebacks (anchor thread: "
                              f"the local ledger file is on the same full disk); detected = full-disk periods "
                              f"in which the gateway stopped acking and then resumed")

@@ -282,8 +282,8 @@ def _firmware_seeds() -> list[tuple[str, bytes]]:
     k = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
     return [("site/sensors/probe-1/reading", build_message(k, "probe-1", c, 1_700_000_000_000 + c,
                                                            [temperature(4000 + c)])) for c in range(1, 4)] + \
-        [("site/sensors/probe-1/reading", build_message(k, "probe-1", 9, 1, [temperature(-20125),
-                                                                             {"kind": "door", "value": 1, "unit": ""}]))]
+        [("site/sensors/probe-1/reading",
+          build_message(k, "probe-1", 9, 1, [temperature(-20125), {"kind": "door", "value": 1, "unit": ""}]))]
 
 
 # -- hypothesis ----------------------------------------------------------------------------------
@@ -297,7 +297,8 @@ def hypothesis_run(examples: int, seed: int) -> Tally:
     cfg = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                    suppress_health_check=list(HealthCheck), print_blob=False)
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text()
-    trees = st.recursive(scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=12), c, max_size=5),
+    trees = st.recursive(scalars,
+                         lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=12), c, max_size=5),
                          max_leaves=20)
 
     def seeds_of(a: str) -> list[tuple[str, bytes]]:
@@ -410,8 +411,8 @@ class PipelineFuzz:
                                quarantine_raw_bytes=self.cfg.journal.quarantine_raw_bytes,
                                quarantine_max_rows=self.cfg.journal.quarantine_max_rows)
         self.clock = FakeClock()
-        self.pipe = Pipeline(self.cfg.ingest, self.journal, Sealer(self.cfg.gateway_id, Ed25519PrivateKey.generate(), 0),
-                             self.clock)
+        self.pipe = Pipeline(self.cfg.ingest, self.journal,
+                             Sealer(self.cfg.gateway_id, Ed25519PrivateKey.generate(), 0), self.clock)
         self.n = 0
         self.good_sent = 0
         self.good_ctr = 0
@@ -478,7 +479,8 @@ class PipelineFuzz:
             return Inbound("mqtt", self.st.topic(rng.choice(["probe-1", "probe-2", "probe-9", "x"])), raw,
                            dup=rng.random() < 0.05)
         if r < 0.50:  # correctly signed by an enrolled probe, structurally hostile: reaches admission
-            return Inbound("mqtt", self.st.topic(rng.choice(["probe-1", "probe-1", "probe-2"])), self._signed_weird(rng))
+            return Inbound("mqtt", self.st.topic(rng.choice(["probe-1", "probe-1", "probe-2"])),
+                           self._signed_weird(rng))
         if r < 0.85:
             a = rng.choice(["tasmota", "zigbee2mqtt", "shelly", "mtsics", "ad_scale", "gs1", "epc", "badge", "ds18b20"])
             topic, raw = mutate(rng, a, SEEDS[a])
@@ -510,7 +512,8 @@ class PipelineFuzz:
 
     @staticmethod
     def _reading(rng: random.Random) -> dict[str, Any]:
-        kind = rng.choice(["temperature", "humidity", "battery", "door", "power", "weight", "x", "", ["temperature"], {}])
+        kind = rng.choice(["temperature", "humidity", "battery", "door", "power", "weight", "x", "",
+                           ["temperature"], {}])
         unit = rng.choice(["mC", "permille", "pct", "", "C", None])
         value = rng.choice([0, 4000, -1, 125_001, -100_001, 2**53 - 1, -(2**53 - 1), 1, 1000, 101, True, None, "4"])
         r: dict[str, Any] = {"kind": kind, "value": value, "unit": unit}
@@ -564,7 +567,8 @@ def run_hostile(workdir: Path, *, fast: int = 20_000, hypo: int = 300, pipeline:
     t0 = time.monotonic()
     t = fast_loop(fast, rng)
     rows.append(tally_row("5a hostile input: adapters, mutation loop", t, time.monotonic() - t0,
-                          f"{len(adapters)} adapters ({', '.join(adapters)}), {t.n / max(1e-9, time.monotonic() - t0):,.0f} inputs/s"))
+                          f"{len(adapters)} adapters ({', '.join(adapters)}), "
+                          f"{t.n / max(1e-9, time.monotonic() - t0):,.0f} inputs/s"))
 
     t0 = time.monotonic()
     t = hypothesis_run(hypo, rng.randrange(2**31))

@@ -96,7 +96,8 @@ def run_ledger_outage(workdir: Path, *, blocks: int = 60, records_per_block: int
             row.detected = (int(noticed and anchored and new_txs == 1), 1)
             row.notes.append(
                 f"{sealed - 2:,} blocks of {records_per_block} sealed during a {outage_s:.0f} s node outage "
-                f"({retries} failed anchor rounds; a simulated day = 1,440 one-minute blocks); after the node returned: {new_txs} anchor "
+                f"({retries} failed anchor rounds; a simulated day = 1,440 one-minute blocks); "
+                f"after the node returned: {new_txs} anchor "
                 f"transaction (sender nonce {nonce0} -> {nonce0 + new_txs}), {new_anchors} new anchor row, outbox "
                 f"{outbox1}, anchored {catch_up_s:.1f} s after the node returned (anchor backoff); the bundle for "
                 f"the first backlog block verifies against the node (chain id, sender, input); detected = "

@@ -140,7 +140,8 @@ def run_retention(workdir: Path, *, cycles: int, blocks: int, per_block: int, rn
     row.check(interrupted > 0, "no kill landed while pruning ran")
     row.notes.append(f"{interrupted} of {cycles} kills landed mid-prune; "
                      f"{len(may_go)} of {blocks} blocks old and anchored, all pruned in the end; "
-                     f"{blocks - len(may_go)} unanchored or young blocks ({(blocks - len(may_go)) * per_block:,} records) "
+                     f"{blocks - len(may_go)} unanchored or young blocks "
+                     f"({(blocks - len(may_go)) * per_block:,} records) "
                      "untouched through every kill")
     return [row]
 

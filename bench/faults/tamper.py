@@ -179,7 +179,8 @@ def sweep_object(fx: Fixture, bundle: dict[str, Any], sw: Sweep, data: bytes, pl
             place(copy, obj)
             ok = fx.verifies(copy)
             where = f"byte {p} ^ {m:#04x}: {_diff(original, obj)}"
-            sw.add(not ok, unparseable=False, hex_kept=hex_kept, where=where, known=ok and _is_known(original, obj, where))
+            sw.add(not ok, unparseable=False, hex_kept=hex_kept, where=where,
+                   known=ok and _is_known(original, obj, where))
 
 
 def sweep_text(fx: Fixture, text: bytes, sw: Sweep, *, sample: int | None, full: bool, rng: random.Random,
@@ -200,7 +201,8 @@ def sweep_text(fx: Fixture, text: bytes, sw: Sweep, *, sample: int | None, full:
             if ok and selection_is_claim and where.split(": ", 1)[1].startswith("$.selection"):
                 sw.claims += 1  # a different, still consistent claim of what was exported (unsigned)
                 continue
-            sw.add(not ok, unparseable=False, hex_kept=hex_kept, where=where, known=ok and _is_known(original, obj, where))
+            sw.add(not ok, unparseable=False, hex_kept=hex_kept, where=where,
+                   known=ok and _is_known(original, obj, where))
 
 
 def run_tamper(workdir: Path, *, sample: int | None = 200, full: bool = False,
@@ -262,7 +264,8 @@ def run_tamper(workdir: Path, *, sample: int | None = 200, full: bool = False,
             row.known += s.known[:3]
             row.notes.append(f"{len(s.known)} flips hit the known ledger_key letter-case defect (counted as not "
                              f"detected; reported, xfail in tests/faults)")
-        row.notes.append(f"{'every position × 8 single-bit masks' if full else f'{sample} sampled positions, one mask each'}"
+        how = "every position × 8 single-bit masks" if full else f"{sample} sampled positions, one mask each"
+        row.notes.append(f"{how}"
                          f": {s.flips:,} flips, {s.unparseable:,} made it unparseable (detected at reading), "
                          f"{s.hex_kept:,} kept a hex digit a hex digit, {s.hex_kept_detected:,} of those detected; "
                          f"detected = flips that fail verification (keys pinned)")

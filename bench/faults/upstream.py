@@ -170,7 +170,8 @@ def run_upstream(workdir: Path, *, gateway_kills: int = 3, broker_restarts: int 
         checker = JournalChecker(journal)
         pub: LoadPublisher | None = None
         try:
-            if not arch.start(30, required=False):  # first: until it has subscribed once, the broker keeps nothing for it
+            # first: until it has subscribed once, the broker keeps nothing for it
+            if not arch.start(30, required=False):
                 ra.fail(f"archive did not start: {arch.log.read_text()[-800:]}")
                 return rows
             gw.start()
@@ -252,7 +253,8 @@ def _gateway_kills(row: Row, rng: random.Random, max_kill_s: float, *, gw: Gatew
     row.notes.append(f"{row.runs} SIGKILLs of the gateway at uniform 0-{max_kill_s:g} s after its start; "
                      f"{checker.checks} journal verifications; the archive received {dups_total} records again "
                      f"(re-sent from the durable sent cursor: PUBACKed by the central broker, not yet persisted; "
-                     f"at most {resent_max} in one cycle; {resends} cycles with a resend_s stall) and stored each once; "
+                     f"at most {resent_max} in one cycle; {resends} cycles with a resend_s stall) "
+                     f"and stored each once; "
                      f"detected = cycles after which the "
                      f"forwarder resumed from its cursor and the archive's ack reached the journal's last seq "
                      f"at the kill, zero rejections")
@@ -400,4 +402,5 @@ def _finish(rows: list[Row], pub: LoadPublisher, gw: GatewayProcess, arch: Archi
         f"its block and anchor acks at the last block; {status['blocks_verified']} blocks verified, "
         f"{status['anchors']} anchor rows; duplicates received in all "
         f"{status['counters'].get('duplicate_records', 0)} records, {status['counters'].get('duplicate_blocks', 0)} "
-        f"blocks, {status['counters'].get('duplicate_anchors', 0)} anchors; rejections {status['rejections'] or 'none'}")
+        f"blocks, {status['counters'].get('duplicate_anchors', 0)} anchors; "
+        f"rejections {status['rejections'] or 'none'}")

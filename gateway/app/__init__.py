@@ -1,1 +1,2 @@
-"""The running gateway: config assembly, the ``Gateway`` service that wires every stage\ntogether, its dashboard adapter, the file checks and ``doctor``."""
+"""The running gateway: config assembly, the ``Gateway`` service that wires every stage
+together, its dashboard adapter, the file checks and ``doctor``."""

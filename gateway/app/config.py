@@ -127,7 +127,8 @@ def parse(raw: dict[str, Any], base: Path, *, source: Path | None = None) -> Con
             raise ConfigError(k, "unknown section" + (f"; did you mean {near[0]!r}?" if near else ""))
 
     g = Table(raw.get("gateway", {}), "gateway", base)
-    gw_id = g.get("id", str, check=lambda s: 0 < len(s) <= 64 and s.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+    gw_id = g.get("id", str,
+                  check=lambda s: 0 < len(s) <= 64 and s.replace("-", "").replace("_", "").replace(".", "").isalnum(),
                   why="must be 1-64 letters, digits, '-', '_' or '.'")
     data_dir = g.req_path("data_dir", str(base))
     key_file = g.req_path("key_file", str(data_dir / "gateway.key"))

@@ -129,7 +129,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 2
             doc = export_set(store, sel, **kw)
-            summary = f"{len(doc['bundles'])} bundles (gateways {', '.join(b['gateway']['id'] for b in doc['bundles'])})"
+            summary = (f"{len(doc['bundles'])} bundles "
+                       f"(gateways {', '.join(b['gateway']['id'] for b in doc['bundles'])})")
         else:
             view = ArchiveView(store, args.gateway)
             if args.seq is not None:

@@ -53,7 +53,8 @@ class Anchorer:
         """Called after an urgent block is sealed: anchor now rather than at the next poll."""
         self._wake.set()
 
-    def _prepare(self, header_hash: bytes, block: int, now: int, replaces: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _prepare(self, header_hash: bytes, block: int, now: int,
+                 replaces: dict[str, Any] | None = None) -> dict[str, Any]:
         if replaces is not None and "replaces" in inspect.signature(self.ledger.prepare).parameters:
             return self.ledger.prepare(header_hash, gateway=self.gateway_id, block=block, now_ms=now,
                                        replaces=replaces)  # type: ignore[call-arg]

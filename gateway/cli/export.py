@@ -138,7 +138,8 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         for a in report["findings"]["alarms"]:
             if a.get("state") == "raised":
                 print(f"ALARM {a.get('alarm')} route {a.get('route')} bin {a.get('grai') or a.get('sscc')} "
-                      f"at {a.get('stage', a.get('last_stage'))}: value {a.get('value')} threshold {a.get('threshold')}")
+                      f"at {a.get('stage', a.get('last_stage'))}: value {a.get('value')} "
+                      f"threshold {a.get('threshold')}")
         print("MANIFEST OK" if report["ok"] else "MANIFEST NOT OK")
     verified = all(g["verified"] for g in report["gateways"])
     return 0 if report["ok"] or (verified and not args.strict) else 1
@@ -167,7 +168,8 @@ def add_manifest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     mf.add_argument("--key", action="append", default=[], help="GATEWAY=HEX public key (repeat per gateway)")
     mf.add_argument("--rpc", help="EVM node for EVM anchors")
     mf.add_argument("--as-of", help="judge missing bins at this time (default: the latest handover)")
-    mf.add_argument("--strict", action="store_true", help="exit 1 on reconciliation alarms too, not only on failed verification")
+    mf.add_argument("--strict", action="store_true",
+                    help="exit 1 on reconciliation alarms too, not only on failed verification")
     mf.add_argument("--json", action="store_true")
     mf.set_defaults(fn=cmd_manifest)
 

@@ -47,10 +47,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"key            {s['public_key']}" + (f" (rotated {s['key_rotations']}×)" if s["key_rotations"] else ""))
     print(f"records        {s['records']} (next seq {s['next_seq']}, {s['unsealed_records']} not yet sealed)")
     print(f"blocks         {s['blocks']} sealed, {s['unanchored_blocks']} not yet anchored")
-    print(f"last anchor    block {s['anchored_block']}" + (f" at {dt.datetime.fromtimestamp(last / 1000, dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if last else ""))
+    print(f"last anchor    block {s['anchored_block']}"
+          + (f" at {dt.datetime.fromtimestamp(last / 1000, dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if last else ""))
     print(f"outbox         {s['outbox_open']} open")
     q = s["quarantine"]
-    print(f"quarantined    {sum(q.values())}" + (" (" + ", ".join(f"{k}: {v}" for k, v in q.items()) + ")" if q else ""))
+    print(f"quarantined    {sum(q.values())}"
+          + (" (" + ", ".join(f"{k}: {v}" for k, v in q.items()) + ")" if q else ""))
     dup = s["counters"].get("duplicate", 0)
     if dup:
         print(f"duplicates     {dup} redeliveries recognised and kept once")

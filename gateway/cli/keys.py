@@ -31,7 +31,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             if eth.exists():
                 print(f"{eth}: exists, kept (Ethereum address {load_eth_key(eth).address}; fund it to pay for anchors)")
             else:
-                print(f"{eth}: new Ethereum key, mode 0600 (address {generate_eth_key(eth)}; fund it to pay for anchors)")
+                print(f"{eth}: new Ethereum key, mode 0600 "
+                      f"(address {generate_eth_key(eth)}; fund it to pay for anchors)")
     if args.out:
         paths.append(args.out)
     if not paths:
@@ -67,7 +68,8 @@ def add_keygen_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     k = sub.add_parser("keygen", help="create Ed25519 key files (mode 0600)")
     k.add_argument("out", nargs="?", type=Path)
     k.add_argument("-c", "--config", type=Path, help="create the keys this config names")
-    k.add_argument("--force", action="store_true", help="replace an existing key (old bundles then need the old public key)")
+    k.add_argument("--force", action="store_true",
+                   help="replace an existing key (old bundles then need the old public key)")
     k.set_defaults(fn=cmd_keygen)
 
 

@@ -1,1 +1,2 @@
-"""Shared core every layer may import: the error tree, clocks, observations, the config table reader and the typed settings."""
+"""Shared core every layer may import: the error tree, clocks, observations, the config table
+reader and the typed settings."""

@@ -86,7 +86,8 @@ class Admission:
     def _check_mac(self, obs: Observation) -> None:
         """HMAC-enrolled sensor (gateway/ingest/sensor_auth.py): "unsigned" without a tag, else "bad-mac"."""
         if obs.proof is None:
-            raise Rejected("unsigned", f"sensor {obs.sensor!r} is enrolled with an HMAC key but the message is unsigned")
+            raise Rejected("unsigned",
+                           f"sensor {obs.sensor!r} is enrolled with an HMAC key but the message is unsigned")
         if obs.proof.scheme != HMAC_SCHEME:
             raise Rejected("bad-mac", f"sensor {obs.sensor!r} is enrolled with an HMAC key but the message "
                                       f"carries an {obs.proof.scheme} signature")

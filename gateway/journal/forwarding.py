@@ -60,7 +60,8 @@ def blocks_after(db: sqlite3.Connection, after: int, upto_seq: int, limit: int) 
         (after, upto_seq, limit))]
 
 
-def anchors_after(db: sqlite3.Connection, after: int, upto_block: int, limit: int) -> list[tuple[int, bytes, str, str, int]]:
+def anchors_after(db: sqlite3.Connection, after: int, upto_block: int,
+                  limit: int) -> list[tuple[int, bytes, str, str, int]]:
     """(block, header_hash, kind, anchor JSON text, time_ms) of anchored blocks in
     (``after``, ``upto_block``], every anchor of a block together."""
     return [(b, bytes(h), k, a, t) for b, h, k, a, t in db.execute(

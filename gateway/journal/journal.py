@@ -236,8 +236,8 @@ class Journal:
 
     def blocks_overlapping(self, from_ms: int, to_ms: int) -> tuple[int, int] | None:
         """(lowest, highest) block whose time span overlaps [from_ms, to_ms]."""
-        row = self.db.execute("SELECT MIN(block), MAX(block) FROM blocks WHERE last_time_ms >= ? AND first_time_ms <= ?",
-                              (from_ms, to_ms)).fetchone()
+        row = self.db.execute("SELECT MIN(block), MAX(block) FROM blocks "
+                              "WHERE last_time_ms >= ? AND first_time_ms <= ?", (from_ms, to_ms)).fetchone()
         return None if row[0] is None else (row[0], row[1])
 
     def block_after(self, t_ms: int) -> int | None:
@@ -275,7 +275,8 @@ class Journal:
 
     def urgent_after(self, block: int) -> bool:
         """An alarm's block waits for no anchoring interval."""
-        return self.db.execute("SELECT 1 FROM blocks WHERE block > ? AND urgent = 1 LIMIT 1", (block,)).fetchone() is not None
+        row = self.db.execute("SELECT 1 FROM blocks WHERE block > ? AND urgent = 1 LIMIT 1", (block,)).fetchone()
+        return row is not None
 
     def last_anchor_started_ms(self) -> int:
         row = self.db.execute("SELECT MAX(created_ms) FROM outbox WHERE state != 'dropped'").fetchone()
@@ -362,7 +363,8 @@ class Journal:
             return None
         return forwarding.archived_records(self.db)
 
-    def forward_records(self, after: int, limit: int, *, alarms_only: bool = False) -> list[tuple[int, int, bytes, bytes]]:
+    def forward_records(self, after: int, limit: int, *,
+                        alarms_only: bool = False) -> list[tuple[int, int, bytes, bytes]]:
         """(seq, time_ms, body, sig) after ``after`` in seq order."""
         return forwarding.records_after(self.db, after, limit, alarms_only=alarms_only)
 

@@ -67,8 +67,8 @@ def newest_readings(src: Readable, sensor: str, kind: str, limit: int = 5) -> It
 def readings_between(src: Readable, sensor: str, from_ms: int, to_ms: int, kind: str) -> Iterator[tuple[int, bytes]]:
     """(time_ms, body) of the sensor's readings of ``kind`` in [from_ms, to_ms], in time order."""
     for t, body in connection(src).execute(
-            "SELECT time_ms, body FROM records WHERE sensor=? AND time_ms BETWEEN ? AND ? AND kind=? AND type='reading' "
-            "ORDER BY time_ms, seq", (sensor, from_ms, to_ms, kind)):
+            "SELECT time_ms, body FROM records WHERE sensor=? AND time_ms BETWEEN ? AND ? AND kind=? "
+            "AND type='reading' ORDER BY time_ms, seq", (sensor, from_ms, to_ms, kind)):
         yield int(t), body
 
 

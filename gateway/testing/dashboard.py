@@ -118,7 +118,8 @@ class Rig:
         wait_for(lambda: count_records(self.journal, type="stock") > before, what="stock record")
 
     def alarm_records(self, state: str | None = None) -> list[dict[str, Any]]:
-        return [a for a in (json.loads(b) for b in record_bodies(self.journal, "alarm")) if state in (None, a.get("state"))]
+        return [a for a in (json.loads(b) for b in record_bodies(self.journal, "alarm"))
+                if state in (None, a.get("state"))]
 
     def close(self) -> None:
         try:

@@ -192,8 +192,8 @@ def register_guards(app: Flask, ctx: Dashboard) -> None:
 
 def register_pages(app: Flask, ctx: Dashboard) -> None:
     """``/`` and sign-in/out: the HTML pages, with a server-side session cookie."""
-    source, web, tokens, sessions, limiter, clock = ctx.source, ctx.web, ctx.tokens, ctx.sessions, ctx.limiter, ctx.clock
-    current, can_read = ctx.current, ctx.can_read
+    source, web, tokens, sessions = ctx.source, ctx.web, ctx.tokens, ctx.sessions
+    limiter, clock, current, can_read = ctx.limiter, ctx.clock, ctx.current, ctx.can_read
 
     @app.get("/")
     def index() -> Any:
@@ -257,7 +257,8 @@ def register_acks(app: Flask, ctx: Dashboard) -> None:
     def ack() -> Any:
         by, status = ack_by()
         if by is None:
-            return jsonify(error="login required" if status == 401 else "forbidden (missing CSRF token or foreign origin)"), status
+            return jsonify(error="login required" if status == 401
+                           else "forbidden (missing CSRF token or foreign origin)"), status
         waiting = sum(1 for a in source.active_alarms() if not a.get("acknowledged"))
         source.acknowledge(by)
         return jsonify(requested=True, by=by, unacknowledged=waiting), 202

@@ -95,7 +95,8 @@ class TracesealCollector(Collector):
                      float(bool(st.get("journal_ok", True))))
         yield _gauge("traceseal_clock_synced", "1 while the system clock is NTP-synchronised.",
                      float(bool(st.get("clock_synced"))))
-        yield _gauge("traceseal_inbox_messages", "Messages received and waiting for the writer.", float(st.get("inbox", 0)))
+        yield _gauge("traceseal_inbox_messages", "Messages received and waiting for the writer.",
+                     float(st.get("inbox", 0)))
         try:
             d = queries.disk(self.source.journal_path)
             yield _gauge("traceseal_disk_free_bytes", "Free bytes on the journal's filesystem.", float(d["free_bytes"]))

@@ -44,7 +44,8 @@ class Lot:
 
 
 class JournalTail:
-    def __init__(self, path: Path, *, reconcile: ReconcileConfig | None = None, keep_custody_ms: int = 2 * DAY_MS) -> None:
+    def __init__(self, path: Path, *, reconcile: ReconcileConfig | None = None,
+                 keep_custody_ms: int = 2 * DAY_MS) -> None:
         self.path = Path(path)
         self.keep_custody_ms = keep_custody_ms
         self._lock = threading.Lock()
@@ -81,7 +82,8 @@ class JournalTail:
         self._last_time = max(self._last_time, t)
         if typ == "stock":
             unit, gtin, lot, after = rec.get("unit"), rec.get("gtin"), rec.get("lot", ""), rec.get("stock_after")
-            if not (isinstance(unit, str) and isinstance(gtin, str) and isinstance(lot, str) and isinstance(after, int)):
+            if not (isinstance(unit, str) and isinstance(gtin, str) and isinstance(lot, str)
+                    and isinstance(after, int)):
                 return
             key = (unit, gtin, lot)
             if after <= 0:
@@ -96,7 +98,8 @@ class JournalTail:
             horizon = self._last_time - self.keep_custody_ms
             if len(self._custody) > 5000 or (self._custody and self._custody[0].get("time_ms", 0) < horizon):
                 self._custody = [r for r in self._custody if r.get("time_ms", 0) >= horizon][-5000:]
-        if self._reconciler is not None and (typ == "custody" or (typ == "alarm" and rec.get("alarm") in RECONCILE_KINDS)):
+        if self._reconciler is not None and (
+                typ == "custody" or (typ == "alarm" and rec.get("alarm") in RECONCILE_KINDS)):
             self._reconciler.feed(rec, t)
 
     # -- views (call refresh() first) ------------------------------------------------------

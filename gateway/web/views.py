@@ -22,7 +22,8 @@ GiB = 1 << 30
 
 # Plain words and a first thing to check, per alarm kind (rules.lifecycle, inventory, custody).
 ALARM_TEXT: dict[str, tuple[str, str]] = {
-    "high": ("Too warm", "Check the door is shut and the unit has power. Keep the vaccines cold; follow your excursion SOP."),
+    "high": ("Too warm", "Check the door is shut and the unit has power. "
+                         "Keep the vaccines cold; follow your excursion SOP."),
     "low": ("Too cold", "Check the thermostat setting. Follow your excursion SOP."),
     "freeze": ("Freezing risk", "Vaccines may have frozen. Do not use them until assessed (shake test / SOP)."),
     "cumulative": ("Out of range too long in total", "Many short excursions add up. Review the unit and its door use."),
@@ -59,7 +60,8 @@ def alarms(source: DashboardSource) -> list[dict[str, Any]]:
     return sorted(views, key=lambda a: (not a["present"], a.get("severity") != "alarm", a.get("raised_ms", 0)))
 
 
-def units(source: DashboardSource, db: sqlite3.Connection, active: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+def units(source: DashboardSource, db: sqlite3.Connection, active: list[dict[str, Any]],
+          now: int) -> list[dict[str, Any]]:
     out = []
     for u in source.cfg.station.units.values():
         probes = []
@@ -85,7 +87,8 @@ def units(source: DashboardSource, db: sqlite3.Connection, active: list[dict[str
     return out
 
 
-def series(source: DashboardSource, db: sqlite3.Connection, unit_id: str, now: int, hours: int = 24) -> dict[str, Any] | None:
+def series(source: DashboardSource, db: sqlite3.Connection, unit_id: str, now: int,
+           hours: int = 24) -> dict[str, Any] | None:
     u = source.cfg.station.units.get(unit_id)
     if u is None:
         return None
@@ -169,11 +172,13 @@ def health(source: DashboardSource, stats: dict[str, Any], now: int) -> dict[str
     backlog = int(stats["unsealed_records"]) + int(stats["unanchored_blocks"])
     lagging = stats["unanchored_blocks"] > 0 and (age_s is None or age_s > late)
     item("backlog", "Backlog", "warn" if lagging else "ok",
-         {"unsealed_records": stats["unsealed_records"], "unanchored_blocks": stats["unanchored_blocks"], "total": backlog},
+         {"unsealed_records": stats["unsealed_records"], "unanchored_blocks": stats["unanchored_blocks"],
+          "total": backlog},
          "anchoring is behind" if lagging else "")
     item("last_anchor", "Last anchor", "ok", {"time_ms": last, "age_s": age_s, "block": stats["anchored_block"]})
     c = st.get("clock_synced")
-    item("clock", "Clock synchronised", "ok" if c else "warn", bool(c), "" if c else "no NTP: record times are marked unsynchronised")
+    item("clock", "Clock synchronised", "ok" if c else "warn", bool(c),
+         "" if c else "no NTP: record times are marked unsynchronised")
     try:
         d = queries.disk(source.journal_path)
         low = d["free_bytes"] < GiB or d["free_bytes"] < d["total_bytes"] // 10

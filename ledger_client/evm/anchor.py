@@ -31,7 +31,8 @@ INPUT_LEN = len(TAG) + 32
 def anchor_input(header_hash: bytes) -> bytes:
     """The 36-byte transaction input for ``header_hash``: ``b"TSL1" || header_hash``."""
     if not isinstance(header_hash, (bytes, bytearray)) or len(header_hash) != 32:
-        raise ValueError(f"header hash must be 32 bytes, got {len(header_hash) if isinstance(header_hash, (bytes, bytearray)) else type(header_hash).__name__}")
+        got = len(header_hash) if isinstance(header_hash, (bytes, bytearray)) else type(header_hash).__name__
+        raise ValueError(f"header hash must be 32 bytes, got {got}")
     return TAG + bytes(header_hash)
 
 

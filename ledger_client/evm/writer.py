@@ -158,7 +158,8 @@ class EvmLedger:
             tip = self.priority_fee_wei
             if tip is None:
                 try:
-                    tip = _int(self.rpc.call("eth_maxPriorityFeePerGas"), "priority fee (eth_maxPriorityFeePerGas)", 0, FEE_MAX)
+                    tip = _int(self.rpc.call("eth_maxPriorityFeePerGas"), "priority fee (eth_maxPriorityFeePerGas)",
+                               0, FEE_MAX)
                 except RpcError:  # not offered by every node: derive it from the legacy price
                     tip = max(0, _int(self.rpc.call("eth_gasPrice"), "gas price (eth_gasPrice)", 0, FEE_MAX) - base_fee)
             fee = max_fee(base_fee, tip, self.max_fee_cap_wei)
@@ -190,7 +191,8 @@ class EvmLedger:
             return _int(self.rpc.call("eth_estimateGas", probe), "gas (eth_estimateGas)", 21_000, GAS_MAX)
         except RpcError as exc:
             raise LedgerError(f"cannot estimate gas for an anchor from {self.address} to {self.to} on chain "
-                              f"{self.chain_id}: {exc.message} (set ledger.evm.gas_limit to skip the estimate)") from exc
+                              f"{self.chain_id}: {exc.message} "
+                              "(set ledger.evm.gas_limit to skip the estimate)") from exc
 
     # -- signing -------------------------------------------------------------------------
     def _sign(self, *, nonce: int, data: bytes, gas: int, fees: dict[str, int]) -> tuple[str, str]:
@@ -314,7 +316,8 @@ class EvmLedger:
         if not isinstance(sub, dict) or sub.get("kind") != self.kind:
             raise LedgerError(f"not an evm submission: kind {sub.get('kind') if isinstance(sub, dict) else sub!r}")
         if sub.get("chain_id") != self.chain_id:
-            raise LedgerError(f"submission is for chain id {sub.get('chain_id')}, this ledger is chain id {self.chain_id}")
+            raise LedgerError(f"submission is for chain id {sub.get('chain_id')}, "
+                              f"this ledger is chain id {self.chain_id}")
         for k in ("raw", "tx", "nonce"):
             if k not in sub:
                 raise LedgerError(f"evm submission lacks {k!r}")
@@ -342,7 +345,8 @@ class EvmLedger:
         number = _int(rc.get("blockNumber"), "receipt block number", 0, BLOCK_MAX)
         if _int(rc.get("status"), "receipt status", 0, 1) != 1:
             return AnchorStatus("failed", reason=f"transaction {txh} reverted (receipt status 0) in block {number}, "
-                                                 f"gas used {_int(rc.get('gasUsed', 0), 'gasUsed', 0, GAS_MAX)} of {sub.get('gas')}",
+                                                 f"gas used {_int(rc.get('gasUsed', 0), 'gasUsed', 0, GAS_MAX)} "
+                                                 f"of {sub.get('gas')}",
                                 extra={"tx": txh, "block_number": number})
         head = obj(self.rpc.call("eth_getBlockByNumber", "latest", False), "latest block")
         latest = _int(head.get("number") if head is not None else None, "latest block number", 0, BLOCK_MAX)
@@ -367,7 +371,8 @@ class EvmLedger:
             "confirmations_required": self.confirmations,
         }
         return AnchorStatus("confirmed", anchor=anchor, time_ms=time_ms,
-                            extra={"confirmations": confs, "gas_used": _int(rc.get("gasUsed", 0), "gasUsed", 0, GAS_MAX)})
+                            extra={"confirmations": confs,
+                                   "gas_used": _int(rc.get("gasUsed", 0), "gasUsed", 0, GAS_MAX)})
 
     def _replacement(self, sub: dict[str, Any], now_ms: int) -> dict[str, Any] | None:
         """The same transaction (nonce, input, gas) with fees bumped by at least 12.5 %."""

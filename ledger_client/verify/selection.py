@@ -23,7 +23,8 @@ def check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], heade
     if kind == "range":
         lo, hi, sensor = sel.get("from_ms"), sel.get("to_ms"), sel.get("sensor")
         if not (_is_int(lo) and _is_int(hi) and isinstance(sensor, str)):
-            s9.failures.append(f"range selection needs integer from_ms/to_ms and a sensor, got {lo!r}, {hi!r}, {sensor!r}")
+            s9.failures.append("range selection needs integer from_ms/to_ms and a sensor, "
+                               f"got {lo!r}, {hi!r}, {sensor!r}")
             return
         for seq, _, rec in recs:
             if sensor is not None and rec.get("sensor") != sensor:
@@ -36,13 +37,15 @@ def check_selection(sel: Any, recs: list[tuple[int, int, dict[str, Any]]], heade
             return
         first, last = headers[order[0]], headers[order[-1]]
         if isinstance(lo, int) and order[0] != 0 and first.get("first_time_ms", lo) > lo:
-            s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, after the range start {lo}: earlier blocks are missing")
+            s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, "
+                               f"after the range start {lo}: earlier blocks are missing")
         if isinstance(hi, int) and last.get("last_time_ms", hi) < hi:
             if sel.get("open_end") is True:
                 s9.notes.append(f"open end: the exporter says nothing after block {order[-1]} "
                                 f"({last.get('last_time_ms')}) was anchored at export time; this claim is not signed")
             else:
-                s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the range end {hi}: later blocks are missing")
+                s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, "
+                                   f"before the range end {hi}: later blocks are missing")
         return
     if kind == "lot":
         _check_lot(sel, recs, headers, order, s9)
@@ -82,7 +85,8 @@ def _check_lot(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]],
         elif not any(r.get("event") in ("out", "discard") and r.get("unit") == w["unit"]
                      and _is_int(r.get("at_ms")) and r.get("at_ms") == w["to_ms"]
                      and _is_int(r.get("stock_after")) and r.get("stock_after") == 0 for r in stock):
-            s9.failures.append(f"lot window {i} ({w['unit']} to {w['to_ms']}) has no signed stock-out record emptying it")
+            s9.failures.append(f"lot window {i} ({w['unit']} to {w['to_ms']}) "
+                               "has no signed stock-out record emptying it")
     for seq, _, rec in recs:
         attrs = rec.get("attrs")
         attrs = attrs if isinstance(attrs, dict) else {}
@@ -98,9 +102,11 @@ def _check_lot(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]],
         lo, hi = min(w["from_ms"] for w in windows), max(w["to_ms"] for w in windows)
         first, last = headers[order[0]], headers[order[-1]]
         if order[0] != 0 and first.get("first_time_ms", lo) > lo:
-            s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, after the lot's first window {lo}: earlier blocks are missing")
+            s9.failures.append(f"first block {order[0]} starts at {first.get('first_time_ms')}, "
+                               f"after the lot's first window {lo}: earlier blocks are missing")
         if last.get("last_time_ms", hi) < hi:
-            s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, before the lot's last window ends {hi}: later blocks are missing")
+            s9.failures.append(f"last block {order[-1]} ends at {last.get('last_time_ms')}, "
+                               f"before the lot's last window ends {hi}: later blocks are missing")
     s9.notes.append(f"lot {lot}: {len(windows)} residency window(s) in unit(s) {sorted({w['unit'] for w in windows})}")
 
 
@@ -123,6 +129,7 @@ def _check_route(sel: dict[str, Any], recs: list[tuple[int, int, dict[str, Any]]
             continue
         if seq in cited_seqs:
             continue
-        s9.failures.append(f"record seq {seq} ({rec.get('type')}) neither names route {route!r} nor is cited by its records")
+        s9.failures.append(f"record seq {seq} ({rec.get('type')}) neither names route {route!r} "
+                           "nor is cited by its records")
     s9.notes.append(f"route {route}: {sum(1 for r in own if r.get('type') == 'custody')} custody records")
 

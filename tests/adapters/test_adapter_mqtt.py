@@ -57,7 +57,8 @@ def test_every_mqtt_sample(sample: dict[str, Any]) -> None:
 
 def test_tasmota_probe_renumbering_keeps_sensor_ids() -> None:
     """Adding a probe renumbers DS18B20-<n>; the sensor ids must not move with the numbers."""
-    before = b'{"DS18B20-1":{"Id":"0300A279BDBD","Temperature":4.0},"DS18B20-2":{"Id":"0319A2794947","Temperature":-18.5}}'
+    before = (b'{"DS18B20-1":{"Id":"0300A279BDBD","Temperature":4.0},'
+              b'"DS18B20-2":{"Id":"0319A2794947","Temperature":-18.5}}')
     after = (
         b'{"DS18B20-1":{"Id":"011833902FFF","Temperature":20.0},"DS18B20-2":{"Id":"0300A279BDBD","Temperature":4.0},'
         b'"DS18B20-3":{"Id":"0319A2794947","Temperature":-18.5}}'

@@ -105,7 +105,8 @@ def test_a_role_that_may_not_record_the_stage_is_rejected() -> None:
 
 
 def test_routes_keep_reused_bins_apart() -> None:
-    f = reconcile([cust("A", "handed_over", 5_000, T, route="R1"), cust("A", "received", 5_000, T + HOUR, 1, route="R1"),
+    f = reconcile([cust("A", "handed_over", 5_000, T, route="R1"),
+                   cust("A", "received", 5_000, T + HOUR, 1, route="R1"),
                    cust("A", "handed_over", 2_000, T + 24 * HOUR, 2, route="R2"),
                    cust("A", "received", 1_000, T + 25 * HOUR, 3, route="R2")])
     assert [(a["route"], a["alarm"]) for a in f.raised()] == [("R2", "weight-loss")]

@@ -120,7 +120,8 @@ def test_expired_session_is_refused() -> None:
     assert (end["event"], end["reason"], end["at_ms"]) == ("end", "idle-timeout", T + 303 * SEC)
     ref, = r.of("custody_refusal")
     assert ref["reason"] == "session-expired"
-    assert "the session of Ana Ruiz (generator, St. Mary) expired at 2026-03-02 08:05:03Z after 5 min idle" in ref["message"]
+    assert ("the session of Ana Ruiz (generator, St. Mary) expired at 2026-03-02 08:05:03Z after 5 min idle"
+            in ref["message"])
     assert "badge in again" in ref["message"]
     assert len(r.of("custody")) == 1 and st.desk.session is None
 

@@ -275,7 +275,8 @@ def stations(broker_port: int, tmp_factory: Any) -> tuple[Built, Built]:
     if not _BUILT:
         root = tmp_factory.mktemp("stations")
         _BUILT["a"] = build_station(root / "a", broker_port, "station-a", "fridge-a", start_ms=T0, before=2,
-                                    during=[5000, 9000, 9500, 9800, 9900, 9700, 9600, 9400, 5200, 5000], after=3, scan_out=True)
+                                    during=[5000, 9000, 9500, 9800, 9900, 9700, 9600, 9400, 5200, 5000],
+                                    after=3, scan_out=True)
         _BUILT["b"] = build_station(root / "b", broker_port, "station-b", "fridge-b", start_ms=T0 + 86_400_000,
                                     before=1, during=[4000, 4500, 5000, 4800], after=0, scan_out=False)
     return _BUILT["a"], _BUILT["b"]

@@ -39,7 +39,8 @@ def test_defaults_and_enroll(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     p.write_text("")
     cfg = archive_config.load(p)
     assert cfg.store.sqlite == tmp_path / "archive.sqlite" and cfg.prefix == "traceseal/up"
-    assert cfg.broker.topics == tuple(f"traceseal/up/+/{s}" for s in ("hello", "records", "alarms", "blocks", "anchors"))
+    assert cfg.broker.topics == tuple(f"traceseal/up/+/{s}"
+                                      for s in ("hello", "records", "alarms", "blocks", "anchors"))
     assert main(["archive", "enroll", "-c", str(p), "--id", "g1", "--public-key", KEY]) == 0
     assert main(["archive", "enroll", "-c", str(p), "--id", "g1", "--public-key", KEY]) == 0
     assert "already enrolled" in capsys.readouterr().out

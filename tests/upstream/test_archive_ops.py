@@ -33,7 +33,8 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_metrics_agree_with_status(backend: str, broker: Mosquitto, tmp_path: Path,
-                                   tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+                                   tmp_path_factory: pytest.TempPathFactory,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     a0, _ = kit.stations(broker.port, tmp_path_factory)
     a = a0.copy(tmp_path / "a")
     prefix, port = kit.new_prefix(), free_port()

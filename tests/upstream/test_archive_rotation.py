@@ -2,8 +2,9 @@
 journal with readings, `traceseal rotate-key`, more readings, a second rotation, more
 readings, all anchored; published per the contract to an archive that enrolled the FIRST
 key, on both stores. Everything is stored, the only rejections are what came ahead of the
-rotation records (an alarm and the hello: `key_unknown_yet`), and bundles exported from the archive across and after the rotation verify with the
-enrolment key pinned. Forged rotations are rejected and the forger's records with them."""
+rotation records (an alarm and the hello: `key_unknown_yet`), and bundles exported from the
+archive across and after the rotation verify with the enrolment key pinned. Forged rotations
+are rejected and the forger's records with them."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ def station_a(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory, tmp_p
     return a.copy(tmp_path / "a")
 
 
-def _setup(backend: str, broker: Mosquitto, tmp_path: Path, built: kit.Built) -> tuple[Any, kit.Upstream, kit.AckWatcher]:
+def _setup(backend: str, broker: Mosquitto, tmp_path: Path,
+           built: kit.Built) -> tuple[Any, kit.Upstream, kit.AckWatcher]:
     prefix = kit.new_prefix()
     toml = kit.archive_toml(tmp_path / "archive.toml", broker.port, prefix, kit.store_line(backend, tmp_path), [built])
     arch = kit.start_archive(toml)
@@ -285,7 +286,8 @@ def test_postgres_outage_stops_acks_and_resumes_without_loss(broker: Mosquitto, 
             acks.close()
 
 
-def test_archive_enrolled_late_starts_the_chain_at_the_first_block_it_gets(tmp_path: Path, station_a: kit.Built) -> None:
+def test_archive_enrolled_late_starts_the_chain_at_the_first_block_it_gets(tmp_path: Path,
+                                                                            station_a: kit.Built) -> None:
     """A gateway that pruned blocks 0-1 before it was enrolled: the chain starts at block 2,
     records before it are a finding, and everything after is acknowledged."""
     from gateway.archive import config as archive_config

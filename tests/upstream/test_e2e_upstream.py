@@ -68,8 +68,8 @@ class Site:
             for name in ("in", "out"):
                 self.scanners[name] = BarcodeScanner(str(root / f"scan-{name}")).start()
             toml += fridge_with_scanners_toml(fridge, self.scanners['in'].port, self.scanners['out'].port)
-        self.st: StationDir = make_station(root / "st", local_port, sensors=1, gateway_id=gw_id, max_records=max_records,
-                                        max_seconds=max_seconds, extra_toml=toml)
+        self.st: StationDir = make_station(root / "st", local_port, sensors=1, gateway_id=gw_id,
+                                           max_records=max_records, max_seconds=max_seconds, extra_toml=toml)
         (self.st.root / "upstream.pw").write_text(PASSWORDS[gw_id] + "\n")
         (self.st.root / "upstream.pw").chmod(0o600)
         self.cfg = configmod.load(self.st.config_path)
@@ -456,7 +456,8 @@ def test_records_the_broker_dropped_before_the_archive_subscribed_are_sent_again
                  what="50 readings sealed and anchored")
         last = a.j.next_seq() - 1
         wait_for(lambda: (lambda up: up["records"]["sent"] >= last and up["anchors"]["sent"] >= 3)(
-            cli.status(a)["upstream"]["streams"]), what="the broker took them (and, with no archive session, dropped them)")
+            cli.status(a)["upstream"]["streams"]),
+            what="the broker took them (and, with no archive session, dropped them)")
         assert fw.resends == 0 and cli.status(a)["upstream"]["streams"]["records"]["archived"] == -1
         arch.start()
         wait_for(lambda: cli.all_archived(a), timeout=30, what="the archive acknowledged everything")

@@ -145,7 +145,8 @@ def test_waste_gateway_in_trouble(browser: Any, tmp_path: Path) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(web.url + "/")
         page.wait_for_selector("#banner.level-fail", timeout=15_000)
-        assert "R2" in page.inner_text("#banner-text") and "bin not delivered in time" in page.inner_text("#banner-text")
+        banner = page.inner_text("#banner-text")
+        assert "R2" in banner and "bin not delivered in time" in banner
         page.wait_for_selector("#custody tr")
         assert page.locator("#custody tr").count() == 3
         assert "MISSING" in page.inner_text("#bins")

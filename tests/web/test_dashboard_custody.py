@@ -56,7 +56,8 @@ def handover(route: str, grai: str, stage: str, grams: int, t: int, op: dict[str
             "session": "s", "at_ms": t, "scan_ms": t, "weight_ms": t, "category": "sharps"}
 
 
-def custody_journal(tmp_path: Path, extra_toml: str = "") -> tuple[configmod.Config, Callable[[dict[str, Any], int], None]]:
+def custody_journal(tmp_path: Path,
+                    extra_toml: str = "") -> tuple[configmod.Config, Callable[[dict[str, Any], int], None]]:
     """A station with two custody stations and a real journal; returns (config, seal)."""
     st = make_station(tmp_path / "st", 1, sensors=0, extra_toml=CUSTODY + extra_toml)
     cfg = configmod.load(st.config_path)

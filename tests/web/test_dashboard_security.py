@@ -126,7 +126,8 @@ def test_form_and_bearer_share_one_limiter(server: WebServer, token_file: Path) 
     token = load_token(token_file)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     for i in range(3):
-        assert get(server.url, "/login", method="POST", headers=form, body=f"name=x&password=guess-{i:08d}").status == 401
+        assert get(server.url, "/login", method="POST", headers=form,
+                   body=f"name=x&password=guess-{i:08d}").status == 401
     for i in range(2):
         assert get(server.url, "/metrics", headers={"Authorization": f"Bearer guess-{i:08d}"}).status == 401
     r = get(server.url, "/login", method="POST", headers=form, body=f"name=Ana&password={token}")

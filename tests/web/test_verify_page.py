@@ -88,7 +88,8 @@ def _install_chromium() -> str:
         return "no apt-get on this machine"
     prefix: list[str] = []
     if os.geteuid() != 0:
-        if shutil.which("sudo") is None or subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode:
+        if (shutil.which("sudo") is None
+                or subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode):
             return "not root and no passwordless sudo for apt-get"
         prefix = ["sudo", "-n"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -265,7 +266,8 @@ def outcome(r: dict[str, Any]) -> Any:
 def assert_agree(name: str, cli: dict[str, Any], page: dict[str, Any]) -> None:
     assert outcome(page) == outcome(cli), (
         f"{name}: page {outcome(page)} vs CLI {outcome(cli)}\n"
-        f"page failures: {page.get('failures') or page.get('banner')}\nCLI failures: {cli.get('failures') or cli.get('stderr')}")
+        f"page failures: {page.get('failures') or page.get('banner')}\n"
+        f"CLI failures: {cli.get('failures') or cli.get('stderr')}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,7 +702,8 @@ def test_paste_and_drop(vp_page: VpPage, vp_station_cases: dict[str, tuple[Case,
     pg.evaluate("""t => {
         const dt = new DataTransfer();
         dt.items.add(new File([t], 'dropped.json', {type: 'application/json'}));
-        document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        document.getElementById('drop').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
     }""", tpath.read_text())
     pg.wait_for_selector("body[data-state=done]")
     res = read_ui_result(pg)
@@ -715,8 +718,8 @@ def test_without_webcrypto_the_javascript_fallback_agrees(vp_browser: Any,
     page = VpPage(vp_browser, no_webcrypto=True)
     try:
         assert page.page.evaluate("TraceSealVerify.cryptoBackend()") == "javascript"
-        names = ["record-good-pinned", "range-changed-record-value", "range-wrong-pinned-key", "range-changed-header-field",
-                 "range-forged-anchor-time", "range-changed-proof-hash"]
+        names = ["record-good-pinned", "range-changed-record-value", "range-wrong-pinned-key",
+                 "range-changed-header-field", "range-forged-anchor-time", "range-changed-proof-hash"]
         for name in names:
             case, path = vp_station_cases[name]
             assert_agree(name, run_cli(path, case.pins), page.verify_bytes(case.bytes(), case.pins))

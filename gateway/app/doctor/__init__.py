@@ -101,7 +101,8 @@ def check_keys(cfg: Config) -> list[Check]:
 
 def disk_headroom(free: int, total: int) -> tuple[str, str]:
     low = free < GiB or (total > 0 and free * 10 < total)
-    return ("WARN" if low else "PASS"), f"{free / GiB:.1f} GiB free of {total / GiB:.1f} GiB ({100 * free // max(total, 1)} %)"
+    return ("WARN" if low else "PASS"), (f"{free / GiB:.1f} GiB free of {total / GiB:.1f} GiB "
+                                         f"({100 * free // max(total, 1)} %)")
 
 
 def check_journal(cfg: Config, public_key: str | None) -> list[Check]:
@@ -114,7 +115,8 @@ def check_journal(cfg: Config, public_key: str | None) -> list[Check]:
             pass
         out.append(Check("journal dir", "PASS", f"{d}: writable"))
     except OSError as exc:
-        out.append(Check("journal dir", "FAIL", f"{d}: not writable ({exc.strerror})", f"chown {_user(os.geteuid())} {d}"))
+        out.append(Check("journal dir", "FAIL", f"{d}: not writable ({exc.strerror})",
+                         f"chown {_user(os.geteuid())} {d}"))
     u = shutil.disk_usage(d)
     status, text = disk_headroom(u.free, u.total)
     out.append(Check("disk", status, f"{d}: {text}", "free space or move data_dir: under 1 GiB or 10 % free, a full "
@@ -123,10 +125,12 @@ def check_journal(cfg: Config, public_key: str | None) -> list[Check]:
         try:  # after `rotate-key` the configured key is the newest one: identity() says that one
             meta: dict[str, str] = journal_identity(cfg.journal.path)
         except sqlite3.Error as exc:
-            return out + [Check("journal", "FAIL", f"{cfg.journal.path}: cannot read ({exc})", "check the file and its permissions")]
+            return out + [Check("journal", "FAIL", f"{cfg.journal.path}: cannot read ({exc})",
+                                "check the file and its permissions")]
         if meta.get("public_key") not in (None, public_key) or meta.get("gateway_id") not in (None, cfg.gateway_id):
-            out.append(Check("journal", "FAIL", f"{cfg.journal.path} belongs to gateway {meta.get('gateway_id')!r} with key "
-                                                 f"{str(meta.get('public_key'))[:16]}…, not this config's gateway and key",
+            out.append(Check("journal", "FAIL",
+                             f"{cfg.journal.path} belongs to gateway {meta.get('gateway_id')!r} with key "
+                             f"{str(meta.get('public_key'))[:16]}…, not this config's gateway and key",
                              "restore this gateway's key, or point journal.path at this gateway's journal"))
         else:
             out.append(Check("journal", "PASS", f"{cfg.journal.path}: belongs to {cfg.gateway_id} and this key"))
@@ -139,7 +143,8 @@ def check_ledger(cfg: Config) -> list[Check]:
     if lg.kind == "local":
         if not lg.path.exists():
             ok = os.access(lg.path.parent, os.W_OK)
-            return [Check("ledger", "PASS" if ok else "FAIL", f"{lg.path}: not created yet" + ("" if ok else "; folder not writable"),
+            return [Check("ledger", "PASS" if ok else "FAIL",
+                          f"{lg.path}: not created yet" + ("" if ok else "; folder not writable"),
                           "" if ok else f"chown {_user(os.geteuid())} {lg.path.parent}")]
         try:
             have = ledger_public_key(lg.path)
@@ -147,7 +152,8 @@ def check_ledger(cfg: Config) -> list[Check]:
         except Exception as exc:  # noqa: BLE001 - any reason it cannot open is a FAIL to report
             return [Check("ledger", "FAIL", f"{lg.path}: cannot open ({exc})", "check ledger.path and ledger.key_file")]
         if have is not None and have != mine:
-            return [Check("ledger", "FAIL", f"{lg.path} was created with key {have[:16]}…, not {lg.key_file}'s {mine[:16]}…",
+            return [Check("ledger", "FAIL",
+                          f"{lg.path} was created with key {have[:16]}…, not {lg.key_file}'s {mine[:16]}…",
                           "restore the ledger's key; a new key cannot extend this ledger")]
         return [Check("ledger", "PASS", f"local ledger {lg.path} opens with its key")]
     from ledger_client.evm import JsonRpc, load_eth_key  # lazy: eth_account is heavy, evm only
@@ -166,7 +172,8 @@ def check_ledger(cfg: Config) -> list[Check]:
                          "" if balance > 0 else f"fund {addr} to pay for anchors"))
         return out
     except Exception as exc:  # noqa: BLE001 - RPC, key and network errors all mean "fix the ledger"
-        return [Check("ledger", "FAIL", f"{url}: {exc}", "check the node is up and reachable (systemd IPAddressAllow too)")]
+        return [Check("ledger", "FAIL", f"{url}: {exc}",
+                      "check the node is up and reachable (systemd IPAddressAllow too)")]
     finally:
         rpc.close()
 
@@ -176,7 +183,8 @@ def check_devices(cfg: Config) -> list[Check]:
     for s in cfg.serial:
         p = Path(s.path)
         if not p.exists():
-            out.append(Check(f"serial {s.name}", "FAIL", f"{p}: no such device", "plug it in; ls -l /dev/serial/by-id/ for its path"))
+            out.append(Check(f"serial {s.name}", "FAIL", f"{p}: no such device",
+                             "plug it in; ls -l /dev/serial/by-id/ for its path"))
         elif not os.access(p, os.R_OK | os.W_OK):
             out.append(Check(f"serial {s.name}", "FAIL", f"{p}: no read/write access",
                              f"usermod -aG dialout {_user(os.geteuid())} (then restart the service)"))
@@ -198,7 +206,8 @@ def check_clock(clock: Any = None, retention_days: int = 0) -> Check:
                  "" if ok else "timedatectl set-ntp true; check systemd-timesyncd or chrony")
 
 
-def run_checks(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE_MESSAGES, clock: Any = None) -> list[Check]:
+def run_checks(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE_MESSAGES,
+               clock: Any = None) -> list[Check]:
     keys = check_keys(cfg)
     public_key = None
     if keys and keys[0].status == "PASS":

@@ -108,8 +108,8 @@ def check_broker(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE
     try:
         socket.create_connection((m.host, m.port), timeout=5).close()
     except OSError as exc:
-        return [Check("broker", "FAIL", f"{where}: not reachable ({exc})", "start the broker (systemctl status mosquitto) "
-                                                                          "and check mqtt.host/mqtt.port")]
+        return [Check("broker", "FAIL", f"{where}: not reachable ({exc})",
+                      "start the broker (systemctl status mosquitto) and check mqtt.host/mqtt.port")]
     run = uuid.uuid4().hex[:10]
     try:
         a = _Probe(m, f"traceseal-doctor-{run}-a")
@@ -120,7 +120,8 @@ def check_broker(cfg: Config, *, queue_probe: bool = True, messages: int = PROBE
         rc = a.connect(clean_start=True, expiry_s=300)
     except (OSError, TimeoutError) as exc:
         a.close()
-        return [Check("broker", "FAIL", f"{where}: MQTT CONNECT failed ({exc})", "check mqtt TLS settings and the listener")]
+        return [Check("broker", "FAIL", f"{where}: MQTT CONNECT failed ({exc})",
+                      "check mqtt TLS settings and the listener")]
     if rc.is_failure:
         a.close()
         return [Check("broker", "FAIL", f"{where}: refused our credentials ({rc})",
@@ -142,7 +143,8 @@ def _queue_probe(m: MqttConfig, a: _Probe, run: str, messages: int) -> Check:
         b.connect(clean_start=True, expiry_s=0)
         b.c.publish(topic, b"live", qos=1).wait_for_publish(10)
         if a.wait_count(1, timeout=5) < 1:
-            return Check("broker queue", "WARN", f"a probe message on {topic} was not delivered (ACL?): queueing not tested", acl_fix)
+            return Check("broker queue", "WARN",
+                         f"a probe message on {topic} was not delivered (ACL?): queueing not tested", acl_fix)
         a.close()  # away, with its session kept by the broker (expiry 300 s)
         infos = [b.c.publish(topic, f"q{i}".encode(), qos=1) for i in range(messages)]
         for info in infos:
@@ -151,9 +153,11 @@ def _queue_probe(m: MqttConfig, a: _Probe, run: str, messages: int) -> Check:
         a.connect(clean_start=False, expiry_s=300)
         got = a.wait_count(messages, timeout=60)
         if got < messages:
-            return Check("broker queue", "FAIL", f"{got} of {messages} QoS 1 messages queued for an absent session were kept",
+            return Check("broker queue", "FAIL",
+                         f"{got} of {messages} QoS 1 messages queued for an absent session were kept",
                          MOSQUITTO_HINT)
-        return Check("broker queue", "PASS", f"all {messages} QoS 1 messages queued for an absent session were delivered")
+        return Check("broker queue", "PASS",
+                     f"all {messages} QoS 1 messages queued for an absent session were delivered")
     except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
         return Check("broker queue", "WARN", f"queue probe could not run: {exc}", "re-run; check the broker log")
     finally:

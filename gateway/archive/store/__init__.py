@@ -27,7 +27,8 @@ __all__ = ["HEADER_ONLY", "PENDING", "VERIFIED", "GatewayRow", "PostgresStore", 
            "SqliteStore", "Store", "StoreError", "StoredBlock", "open_store"]
 
 
-def open_store(store_cfg: Any, *, readonly: bool = False, rejections_max_rows: int = 100_000) -> SqliteStore | PostgresStore:
+def open_store(store_cfg: Any, *, readonly: bool = False,
+               rejections_max_rows: int = 100_000) -> SqliteStore | PostgresStore:
     if store_cfg.postgres is not None:
         return PostgresStore(store_cfg.postgres, rejections_max_rows=rejections_max_rows, readonly=readonly)
     if readonly and not Path(store_cfg.sqlite).exists():

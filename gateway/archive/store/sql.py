@@ -64,7 +64,8 @@ class SqlStore:
                                          "follows the rotation by itself)")
                     raise StoreError(f"gateway {gateway!r} is enrolled with key {row[0][:16]}…, not {public_key[:16]}…")
                 return False
-            self._exec("INSERT INTO gateways (id, public_key, enrolled_ms) VALUES (?,?,?)", (gateway, public_key, now_ms))
+            self._exec("INSERT INTO gateways (id, public_key, enrolled_ms) VALUES (?,?,?)",
+                       (gateway, public_key, now_ms))
             return True
 
     def gateways(self) -> dict[str, GatewayRow]:
@@ -72,20 +73,24 @@ class SqlStore:
             "SELECT id, public_key, profile, profile_sig, profile_ms, enrolled_ms FROM gateways ORDER BY id")}
 
     def set_profile(self, gateway: str, profile: str, sig: str, time_ms: int) -> None:
-        self._exec("UPDATE gateways SET profile=?, profile_sig=?, profile_ms=? WHERE id=?", (profile, sig, time_ms, gateway))
+        self._exec("UPDATE gateways SET profile=?, profile_sig=?, profile_ms=? WHERE id=?",
+                   (profile, sig, time_ms, gateway))
 
     # records ---------------------------------------------------------------------------------
     def records_between(self, gateway: str, lo: int, hi: int) -> list[tuple[int, bytes, bytes]]:
         return [(r[0], bytes(r[1]), bytes(r[2])) for r in self._all(
-            "SELECT seq, body, sig FROM records WHERE gateway=? AND seq BETWEEN ? AND ? ORDER BY seq", (gateway, lo, hi))]
+            "SELECT seq, body, sig FROM records WHERE gateway=? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (gateway, lo, hi))]
 
     def put_records(self, gateway: str, rows: Sequence[RecordRow]) -> None:
         if rows:
-            self._many("INSERT INTO records (gateway, seq, time_ms, type, sensor, kind, body, sig) VALUES (?,?,?,?,?,?,?,?)",
+            self._many("INSERT INTO records (gateway, seq, time_ms, type, sensor, kind, body, sig) "
+                       "VALUES (?,?,?,?,?,?,?,?)",
                        [(gateway, r.seq, r.time_ms, r.type, r.sensor, r.kind, r.body, r.sig) for r in rows])
 
     def count_records(self, gateway: str, lo: int, hi: int) -> int:
-        return int(self._one("SELECT COUNT(*) FROM records WHERE gateway=? AND seq BETWEEN ? AND ?", (gateway, lo, hi))[0])
+        return int(self._one("SELECT COUNT(*) FROM records WHERE gateway=? AND seq BETWEEN ? AND ?",
+                             (gateway, lo, hi))[0])
 
     def record_rows(self, gateway: str, lo: int, hi: int) -> list[RecordRow]:
         return [RecordRow(r[0], r[1], r[2], r[3], r[4], None, bytes(r[5]), bytes(r[6])) for r in self._all(
@@ -97,7 +102,8 @@ class SqlStore:
 
     def sensor_seqs(self, gateway: str, sensor: str, from_ms: int, to_ms: int, max_seq: int) -> list[int]:
         return [r[0] for r in self._all(
-            "SELECT seq FROM records WHERE gateway=? AND sensor=? AND time_ms BETWEEN ? AND ? AND seq <= ? ORDER BY seq",
+            "SELECT seq FROM records WHERE gateway=? AND sensor=? AND time_ms BETWEEN ? AND ? AND seq <= ? "
+            "ORDER BY seq",
             (gateway, sensor, from_ms, to_ms, max_seq))]
 
     def seqs_after(self, gateway: str, after: int, limit: int) -> list[int]:
@@ -144,8 +150,8 @@ class SqlStore:
                                    (gateway,)))
 
     def put_block(self, gateway: str, b: StoredBlock, first_time_ms: int, last_time_ms: int) -> None:
-        self._exec("INSERT INTO blocks (gateway, block, first_seq, last_seq, header, sig, hash, sealed_ms, first_time_ms, "
-                   "last_time_ms, verified) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self._exec("INSERT INTO blocks (gateway, block, first_seq, last_seq, header, sig, hash, sealed_ms, "
+                   "first_time_ms, last_time_ms, verified) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                    (gateway, b.block, b.first_seq, b.last_seq, b.header, b.sig, b.hash, b.sealed_ms, first_time_ms,
                     last_time_ms, b.verified))
 
@@ -171,8 +177,9 @@ class SqlStore:
                                    f"ORDER BY {order} LIMIT 1", (gateway, *args)))
 
     def verified_blocks_between(self, gateway: str, lo: int, hi: int) -> list[StoredBlock]:
-        return [b for r in self._all(f"SELECT {self._BCOLS} FROM blocks WHERE gateway=? AND verified<>0 AND block BETWEEN "
-                                     "? AND ? ORDER BY block", (gateway, lo, hi)) if (b := self._blk(r)) is not None]
+        return [b for r in self._all(f"SELECT {self._BCOLS} FROM blocks WHERE gateway=? AND verified<>0 "
+                                     "AND block BETWEEN ? AND ? ORDER BY block", (gateway, lo, hi))
+                if (b := self._blk(r)) is not None]
 
     def block_agg(self, gateway: str, expr: str, where: str, args: Sequence[Any]) -> Any:
         return self._one(f"SELECT {expr} FROM blocks WHERE gateway=? AND verified<>0 AND {where}", (gateway, *args))
@@ -183,18 +190,22 @@ class SqlStore:
                          (gateway, block, kind, hashlib.sha256(anchor.encode()).digest())) is not None
 
     def put_anchor(self, gateway: str, block: int, header_hash: bytes, kind: str, anchor: str, time_ms: int) -> None:
-        self._exec("INSERT INTO anchors (gateway, block, header_hash, kind, anchor, digest, time_ms) VALUES (?,?,?,?,?,?,?)",
+        self._exec("INSERT INTO anchors (gateway, block, header_hash, kind, anchor, digest, time_ms) "
+                   "VALUES (?,?,?,?,?,?,?)",
                    (gateway, block, header_hash, kind, anchor, hashlib.sha256(anchor.encode()).digest(), time_ms))
 
     def max_anchored(self, gateway: str, at_most: int) -> int:
         row = self._one("SELECT MAX(block) FROM anchors WHERE gateway=? AND block <= ?", (gateway, at_most))
         return -1 if row[0] is None else int(row[0])
 
-    def anchor_at_or_after(self, gateway: str, block: int, newest: bool = False) -> tuple[int, dict[str, Any], int] | None:
-        """Anchors of verified blocks only: an anchor of a block the archive has not verified vouches for nothing here."""
+    def anchor_at_or_after(self, gateway: str, block: int,
+                           newest: bool = False) -> tuple[int, dict[str, Any], int] | None:
+        """Anchors of verified blocks only: an anchor of a block the archive has not verified
+        vouches for nothing here."""
         order = "a.block DESC" if newest else "a.block"
         row = self._one(
-            "SELECT a.block, a.anchor, a.time_ms FROM anchors a JOIN blocks b ON b.gateway=a.gateway AND b.block=a.block "
+            "SELECT a.block, a.anchor, a.time_ms FROM anchors a "
+            "JOIN blocks b ON b.gateway=a.gateway AND b.block=a.block "
             f"WHERE a.gateway=? AND a.block >= ? AND b.verified<>0 ORDER BY {order}, a.time_ms, a.kind LIMIT 1",
             (gateway, block))
         return None if row is None else (int(row[0]), json.loads(row[1]), int(row[2]))
@@ -205,8 +216,8 @@ class SqlStore:
                    "DO NOTHING", (gateway, first, last))
 
     def skips(self, gateway: str) -> list[tuple[int, int]]:
-        return [(r[0], r[1]) for r in self._all("SELECT first_seq, last_seq FROM skips WHERE gateway=? ORDER BY first_seq",
-                                                (gateway,))]
+        return [(r[0], r[1]) for r in self._all(
+            "SELECT first_seq, last_seq FROM skips WHERE gateway=? ORDER BY first_seq", (gateway,))]
 
     def progress(self, gateway: str) -> tuple[int, int] | None:
         row = self._one("SELECT records, blocks FROM progress WHERE gateway=?", (gateway,))
@@ -247,12 +258,14 @@ class SqlStore:
             "(SELECT id FROM gateways) GROUP BY gateway ORDER BY gateway")}
 
     def counters(self, gateway: str) -> dict[str, int]:
-        return {r[0]: int(r[1]) for r in self._all("SELECT name, n FROM counters WHERE gateway=? ORDER BY name", (gateway,))}
+        return {r[0]: int(r[1]) for r in self._all(
+            "SELECT name, n FROM counters WHERE gateway=? ORDER BY name", (gateway,))}
 
     def status(self, gateway: str) -> dict[str, Any]:
         q = self._one
         prog = self.progress(gateway) or (-1, -1)
-        by_state = dict(self._all("SELECT verified, COUNT(*) FROM blocks WHERE gateway=? GROUP BY verified", (gateway,)))
+        by_state = dict(self._all("SELECT verified, COUNT(*) FROM blocks WHERE gateway=? GROUP BY verified",
+                                  (gateway,)))
         counters = self.counters(gateway)
         return {
             "records": int(q("SELECT COUNT(*) FROM records WHERE gateway=?", (gateway,))[0]),

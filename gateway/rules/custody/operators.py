@@ -197,7 +197,8 @@ class SessionDesk:
                 "stage": self.stage, "operator": s.operator.party(), "at_ms": t}
 
     # -- refusals -----------------------------------------------------------------------
-    def require(self, t: int, what: str, subject: str, extra: Mapping[str, Any]) -> tuple[Session | None, list[dict[str, Any]]]:
+    def require(self, t: int, what: str, subject: str,
+                extra: Mapping[str, Any]) -> tuple[Session | None, list[dict[str, Any]]]:
         """The valid session for a scan of ``what``, or the refusal bodies explaining why not."""
         if self.session is not None:
             return self.session, []

@@ -208,7 +208,8 @@ class Reconciler:
             b.checked.add((ref.stage, s))
             loss, allowed = ref.weight_g - cur.weight_g, self.cfg.allowed_loss_g(ref.weight_g)
             if loss > allowed:
-                detail: dict[str, int | str] = {"pickup_stage": ref.stage, "pickup_weight_g": ref.weight_g, "weight_g": cur.weight_g,
+                detail: dict[str, int | str] = {
+                          "pickup_stage": ref.stage, "pickup_weight_g": ref.weight_g, "weight_g": cur.weight_g,
                           "pickup_gateway": ref.gateway, "stage_gateway": cur.gateway,
                           "stage_station": cur.station}
                 self._event("weight-loss", "alarm", f"weight-loss/{b.route}/{b.key}/{s}", b, {"stage": s},

@@ -98,7 +98,8 @@ class CustodyConfig:
     repeat_weights_recorded: bool = False
 
 
-def station(id: str, stage: str, location: str, sensors: tuple[str, ...] | list[str], **kw: Any) -> CustodyStationConfig:
+def station(id: str, stage: str, location: str, sensors: tuple[str, ...] | list[str],
+            **kw: Any) -> CustodyStationConfig:
     """A station built in code (tests, simulators) with the same defaults as the parser."""
     kw.setdefault("require_category", stage == "handed_over")
     return CustodyStationConfig(id, stage, location, tuple(sensors), **kw)
