@@ -357,7 +357,6 @@ SIZE_LINE = re.compile(r"^\s*Size:\s*([\w.]+)\s*:\s*(\S.*)$", re.MULTILINE)
 KNOWN_OVERSIZE: dict[str, str] = {
     "gateway/app/service.py::Gateway.__init__": "configslices: the service wiring, rewritten with the config slices",
     "gateway/chain/export.py::build_bundle": "journalsql: rewritten over BundleSource (layout plan §6)",
-    "gateway/archive/consumer.py": "consumer + checks + runner (layout plan §1); not in wave 2 (owner: lead)",
 }
 
 
