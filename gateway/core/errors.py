@@ -7,11 +7,11 @@
         ├── Rejected           input refused with a stable reason ``code`` and a ``message``:
         │   │                  admission refused an observation (unknown sensor, bad
         │   │                  signature, replay, counter jump, implausible value)
-        │   └── ItemRejected   (gateway.archive.consumer) the archive refused a forwarded
+        │   └── ItemRejected   (gateway.archive.items) the archive refused a forwarded
         │                      item; ``reason``/``detail`` name the same two fields
         ├── JournalError       the journal cannot take writes (disk full, I/O error)
         └── StoreError         (gateway.archive.store) the archive's store cannot take writes
-            └── PartialCommit  (gateway.archive.consumer) it failed while a batch was
+            └── PartialCommit  (gateway.archive.items) it failed while a batch was
                                isolated: the first ``done`` messages are stored
 
 Rows, not errors: a refused gateway message becomes a ``QuarantineRow`` (gateway.journal),
