@@ -2,7 +2,8 @@
 that look at one header, record, link or anchor entry and return the typed problems found.
 
 Why pure: the bundle verifier (``steps.py``) and the archive's consumer
-(``gateway/archive/ (items.py, keychain.py, consumer.py)``, see /work/notes/archive_checks_mapping.md) apply the same
+(``gateway/archive/items.py``, which maps problem codes to rejection reasons through
+``gateway/archive/checks.py``) apply the same
 rules to data that reaches them by different roads; a rule with one owner cannot drift into
 two. Each check returns a list (empty = the rule holds) and never raises on hostile input
 of the documented types; ``Problem.detail`` is the sentence the verifier's report prints
