@@ -34,10 +34,10 @@ from firmware_sim.message import build_message, temperature
 from gateway.adapters import traceseal_fw
 from gateway.chain.anchoring import Anchorer
 from gateway.chain.blocks import BlockSealer
-from gateway.core.clock import FakeClock
 from gateway.chain.export import export_record
-from gateway.journal import Journal
+from gateway.core.clock import FakeClock
 from gateway.ingest.seal import Sealer, reading_body
+from gateway.journal import Journal
 from ledger_client.canonical import (
     HEADER_DOMAIN,
     LEDGER_DOMAIN,

@@ -14,9 +14,9 @@ import enum
 import pytest
 import rfc8785
 from hypothesis import HealthCheck, given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
+from gateway.testing.hypo import examples
 from ledger_client import canonical as canon
 from ledger_client.canonical import MAX_SAFE_INT, canonical
 from ledger_client.errors import EncodingError

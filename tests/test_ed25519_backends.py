@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
+from gateway.testing.hypo import examples
 from ledger_client import keys
 
 # RFC 8032 §7.1, TEST 1 and TEST 2: (secret, public, message, signature)

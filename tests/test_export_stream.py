@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from bench.faults.tamper import Fixture
 from gateway import cli
 from gateway.chain.export import ExportError, export_range, export_record
+from gateway.testing.hypo import examples
 from ledger_client.canonical import canonical
 from ledger_client.verify import verify_bundle
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from firmware_sim.message import build_message, temperature
@@ -30,6 +29,7 @@ from gateway.core.clock import FakeClock
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
+from gateway.testing.hypo import examples
 from gateway.testing.station import StationDir, make_station
 from gateway.transports.inbound import Inbound
 

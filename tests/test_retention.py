@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway import cli
@@ -31,6 +30,7 @@ from gateway.core.clock import FakeClock
 from gateway.core.errors import ConfigError
 from gateway.ingest.seal import Sealer
 from gateway.journal import Journal
+from gateway.testing.hypo import examples
 from gateway.testing.station import make_station
 from ledger_client.keys import load_private_key, public_hex
 from ledger_client.local import LocalLedger

@@ -25,7 +25,6 @@ from ledger_client.keys import public_from_hex
 from ledger_client.verify import loads_strict
 from ledger_client.verify.checks import Problem
 
-
 MAX_ITEMS = 20_000          # per message; the forwarder cuts at batch_max
 MAX_BODY = 64 * 1024        # one record's canonical text
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from gateway.chain.settings import LedgerConfig
 from gateway.core.clock import Clock
 from gateway.core.errors import ConfigError
-from gateway.chain.settings import LedgerConfig
 from ledger_client.keys import load_private_key
 from ledger_client.ledger import Ledger
 from ledger_client.local import LocalLedger

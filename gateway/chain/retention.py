@@ -30,8 +30,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.core.clock import Clock
 from gateway.chain.settings import RetentionConfig
+from gateway.core.clock import Clock
 from gateway.journal import Journal, Readable, pruning
 from gateway.journal.pruning import fmt_day
 

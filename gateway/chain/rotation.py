@@ -30,10 +30,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.chain.blocks import BlockSealer
+from gateway.chain.source import BundleSource
 from gateway.core.clock import Clock
 from gateway.core.errors import GatewayError
 from gateway.ingest.seal import Sealer
-from gateway.chain.source import BundleSource
 from gateway.journal import Journal
 from ledger_client.files import open_lock_file
 from ledger_client.keys import public_hex, write_private_key

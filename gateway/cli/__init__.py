@@ -17,13 +17,13 @@ from pathlib import Path
 
 from gateway.app import config as configmod
 from gateway.app import doctor
+from gateway.app.config import check_files, named_files
 from gateway.app.service import Gateway
 from gateway.archive.cli import add_archive_parser
 from gateway.cli import rotate as keyrotation
 from gateway.cli.export import add_export_parser, add_manifest_parser, add_report_parser
 from gateway.cli.journal import add_prune_parser, add_status_parser
 from gateway.cli.keys import add_keygen_parser, add_web_token_parser
-from gateway.app.config import check_files, named_files
 from gateway.core.errors import ConfigError
 from ledger_client import cli as lcli
 from ledger_client.errors import KeyFileError, TracesealError

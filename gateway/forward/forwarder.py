@@ -28,17 +28,17 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.core.clock import Clock
 from gateway.core.configfiles import check_file, read_secret
 from gateway.core.errors import JournalError
-from gateway.forward.settings import ForwardConfig, UpstreamConfig
 from gateway.forward import wire
+from gateway.forward.settings import ForwardConfig, UpstreamConfig
 from gateway.forward.streams import ORDER, Streams
 from ledger_client.retry import backoff_s
 

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.core.clock import Clock
 from gateway.core.errors import JournalError
-from gateway.forward.settings import ForwardConfig
 from gateway.forward.forwarder import read_password
+from gateway.forward.settings import ForwardConfig
 from gateway.forward.streams import ORDER, Streams, fair_order
 from ledger_client.retry import backoff_s
 

@@ -14,8 +14,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.core.clock import Clock
-from gateway.forward.settings import ForwardConfig
 from gateway.forward import wire
+from gateway.forward.settings import ForwardConfig
 from gateway.forward.state import LINK_META, STREAMS
 from gateway.forward.window import Window
 from gateway.journal import Journal

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from gateway.core.errors import Rejected
 from gateway.core.observation import Observation
-from gateway.ingest.settings import AdmissionConfig, SensorConfig
 from gateway.ingest.sensor_auth import SCHEME as HMAC_SCHEME
 from gateway.ingest.sensor_auth import check as check_mac
+from gateway.ingest.settings import AdmissionConfig, SensorConfig
 from ledger_client.keys import public_from_hex, verifier
 
 _RANGES = {"humidity": (0, 1000), "battery": (0, 100), "door": (0, 1), "power": (0, 1), "weight": (-10**9, 10**9)}

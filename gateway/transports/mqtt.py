@@ -20,13 +20,13 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.core.configfiles import read_secret
-from gateway.transports.settings import MqttConfig
 from gateway.transports.inbound import Inbound
+from gateway.transports.settings import MqttConfig
 
 log = logging.getLogger("traceseal.mqtt")
 

@@ -20,12 +20,12 @@ from epcpy.epc_schemes import GRAI, SGTIN
 from epcpy.epc_schemes.grai import GRAIFilterValue
 from epcpy.epc_schemes.sgtin import SGTINFilterValue
 from hypothesis import HealthCheck, given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.adapters import ad_scale, ds18b20, epc, gs1, mtsics, shelly, tasmota, zigbee2mqtt
 from gateway.adapters.registry import PARSERS
 from gateway.core.errors import ParseError
+from gateway.testing.hypo import examples
 
 FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

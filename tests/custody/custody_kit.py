@@ -17,13 +17,13 @@ from typing import Any, Protocol
 
 from firmware_sim.waste_route import Line, WasteRoute, observations
 from gateway.app.config import FilterConfig
+from gateway.core.observation import Observation
+from gateway.ingest.filters import ChangeFilter
+from gateway.ingest.seal import RESERVED, reading_body
 from gateway.rules.custody.events import CustodyStation
 from gateway.rules.custody.operators import parse_operators
 from gateway.rules.custody.reconcile import Reconciler
 from gateway.rules.custody.settings import ReconcileConfig, parse_custody
-from gateway.ingest.filters import ChangeFilter
-from gateway.core.observation import Observation
-from gateway.ingest.seal import RESERVED, reading_body
 from gateway.testing.bodies import assert_body_ok
 
 SEC, MIN, HOUR = 1_000, 60_000, 3_600_000

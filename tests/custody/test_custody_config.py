@@ -7,9 +7,9 @@ import tomllib
 import pytest
 
 from firmware_sim.waste_route import waste_route
+from gateway.core.errors import ConfigError
 from gateway.rules.custody.operators import ROLE_STAGES, parse_operators
 from gateway.rules.custody.settings import DEFAULT_CODES, ReconcileConfig, parse_custody
-from gateway.core.errors import ConfigError
 
 TOML = """
 [[operators]]

@@ -17,12 +17,12 @@ from custody_kit import HOUR, route_rigs, strip
 from firmware_sim.waste_route import ROUTE, T0, waste_route
 from gateway.chain.anchoring import Anchorer
 from gateway.chain.blocks import BlockSealer
+from gateway.chain.export import build_bundle
 from gateway.core.clock import FakeClock
+from gateway.ingest.seal import Sealer
+from gateway.journal import Journal
 from gateway.rules.custody.manifest import check_manifest, route_records
 from gateway.rules.custody.settings import ReconcileConfig
-from gateway.chain.export import build_bundle
-from gateway.journal import Journal
-from gateway.ingest.seal import Sealer
 from ledger_client.keys import public_hex
 from ledger_client.local import LocalLedger
 

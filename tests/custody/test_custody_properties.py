@@ -10,15 +10,15 @@ from typing import Any
 
 from custody_kit import MIN, Rig, Writer, assert_body_ok, strip
 from hypothesis import HealthCheck, given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
+from gateway.core.observation import Observation
 from gateway.rules.custody.events import CustodyStation
 from gateway.rules.custody.manifest import manifest, routes
 from gateway.rules.custody.operators import STAGES, parse_operators
 from gateway.rules.custody.reconcile import Reconciler, reconcile
 from gateway.rules.custody.settings import ReconcileConfig, station
-from gateway.core.observation import Observation
+from gateway.testing.hypo import examples
 
 T = 1_772_438_400_000
 OPS = parse_operators([

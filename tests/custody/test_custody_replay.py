@@ -10,11 +10,11 @@ import pytest
 from custody_kit import HOUR, MIN, SEC, Event, Rig, Writer, events, play, stations_for, strip
 
 from firmware_sim.waste_route import T0, waste_route
+from gateway.core.observation import Observation
 from gateway.rules.custody.events import CustodyStation
 from gateway.rules.custody.operators import parse_operators
 from gateway.rules.custody.reconcile import Reconciler
 from gateway.rules.custody.settings import ReconcileConfig, station
-from gateway.core.observation import Observation
 
 RC = ReconcileConfig(missing_after_s=4 * 3600)
 ROUTE = waste_route()

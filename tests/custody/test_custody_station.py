@@ -8,10 +8,10 @@ import pytest
 from custody_kit import SEC, Rig, strip
 
 from firmware_sim.waste_route import GENERATOR, TRANSPORTER, Bin
+from gateway.core.observation import Observation
 from gateway.rules.custody.events import CustodyStation
 from gateway.rules.custody.operators import parse_operators
 from gateway.rules.custody.settings import CustodyConfig, station
-from gateway.core.observation import Observation
 
 T = 1_772_438_400_000
 OPS = parse_operators([

@@ -12,9 +12,9 @@ from coldchain_kit import MIN, T0, Station
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from gateway.station.gpio import AckButton, AlarmPanel, DoorContact, door_body
 from gateway.rules.alarms import AlarmEngine
 from gateway.rules.units import parse_units
+from gateway.station.gpio import AckButton, AlarmPanel, DoorContact, door_body
 
 GREEN, AMBER, RED, BUZZER, ACK, DOOR = 5, 6, 13, 19, 27, 17
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from coldchain_kit import MIN, T0, Station, assert_body_ok
 from hypothesis import HealthCheck, given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.rules.alarms import AlarmEngine
 from gateway.rules.inventory import Inventory, parse_inventory
 from gateway.rules.reports import MinMax
 from gateway.rules.units import parse_units
+from gateway.testing.hypo import examples
 
 UNITS = parse_units(
     [

@@ -20,13 +20,13 @@ from typing import Any
 from firmware_sim.message import build_message, temperature
 from firmware_sim.serial_devices import BarcodeScanner
 from gateway.app import config as configmod
+from gateway.app.service import Gateway
 from gateway.archive import config as archive_config
 from gateway.archive.consumer import Archive
 from gateway.archive.store import open_store
 from gateway.core.clock import FakeClock
 from gateway.journal import Journal
 from gateway.rules.profile import profile_message, station_profile
-from gateway.app.service import Gateway
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import fridge_with_scanners_toml, make_station
 from gateway.testing.waiting import wait_for

@@ -11,15 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import archive_kit as kit
 import pytest
+from test_archive_store import station_a  # noqa: F401 (fixture)
 
 from gateway.archive import config as archive_config
 from gateway.archive.consumer import Archive
 from gateway.archive.store import open_store
 from ledger_client.canonical import canonical, header_message, record_message
-
-import archive_kit as kit
-from test_archive_store import station_a  # noqa: F401 (fixture)
 
 
 @pytest.fixture

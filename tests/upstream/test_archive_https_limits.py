@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
-from gateway.testing.hypo import examples
 from hypothesis import strategies as st
 
 from gateway.archive import config as archive_config
@@ -30,6 +29,7 @@ from gateway.archive.consumer import Archive
 from gateway.archive.http import HttpIngest
 from gateway.archive.store import open_store
 from gateway.core.errors import ConfigError
+from gateway.testing.hypo import examples
 from gateway.testing.mosquitto import free_port
 from gateway.testing.pki import make_pki
 

@@ -12,8 +12,8 @@ import archive_kit as kit
 import pytest
 
 from gateway.app import config as configmod
-from gateway.cli import main
 from gateway.chain.export import export_lot
+from gateway.cli import main
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.waiting import wait_for
 
@@ -118,8 +118,8 @@ def test_waste_route_across_three_gateways_exports_as_one_set(broker: Mosquitto,
     from gateway.chain.anchoring import Anchorer
     from gateway.chain.blocks import BlockSealer
     from gateway.core.clock import FakeClock
-    from gateway.journal import Journal
     from gateway.ingest.seal import Sealer
+    from gateway.journal import Journal
     from ledger_client.keys import public_hex, write_private_key
     from ledger_client.local import LocalLedger
 

@@ -19,12 +19,12 @@ import pytest
 
 from firmware_sim.message import build_message, temperature
 from gateway.app import config as configmod
+from gateway.app.service import Gateway
 from gateway.archive.store import open_store
 from gateway.archive.view import ArchiveView
-from gateway.cli import main
 from gateway.chain.export import export_range, export_record
+from gateway.cli import main
 from gateway.journal import Journal
-from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import make_station

@@ -22,10 +22,10 @@ import pytest
 from firmware_sim.message import build_message, temperature
 from firmware_sim.serial_devices import BarcodeScanner
 from gateway.app import config as configmod
+from gateway.app.service import Gateway
 from gateway.cli import main
 from gateway.core.clock import FakeClock
 from gateway.journal import Journal
-from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import StationDir, fridge_with_scanners_toml, make_station

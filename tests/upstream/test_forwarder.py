@@ -30,16 +30,16 @@ from paho.mqtt.properties import Properties
 from firmware_sim.message import build_message, temperature
 from gateway.app import config as configmod
 from gateway.app.dashboard import GatewaySource
+from gateway.app.service import Gateway
 from gateway.core.errors import ConfigError
 from gateway.forward.state import upstream_stats
 from gateway.journal import Journal
-from gateway.web.metrics import registry_for, render
 from gateway.rules.profile import PROFILE_DOMAIN
-from gateway.app.service import Gateway
 from gateway.testing.mosquitto import Mosquitto
 from gateway.testing.mqttpub import Publisher
 from gateway.testing.station import StationDir, make_station
 from gateway.testing.waiting import wait_for
+from gateway.web.metrics import registry_for, render
 from ledger_client.canonical import canonical, header_hash
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from gateway.app.dashboard import GatewaySource
+from gateway.testing.dashboard import Rig, gs1_pack, make_rig, wait_for
 from gateway.web.app import create_app
 from gateway.web.auth import write_token
 from gateway.web.settings import WebConfig
-from gateway.testing.dashboard import Rig, gs1_pack, make_rig, wait_for
 
 HOUR = 3_600_000
 

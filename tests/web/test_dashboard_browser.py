@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from gateway.app.dashboard import GatewaySource
+from gateway.testing.dashboard import Rig, gs1_pack, make_rig, wait_for
 from gateway.web.auth import load_token, write_token
 from gateway.web.server import WebServer
 from gateway.web.settings import WebConfig
-from gateway.testing.dashboard import Rig, gs1_pack, make_rig, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -171,9 +171,9 @@ def test_https_sign_in_acknowledge_and_sign_out(browser: Any, tmp_path: Path) ->
     from gateway.app import config as configmod
     from gateway.core.clock import FakeClock
     from gateway.journal import Journal
+    from gateway.testing.dashboard import StaticSource
     from gateway.testing.station import make_station
     from gateway.web.settings import parse_web
-    from gateway.testing.dashboard import StaticSource
 
     st = make_station(tmp_path / "st", 1, sensors=1)
     cfg = configmod.load(st.config_path)

@@ -10,12 +10,12 @@ from typing import Any
 
 from gateway.app import config as configmod
 from gateway.core.clock import FakeClock
-from gateway.journal import Journal
 from gateway.ingest.seal import Sealer
+from gateway.journal import Journal
+from gateway.testing.dashboard import StaticSource
 from gateway.testing.station import make_station
 from gateway.web.app import create_app
 from gateway.web.settings import WebConfig
-from gateway.testing.dashboard import StaticSource
 from ledger_client.keys import load_private_key, public_hex
 
 HOUR = 3_600_000

@@ -29,11 +29,11 @@ from gateway.app.dashboard import GatewaySource
 from gateway.core.clock import FakeClock
 from gateway.core.errors import ConfigError
 from gateway.journal import Journal
+from gateway.testing.dashboard import Rig, StaticSource, make_rig, wait_for
 from gateway.testing.station import make_station
 from gateway.web.auth import load_token, write_token
 from gateway.web.server import WebServer
 from gateway.web.settings import WebConfig, parse_web
-from gateway.testing.dashboard import Rig, StaticSource, make_rig, wait_for
 
 ALARM = {"id": "high/fridge-1/probe-1/1", "alarm": "high", "state": "raised", "severity": "alarm", "unit": "fridge-1",
          "sensor": "probe-1", "since_ms": 1, "raised_ms": 1, "value": 9000, "threshold": 8000, "value_unit": "mC",

@@ -47,10 +47,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.chain.anchoring import Anchorer
 from gateway.chain.blocks import BlockSealer
-from gateway.core.clock import FakeClock
 from gateway.chain.export import export_range, export_record
-from gateway.journal import Journal
+from gateway.core.clock import FakeClock
 from gateway.ingest.seal import Sealer
+from gateway.journal import Journal
 from ledger_client.canonical import canonical
 from ledger_client.keys import public_hex
 from ledger_client.local import LocalLedger
