@@ -24,6 +24,7 @@ from gateway.chain import retention
 from gateway.chain.rotation import bundle_rotations
 from gateway.chain.source import BundleSource
 from gateway.core.errors import GatewayError
+from gateway.journal import BlockRow
 from gateway.rules import Inventory
 from gateway.rules.custody.manifest import route_records
 from ledger_client.merkle import hash_leaf, inclusion_proofs
@@ -128,18 +129,23 @@ def export_record(journal: BundleSource, seq: int, **kw: Any) -> dict[str, Any]:
     return _bundle(journal, [seq], {"type": "record", "seq": seq}, **kw)
 
 
+def _top_block(journal: BundleSource, allow_unanchored: bool) -> BlockRow:
+    """The newest block a selection may reach: the newest anchored one (the newest sealed one
+    when unanchored export is allowed or nothing is anchored yet, so the anchor step names it)."""
+    latest = journal.latest_anchor()
+    last = journal.last_block()
+    if last is None:
+        raise ExportError("no sealed blocks yet")
+    top = journal.block(last.block if allow_unanchored or latest is None else latest[0])
+    assert top is not None
+    return top
+
+
 def export_range(journal: BundleSource, sensor: str, from_ms: int, to_ms: int, **kw: Any) -> dict[str, Any]:
     """Every record of ``sensor`` in [from_ms, to_ms] in anchored blocks, plus every block in between."""
     if to_ms < from_ms:
         raise ExportError(f"range end {to_ms} is before its start {from_ms}")
-    latest = journal.latest_anchor()
-    allow = kw.get("allow_unanchored", False)
-    last = journal.last_block()
-    if last is None:
-        raise ExportError("no sealed blocks yet")
-    top_block = last.block if allow or latest is None else latest[0]
-    top = journal.block(top_block)
-    assert top is not None
+    top = _top_block(journal, kw.get("allow_unanchored", False))
     seqs = journal.sensor_seqs(sensor, from_ms, to_ms, top.last_seq)
     span = journal.blocks_overlapping(from_ms, to_ms)
     if span is not None:  # a range with pruned records in it would look complete and not be
@@ -149,13 +155,13 @@ def export_range(journal: BundleSource, sensor: str, from_ms: int, to_ms: int, *
     before = journal.block_before(from_ms)
     after = journal.block_after(to_ms)
     lo = before if before is not None else (span[0] if span else 0)
-    hi = min(span[1], top_block) if span else lo
+    hi = min(span[1], top.block) if span else lo
     selection: dict[str, Any] = {"type": "range", "sensor": sensor, "from_ms": from_ms, "to_ms": to_ms}
-    if after is not None and after <= top_block:
+    if after is not None and after <= top.block:
         hi = max(hi, after)  # the block after the range shows nothing was sealed in between
     elif top.header_obj["last_time_ms"] < to_ms:
         selection["open_end"] = True  # the range reaches past the last anchored block
-    return _bundle(journal, seqs, selection, extra_blocks=(min(lo, top_block), hi), **kw)
+    return _bundle(journal, seqs, selection, extra_blocks=(min(lo, top.block), hi), **kw)
 
 
 def all_records(journal: BundleSource, max_seq: int) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -182,13 +188,7 @@ def export_lot(journal: BundleSource, units: dict[str, Any], inventory_cfg: Any,
     selection lists the windows so a verifier can check each record belongs (step 9).
     """
     _refuse_if_pruned(journal, f"lot {lot!r}")
-    latest = journal.latest_anchor()
-    last = journal.last_block()
-    if last is None:
-        raise ExportError("no sealed blocks yet")
-    top_block = last.block if kw.get("allow_unanchored") or latest is None else latest[0]
-    top = journal.block(top_block)
-    assert top is not None
+    top = _top_block(journal, kw.get("allow_unanchored", False))
     inv = Inventory(units, inventory_cfg)
     lot_seqs: list[int] = []
     alarm_rows: list[tuple[int, str, int]] = []  # (seq, unit, time)
@@ -229,8 +229,8 @@ def export_lot(journal: BundleSource, units: dict[str, Any], inventory_cfg: Any,
         lo_t, hi_t = min(w["from_ms"] for w in windows), max(w["to_ms"] for w in windows)
         before, after = journal.block_before(lo_t), journal.block_after(hi_t)
         lo = before if before is not None else 0
-        hi = after if after is not None and after <= top_block else top_block
-        extra = (min(lo, top_block), hi)
+        hi = after if after is not None and after <= top.block else top.block
+        extra = (min(lo, top.block), hi)
     return _bundle(journal, seqs, selection, extra_blocks=extra, **kw)
 
 
@@ -238,13 +238,7 @@ def export_route(journal: BundleSource, route: str, **kw: Any) -> dict[str, Any]
     """A waste route's manifest as a bundle: its custody records, notices and alarms, the
     operator sessions they cite, and the badge, bin-scan and weight readings behind them."""
     _refuse_if_pruned(journal, f"route {route!r}")
-    latest = journal.latest_anchor()
-    last = journal.last_block()
-    if last is None:
-        raise ExportError("no sealed blocks yet")
-    top_block = last.block if kw.get("allow_unanchored") or latest is None else latest[0]
-    top = journal.block(top_block)
-    assert top is not None
+    top = _top_block(journal, kw.get("allow_unanchored", False))
     seqs = route_records((rec for _, rec in all_records(journal, top.last_seq)), route)
     if not seqs:
         raise ExportError(f"no custody record of route {route!r} in the anchored journal")
