@@ -1,6 +1,5 @@
 """A throwaway PKI for TLS on loopback (tests and bench/faults): a CA, a server certificate
-for 127.0.0.1 and a client certificate, as PEM files. The same as tests/upstream/test_forwarder.py
-``make_pki`` (which could import this one)."""
+for 127.0.0.1 and a client certificate, as PEM files."""
 
 from __future__ import annotations
 

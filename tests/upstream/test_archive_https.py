@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from test_e2e_upstream import Cli, Site
-from test_forwarder import make_pki
 
 from gateway.archive import config as archive_config
 from gateway.archive.http import check_password
 from gateway.archive.store import open_store
 from gateway.core.errors import ConfigError
 from gateway.testing.mosquitto import Mosquitto, free_port
+from gateway.testing.pki import make_pki
 from gateway.testing.waiting import wait_for
 from ledger_client.canonical import canonical
 
